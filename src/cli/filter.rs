@@ -1,0 +1,87 @@
+//! `trackless filter`: one message on stdin, the rewritten message on stdout.
+//!
+//! This is what procmail, maildrop, Sieve `execute` or fetchmail's mda call, so it must never
+//! lose mail: any internal problem writes the original unchanged, warns on stderr and exits 0.
+//! Only input that cannot be read (or output that cannot be written) exits non-zero.
+
+use crate::core::message::neutralise;
+use crate::core::outcome::SkipReason;
+use crate::core::policy::Policy;
+use std::io::{self, Read, Write};
+
+/// Exit status for I/O failures (sysexits EX_IOERR).
+pub const EX_IOERR: i32 = 74;
+
+/// Run the filter over `input`, writing to `output`. Returns the process exit status.
+pub fn run(
+    policy: &Policy,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> i32 {
+    let limit = policy.limits.max_size;
+    let mut buf = Vec::new();
+    if let Err(e) = (&mut *input).take(limit as u64 + 1).read_to_end(&mut buf) {
+        let _ = writeln!(
+            warn,
+            "trackless filter: cannot read the message from stdin: {e}"
+        );
+        return EX_IOERR;
+    }
+    let result = if buf.len() > limit {
+        // Too large to rewrite: stream it through untouched without holding all of it.
+        let _ = writeln!(
+            warn,
+            "trackless filter: message larger than {limit} bytes; passed through unchanged"
+        );
+        output
+            .write_all(&buf)
+            .and_then(|()| io::copy(input, output).map(|_| ()))
+    } else {
+        let outcome = neutralise(&buf, policy);
+        for f in outcome.skips() {
+            if f.reason.is_some_and(SkipReason::is_message_wide) {
+                let reason = f.reason.map_or("", SkipReason::as_str);
+                let detail = f.detail.as_deref().unwrap_or("");
+                let _ = writeln!(
+                    warn,
+                    "trackless filter: passed through unchanged: {reason} {detail}"
+                );
+            }
+        }
+        output.write_all(&outcome.bytes)
+    };
+    match result.and_then(|()| output.flush()) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(
+                warn,
+                "trackless filter: cannot write the message to stdout: {e}"
+            );
+            EX_IOERR
+        }
+    }
+}
+
+/// Pass the message through untouched (used when the policy itself cannot be built).
+pub fn pass_through(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    warn: &mut dyn Write,
+    why: &str,
+) -> i32 {
+    let _ = writeln!(
+        warn,
+        "trackless filter: {why}; message passed through unchanged"
+    );
+    match io::copy(input, output).and_then(|_| output.flush()) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(
+                warn,
+                "trackless filter: cannot pass the message through: {e}"
+            );
+            EX_IOERR
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `trackless inspect`: what was found in a message and what would change, for people (text)
+//! and for programs (`--json`, one object per message per line).
+
+use crate::core::message::neutralise;
+use crate::core::outcome::{Finding, Kind, Outcome};
+use crate::core::policy::Policy;
+use mail_parser::MessageParser;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// JSON shape of one inspected message (stable: documented in the README).
+#[derive(Serialize)]
+pub struct Report<'a> {
+    pub file: String,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub changed: bool,
+    pub size_before: usize,
+    pub size_after: usize,
+    pub counts: crate::core::outcome::Counts,
+    pub header: Option<&'a str>,
+    pub findings: &'a [Finding],
+}
+
+pub fn report<'a>(file: &Path, raw: &[u8], outcome: &'a Outcome<'_>) -> Report<'a> {
+    let (from, subject) = from_and_subject(raw);
+    Report {
+        file: file.display().to_string(),
+        from,
+        subject,
+        changed: outcome.changed,
+        size_before: raw.len(),
+        size_after: outcome.bytes.len(),
+        counts: outcome.counts,
+        header: outcome.header.as_deref(),
+        findings: &outcome.findings,
+    }
+}
+
+fn from_and_subject(raw: &[u8]) -> (Option<String>, Option<String>) {
+    let Some(msg) = MessageParser::new().parse_headers(raw) else {
+        return (None, None);
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| match (a.name(), a.address()) {
+            (Some(n), Some(addr)) => format!("{n} <{addr}>"),
+            (None, Some(addr)) => addr.to_string(),
+            (Some(n), None) => n.to_string(),
+            (None, None) => String::new(),
+        });
+    (from, msg.subject().map(str::to_string))
+}
+
+/// Inspect files, printing to `out`; returns the exit status (1 if a file could not be read).
+pub fn run(
+    policy: &Policy,
+    files: &[impl AsRef<Path>],
+    json: bool,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> i32 {
+    let mut status = 0;
+    for file in files {
+        let file = file.as_ref();
+        let raw = match std::fs::read(file) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(warn, "trackless inspect: {}: {e}", file.display());
+                status = 1;
+                continue;
+            }
+        };
+        let outcome = neutralise(&raw, policy);
+        let rep = report(file, &raw, &outcome);
+        let written = if json {
+            serde_json::to_string(&rep)
+                .map_err(std::io::Error::other)
+                .and_then(|s| writeln!(out, "{s}"))
+        } else {
+            write_text(&rep, out)
+        };
+        if written.is_err() {
+            return 1;
+        }
+    }
+    status
+}
+
+fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "{}", rep.file)?;
+    if let Some(from) = &rep.from {
+        writeln!(out, "  From:    {from}")?;
+    }
+    if let Some(subject) = &rep.subject {
+        writeln!(out, "  Subject: {subject}")?;
+    }
+    let c = &rep.counts;
+    writeln!(
+        out,
+        "  {}: {} pixel(s), {} font(s) removed; {} link(s): {} unwrapped, {} cleaned, {} opaque; {} part(s) skipped",
+        if rep.changed { "REWRITE" } else { "unchanged" },
+        c.pixels,
+        c.fonts,
+        c.links_total,
+        c.links_unwrapped,
+        c.links_cleaned,
+        c.links_opaque,
+        c.skipped_parts
+    )?;
+    for f in rep.findings {
+        write_finding(f, out)?;
+    }
+    if let Some(h) = rep.header {
+        writeln!(out, "  X-Trackless: {h}")?;
+        writeln!(
+            out,
+            "  size: {} -> {} bytes",
+            rep.size_before, rep.size_after
+        )?;
+    }
+    writeln!(out)
+}
+
+fn write_finding(f: &Finding, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut line = format!("  - {:<5} {:<11}", f.kind.as_str(), f.action.as_str());
+    if let Some(r) = f.reason {
+        line.push_str(&format!(" {}", r.as_str()));
+    }
+    if let Some(ctx) = f.context {
+        line.push_str(&format!(" in {ctx}"));
+    }
+    if !f.part.is_empty() {
+        line.push_str(&format!(" (part {})", f.part));
+    }
+    if let Some(rule) = &f.rule {
+        line.push_str(&format!(" rule={rule}"));
+    }
+    if let Some(v) = &f.vendor {
+        line.push_str(&format!(" vendor={v}"));
+    }
+    if let Some(d) = &f.detail {
+        line.push_str(&format!(": {d}"));
+    }
+    writeln!(out, "{line}")?;
+    if let Some(url) = &f.url {
+        writeln!(out, "        {url}")?;
+    }
+    if let Some(new) = &f.new_url {
+        writeln!(out, "     -> {new}")?;
+    }
+    if f.kind == Kind::Link && !f.chain.is_empty() {
+        writeln!(out, "        via {}", f.chain.join(" -> "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Content-Transfer-Encoding (strict decode, re-encode) and charsets.
+//!
+//! Decoding is strict on purpose: a part we cannot decode losslessly is left alone, so the
+//! decoders report errors instead of guessing the way a display client would.
+
+use crate::core::outcome::SkipReason;
+use base64::Engine;
+use std::borrow::Cow;
+
+/// The transfer encodings a part can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cte {
+    /// 7bit, 8bit, binary or no header: the body is the content.
+    Identity,
+    QuotedPrintable,
+    Base64,
+}
+
+impl Cte {
+    /// From the `Content-Transfer-Encoding` header value (None when absent).
+    pub fn from_header(value: Option<&str>) -> Result<Cte, SkipReason> {
+        let Some(v) = value else {
+            return Ok(Cte::Identity);
+        };
+        let v = v.trim();
+        if v.eq_ignore_ascii_case("quoted-printable") {
+            Ok(Cte::QuotedPrintable)
+        } else if v.eq_ignore_ascii_case("base64") {
+            Ok(Cte::Base64)
+        } else if ["7bit", "8bit", "binary", ""]
+            .iter()
+            .any(|k| v.eq_ignore_ascii_case(k))
+        {
+            Ok(Cte::Identity)
+        } else {
+            Err(SkipReason::UnknownTransferEncoding)
+        }
+    }
+
+    pub fn decode(self, body: &[u8]) -> Result<Cow<'_, [u8]>, SkipReason> {
+        match self {
+            Cte::Identity => Ok(Cow::Borrowed(body)),
+            Cte::QuotedPrintable => qp_decode(body).map(Cow::Owned),
+            Cte::Base64 => b64_decode(body).map(Cow::Owned),
+        }
+    }
+
+    /// Encode `content`; `trailing_newline` says whether the original encoded body ended with
+    /// a line break (it does for a top-level body, not for a part before its boundary).
+    pub fn encode(self, content: &[u8], nl: &[u8], trailing_newline: bool) -> Vec<u8> {
+        match self {
+            Cte::Identity => content.to_vec(),
+            Cte::QuotedPrintable => qp_encode(content, nl),
+            Cte::Base64 => b64_encode(content, nl, trailing_newline),
+        }
+    }
+}
+
+/// Line ending used by a message: CRLF if its first line ends in CRLF, else LF.
+pub fn line_ending(raw: &[u8]) -> &'static [u8] {
+    match memchr(b'\n', raw) {
+        Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",
+        Some(_) => b"\n",
+        None => b"\r\n",
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Strict quoted-printable decoding (RFC 2045 §6.7). Hard line breaks are kept as they are
+/// (CRLF or LF); soft breaks and transport padding are removed. A `=` not followed by two hex
+/// digits or a line break is an error.
+pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (line, nl, next) = match memchr(b'\n', rest) {
+            Some(i) => {
+                let (line, nl) = if i > 0 && rest[i - 1] == b'\r' {
+                    (&rest[..i - 1], &rest[i - 1..=i])
+                } else {
+                    (&rest[..i], &rest[i..=i])
+                };
+                (line, nl, &rest[i + 1..])
+            }
+            None => (rest, &b""[..], &b""[..]),
+        };
+        // Transport padding: trailing whitespace is not part of the content.
+        let mut end = line.len();
+        while end > 0 && (line[end - 1] == b' ' || line[end - 1] == b'\t') {
+            end -= 1;
+        }
+        let line = &line[..end];
+        let soft = line.last() == Some(&b'=');
+        let content = if soft { &line[..line.len() - 1] } else { line };
+        let mut i = 0;
+        while i < content.len() {
+            let b = content[i];
+            if b == b'=' {
+                let hi = content.get(i + 1).and_then(|&c| hex_val(c));
+                let lo = content.get(i + 2).and_then(|&c| hex_val(c));
+                match (hi, lo) {
+                    (Some(h), Some(l)) => out.push(h << 4 | l),
+                    _ => return Err(SkipReason::BadQp),
+                }
+                i += 3;
+            } else {
+                out.push(b);
+                i += 1;
+            }
+        }
+        if !soft {
+            out.extend_from_slice(nl);
+        }
+        rest = next;
+    }
+    Ok(out)
+}
+
+/// Quoted-printable encoding with lines of at most 76 characters. Line breaks in `content`
+/// (CRLF or LF) become hard breaks written as `nl`; a lone CR is encoded.
+pub fn qp_encode(content: &[u8], nl: &[u8]) -> Vec<u8> {
+    const MAX: usize = 76;
+    let mut out = Vec::with_capacity(content.len() + content.len() / 8);
+    let mut lines = content.split(|&b| b == b'\n').peekable();
+    while let Some(mut line) = lines.next() {
+        let last = lines.peek().is_none();
+        if !last && line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        if last && line.is_empty() {
+            break; // content ended with a line break
+        }
+        let mut col = 0;
+        for (i, &b) in line.iter().enumerate() {
+            let at_end = i + 1 == line.len();
+            let escape = match b {
+                b'=' => true,
+                b' ' | b'\t' => at_end,
+                33..=126 => false,
+                _ => true,
+            };
+            // Leave room for the soft-break '=' unless this is the last char of the line.
+            let limit = if at_end { MAX } else { MAX - 1 };
+            if col + if escape { 3 } else { 1 } > limit {
+                out.push(b'=');
+                out.extend_from_slice(nl);
+                col = 0;
+            }
+            // Keep "From " and leading dots safe through mbox and SMTP.
+            let risky_start = col == 0 && (b == b'.' || line[i..].starts_with(b"From "));
+            if escape || risky_start {
+                push_hex(&mut out, b);
+                col += 3;
+            } else {
+                out.push(b);
+                col += 1;
+            }
+        }
+        if !last {
+            out.extend_from_slice(nl);
+        }
+    }
+    out
+}
+
+fn push_hex(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push(b'=');
+    out.push(HEX[(b >> 4) as usize]);
+    out.push(HEX[(b & 15) as usize]);
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Strict base64: whitespace is ignored, anything else outside the alphabet is an error.
+pub fn b64_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
+    let clean: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .collect();
+    B64.decode(&clean).map_err(|_| SkipReason::BadBase64)
+}
+
+/// Base64 with 76-column lines.
+pub fn b64_encode(content: &[u8], nl: &[u8], trailing_newline: bool) -> Vec<u8> {
+    let enc = base64::engine::general_purpose::STANDARD.encode(content);
+    let mut out = Vec::with_capacity(enc.len() + enc.len() / 76 * nl.len() + nl.len());
+    for (i, chunk) in enc.as_bytes().chunks(76).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(nl);
+        }
+        out.extend_from_slice(chunk);
+    }
+    if trailing_newline {
+        out.extend_from_slice(nl);
+    }
+    out
+}
+
+/// The charset of a text part, if we can rewrite in it (ASCII-compatible, known to encoding_rs).
+/// `None` label means "not declared".
+pub fn charset(label: Option<&str>) -> Result<&'static encoding_rs::Encoding, SkipReason> {
+    let Some(label) = label else {
+        return Ok(encoding_rs::UTF_8);
+    };
+    let label = label.trim().trim_matches('"');
+    match encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()) {
+        Some(enc) if enc.is_ascii_compatible() => Ok(enc),
+        _ => Err(SkipReason::UnsupportedCharset),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qp_roundtrip_keeps_content() {
+        let text = "Caf\u{e9} \u{20ac}5 \u{2019}quoted\u{2019} = sign and a very long line that must be folded because it is much longer than seventy-six columns, really.\r\nFrom here.\r\n.dot\r\ntrailing space \r\n";
+        let enc = qp_encode(text.as_bytes(), b"\r\n");
+        for line in enc.split(|&b| b == b'\n') {
+            assert!(
+                line.len() <= 77,
+                "line too long: {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(qp_decode(&enc).unwrap(), text.as_bytes());
+        assert!(!enc.windows(6).any(|w| w == b"\nFrom "));
+    }
+
+    #[test]
+    fn qp_decode_rejects_broken_escapes() {
+        assert_eq!(qp_decode(b"abc=ZZdef"), Err(SkipReason::BadQp));
+        assert_eq!(qp_decode(b"abc=4"), Err(SkipReason::BadQp));
+        assert_eq!(qp_decode(b"a=\r\nb=3D c  \r\n").unwrap(), b"ab= c\r\n");
+        assert_eq!(qp_decode(b"lower=e9").unwrap(), b"lower\xe9");
+    }
+
+    #[test]
+    fn qp_long_escapes_are_not_split() {
+        let content = vec![0xe9u8; 200];
+        let enc = qp_encode(&content, b"\n");
+        for line in enc.split(|&b| b == b'\n') {
+            assert!(line.len() <= 76);
+        }
+        assert_eq!(qp_decode(&enc).unwrap(), content);
+    }
+
+    #[test]
+    fn base64_strict() {
+        assert_eq!(b64_decode(b"aGVs\r\nbG8=\r\n").unwrap(), b"hello");
+        assert_eq!(b64_decode(b"aGVs*bG8="), Err(SkipReason::BadBase64));
+        assert_eq!(b64_decode(b"aGVsbG8=aGVs"), Err(SkipReason::BadBase64));
+        let data: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let enc = b64_encode(&data, b"\r\n", true);
+        assert!(enc.ends_with(b"\r\n"));
+        assert!(enc.split(|&b| b == b'\n').all(|l| l.len() <= 77));
+        assert_eq!(b64_decode(&enc).unwrap(), data);
+    }
+
+    #[test]
+    fn charsets() {
+        assert_eq!(charset(Some("ISO-8859-1")).unwrap().name(), "windows-1252");
+        assert_eq!(charset(Some("\"Shift_JIS\"")).unwrap().name(), "Shift_JIS");
+        assert_eq!(charset(Some("utf-16")), Err(SkipReason::UnsupportedCharset));
+        assert_eq!(
+            charset(Some("x-unknown")),
+            Err(SkipReason::UnsupportedCharset)
+        );
+        assert_eq!(charset(None).unwrap().name(), "UTF-8");
+    }
+}

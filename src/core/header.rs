@@ -1,0 +1,181 @@
+//! The top-level header block: find where it ends, drop `X-Trackless` fields a sender (or an
+//! earlier run) put there, and append ours. Every other header byte stays as it was.
+
+use crate::core::outcome::{Counts, Finding, Kind};
+
+/// Name of the header we write.
+pub const HEADER: &str = "X-Trackless";
+
+/// Byte ranges of each header field (including continuation lines and the line ending) in
+/// `block`, which is the header block without the blank separator line.
+pub fn fields(block: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut pos = 0;
+    while pos < block.len() {
+        let line_end = block[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(block.len(), |i| pos + i + 1);
+        let continuation = matches!(block[pos], b' ' | b'\t');
+        if !continuation {
+            if let Some(s) = start {
+                out.push((s, pos));
+            }
+            start = Some(pos);
+        }
+        pos = line_end;
+    }
+    if let Some(s) = start {
+        out.push((s, block.len()));
+    }
+    out
+}
+
+/// Field name of a raw header field.
+pub fn field_name(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == b':').unwrap_or(0);
+    let mut name = &field[..end];
+    while let Some((last, rest)) = name.split_last() {
+        if last.is_ascii_whitespace() {
+            name = rest;
+        } else {
+            break;
+        }
+    }
+    name
+}
+
+/// Where the header block ends: the offset of the blank line that separates it from the body
+/// (or the end of the headers when there is no body). `body_offset` is where the body starts.
+pub fn block_end(raw: &[u8], body_offset: usize) -> usize {
+    let head = &raw[..body_offset.min(raw.len())];
+    if head.ends_with(b"\r\n\r\n") {
+        body_offset - 2
+    } else if head.ends_with(b"\n\n") {
+        body_offset - 1
+    } else {
+        head.len()
+    }
+}
+
+/// Build the output: `raw` header block without any `X-Trackless` field, our field appended,
+/// then `rest` (the blank line and the body).
+pub fn restamp(head: &[u8], rest: &[u8], value: &str, nl: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + rest.len() + value.len() + 32);
+    for (a, b) in fields(head) {
+        let field = &head[a..b];
+        if !field_name(field).eq_ignore_ascii_case(HEADER.as_bytes()) {
+            out.extend_from_slice(field);
+        }
+    }
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.extend_from_slice(nl);
+    }
+    out.extend_from_slice(&fold(HEADER, value, nl));
+    out.extend_from_slice(nl);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `Name: value` folded at "; " so that lines stay within 78 characters (no line ending).
+pub fn fold(name: &str, value: &str, nl: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + value.len() + 16);
+    out.extend_from_slice(name.as_bytes());
+    out.push(b':');
+    let mut col = name.len() + 1;
+    for (i, item) in value.split("; ").enumerate() {
+        let piece = if i + 1 < value.split("; ").count() {
+            format!("{item};")
+        } else {
+            item.to_string()
+        };
+        if col + 1 + piece.len() > 78 && col > name.len() + 1 {
+            out.extend_from_slice(nl);
+            col = 0;
+        }
+        out.push(b' ');
+        out.extend_from_slice(piece.as_bytes());
+        col += 1 + piece.len();
+    }
+    out
+}
+
+/// The summary written into `X-Trackless`.
+pub fn summary(counts: &Counts, findings: &[Finding], esp: &[String]) -> String {
+    let mut parts = vec![
+        format!("pixels={}", counts.pixels),
+        format!("fonts={}", counts.fonts),
+    ];
+    if counts.links_total > 0 {
+        parts.push(format!(
+            "links={}/{} unwrapped",
+            counts.links_unwrapped, counts.links_total
+        ));
+        if counts.links_cleaned > 0 {
+            parts.push(format!("cleaned={}", counts.links_cleaned));
+        }
+        if counts.links_opaque > 0 {
+            parts.push(format!("opaque={}", counts.links_opaque));
+        }
+    }
+    if !esp.is_empty() {
+        parts.push(format!("esp={}", esp.join(",")));
+    }
+    let mut skipped: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::Skip)
+        .filter_map(|f| f.reason.map(|r| r.as_str()))
+        .collect();
+    skipped.sort_unstable();
+    skipped.dedup();
+    if !skipped.is_empty() {
+        parts.push(format!("skipped={}", skipped.join(",")));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_with_continuations() {
+        let block = b"From: a\r\nSubject: one\r\n two\r\nX-Trackless: forged\r\n";
+        let f = fields(block);
+        assert_eq!(f.len(), 3);
+        assert_eq!(&block[f[1].0..f[1].1], b"Subject: one\r\n two\r\n");
+        assert_eq!(field_name(&block[f[2].0..f[2].1]), b"X-Trackless");
+    }
+
+    #[test]
+    fn restamp_replaces_and_appends() {
+        let head = b"From: a\r\nx-trackless : pixels=9\r\n  more\r\nTo: b\r\n";
+        let out = restamp(head, b"\r\nbody", "pixels=1; fonts=0", b"\r\n");
+        assert_eq!(
+            out,
+            b"From: a\r\nTo: b\r\nX-Trackless: pixels=1; fonts=0\r\n\r\nbody".to_vec()
+        );
+    }
+
+    #[test]
+    fn block_end_finds_separator() {
+        assert_eq!(block_end(b"A: b\r\n\r\nbody", 8), 6);
+        assert_eq!(block_end(b"A: b\n\nbody", 6), 5);
+        assert_eq!(block_end(b"A: b\n", 5), 5);
+    }
+
+    #[test]
+    fn fold_keeps_lines_short() {
+        let v = (0..20)
+            .map(|i| format!("item{i}=value"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let folded = fold("X-Trackless", &v, b"\r\n");
+        for line in folded.split(|&b| b == b'\n') {
+            assert!(line.len() <= 79, "{}", String::from_utf8_lossy(line));
+        }
+        let unfolded = String::from_utf8(folded).unwrap().replace("\r\n", "");
+        assert_eq!(unfolded, format!("X-Trackless: {v}"));
+    }
+}

@@ -1,0 +1,404 @@
+//! Parse once, walk the MIME tree, rewrite the text leaves, splice them back into the original
+//! bytes. Nothing outside a rewritten leaf body (and the `X-Trackless` header) changes.
+
+use crate::core::encode::{self, Cte};
+use crate::core::header;
+use crate::core::outcome::{Counts, Finding, Outcome, SkipReason};
+use crate::core::policy::Policy;
+use crate::html;
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+/// Rewrite `raw` so that no tracker fires. Pure: no I/O, no network, never panics (a bug is
+/// caught and the original is returned with an `internal-error` finding).
+pub fn neutralise<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run(raw, policy))) {
+        Ok(outcome) => outcome,
+        Err(_) => pass_through(
+            raw,
+            vec![Finding::skip(
+                SkipReason::InternalError,
+                "",
+                Some("panic while rewriting; original kept".to_string()),
+            )],
+        ),
+    }
+}
+
+fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
+    Outcome {
+        bytes: Cow::Borrowed(raw),
+        counts: Counts::from_findings(&findings),
+        findings,
+        header: None,
+        changed: false,
+    }
+}
+
+fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
+    if raw.len() > policy.limits.max_size {
+        let detail = format!("{} bytes > limit {}", raw.len(), policy.limits.max_size);
+        return pass_through(raw, vec![Finding::skip(SkipReason::TooLarge, "", detail)]);
+    }
+    let deadline = Instant::now() + policy.limits.max_time;
+    let Some(msg) = MessageParser::new().parse(raw) else {
+        return pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
+    };
+    let Some(root) = msg.parts.first() else {
+        return pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
+    };
+    let body_offset = root.offset_body as usize;
+    let nl = encode::line_ending(raw);
+    let mut walker = Walker {
+        policy,
+        deadline,
+        nl,
+        findings: Vec::new(),
+    };
+    let mut edits = Vec::new();
+    if let Err(reason) = walker.part(&msg, raw, 0, "", 0, &mut edits) {
+        return pass_through(raw, vec![Finding::skip(reason, "", None)]);
+    }
+    let findings = walker.findings;
+    if edits.is_empty() {
+        return pass_through(raw, findings);
+    }
+    let spliced = splice(raw, &mut edits);
+    let head_end = header::block_end(raw, body_offset);
+    let counts = Counts::from_findings(&findings);
+    let value = header::summary(&counts, &findings, &[]);
+    let bytes = header::restamp(&spliced[..head_end], &spliced[head_end..], &value, nl);
+    Outcome {
+        bytes: Cow::Owned(bytes),
+        counts,
+        findings,
+        header: Some(value),
+        changed: true,
+    }
+}
+
+/// A replacement of `buf[start..end]`.
+struct Edit {
+    start: usize,
+    end: usize,
+    bytes: Vec<u8>,
+}
+
+fn splice(buf: &[u8], edits: &mut [Edit]) -> Vec<u8> {
+    edits.sort_by_key(|e| e.start);
+    let grow: usize = edits.iter().map(|e| e.bytes.len()).sum();
+    let mut out = Vec::with_capacity(buf.len() + grow);
+    let mut pos = 0;
+    for e in edits.iter() {
+        if e.start < pos {
+            continue; // overlapping edits cannot come from disjoint leaves; be safe anyway
+        }
+        out.extend_from_slice(&buf[pos..e.start]);
+        out.extend_from_slice(&e.bytes);
+        pos = e.end;
+    }
+    out.extend_from_slice(&buf[pos..]);
+    out
+}
+
+fn child_path(parent: &str, n: usize) -> String {
+    if parent.is_empty() {
+        n.to_string()
+    } else {
+        format!("{parent}.{n}")
+    }
+}
+
+/// Lowercased (type, subtype); a part without Content-Type is text/plain.
+fn mime_type(part: &MessagePart<'_>) -> (String, String) {
+    match part.content_type() {
+        Some(ct) => (
+            ct.ctype().to_ascii_lowercase(),
+            ct.subtype().unwrap_or("").to_ascii_lowercase(),
+        ),
+        None => ("text".into(), "plain".into()),
+    }
+}
+
+struct Walker<'p> {
+    policy: &'p Policy,
+    deadline: Instant,
+    nl: &'static [u8],
+    findings: Vec<Finding>,
+}
+
+impl Walker<'_> {
+    fn skip(&mut self, reason: SkipReason, path: &str, detail: Option<String>) {
+        self.findings.push(Finding::skip(reason, path, detail));
+    }
+
+    /// Walk part `idx` of `msg`, whose offsets point into `buf`. Message-wide limits come back
+    /// as `Err`; part-level problems become `skip` findings.
+    fn part(
+        &mut self,
+        msg: &Message<'_>,
+        buf: &[u8],
+        idx: usize,
+        path: &str,
+        depth: usize,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), SkipReason> {
+        if depth > self.policy.limits.max_depth {
+            return Err(SkipReason::MimeDepth);
+        }
+        if Instant::now() > self.deadline {
+            return Err(SkipReason::TimeLimit);
+        }
+        let Some(part) = msg.parts.get(idx) else {
+            return Ok(());
+        };
+        let (ctype, subtype) = mime_type(part);
+        let leaf_path = if path.is_empty() { "1" } else { path };
+        match &part.body {
+            PartType::Multipart(children) => {
+                if ctype == "multipart" && subtype == "signed" {
+                    self.skip(
+                        SkipReason::Signed,
+                        leaf_path,
+                        Some("multipart/signed".into()),
+                    );
+                    return Ok(());
+                }
+                if ctype == "multipart" && subtype == "encrypted" {
+                    self.skip(
+                        SkipReason::Encrypted,
+                        leaf_path,
+                        Some("multipart/encrypted".into()),
+                    );
+                    return Ok(());
+                }
+                for (i, &child) in children.iter().enumerate() {
+                    if child as usize == idx {
+                        continue;
+                    }
+                    let p = child_path(path, i + 1);
+                    self.part(msg, buf, child as usize, &p, depth + 1, edits)?;
+                }
+                Ok(())
+            }
+            PartType::Message(nested) => self.nested(part, nested, buf, leaf_path, depth, edits),
+            PartType::Text(_) | PartType::Html(_) => {
+                self.leaf(part, buf, &ctype, &subtype, leaf_path, edits)
+            }
+            PartType::Binary(_) | PartType::InlineBinary(_) => {
+                if ctype == "application" && (subtype == "pkcs7-mime" || subtype == "x-pkcs7-mime")
+                {
+                    let signed = part
+                        .content_type()
+                        .and_then(|ct| ct.attribute("smime-type"))
+                        .is_some_and(|t| t.eq_ignore_ascii_case("signed-data"));
+                    let reason = if signed {
+                        SkipReason::Signed
+                    } else {
+                        SkipReason::Encrypted
+                    };
+                    self.skip(reason, leaf_path, Some(format!("{ctype}/{subtype}")));
+                } else if ctype == "message" && part.is_encoding_problem {
+                    self.skip(
+                        SkipReason::NestedMessage,
+                        leaf_path,
+                        Some("nested message could not be parsed".into()),
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn nested(
+        &mut self,
+        part: &MessagePart<'_>,
+        nested: &Message<'_>,
+        buf: &[u8],
+        path: &str,
+        depth: usize,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), SkipReason> {
+        let inner: &[u8] = nested.raw_message.as_ref();
+        let root_path = match nested.parts.first().map(|p| &p.body) {
+            Some(PartType::Multipart(_)) => path.to_string(),
+            _ => child_path(path, 1),
+        };
+        // A 7bit/8bit nested message is parsed in place: its offsets point into `buf`.
+        if inner.as_ptr() == buf.as_ptr() && inner.len() == buf.len() {
+            return self.part(nested, buf, 0, &root_path, depth + 1, edits);
+        }
+        let cte = match Cte::from_header(part.content_transfer_encoding()) {
+            Ok(c) => c,
+            Err(reason) => {
+                self.skip(reason, path, None);
+                return Ok(());
+            }
+        };
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let Some(body) = buf.get(start..end) else {
+            return Ok(());
+        };
+        let decoded = match cte.decode(body) {
+            Ok(d) => d,
+            Err(reason) => {
+                self.skip(reason, path, None);
+                return Ok(());
+            }
+        };
+        if decoded.as_ref() != inner {
+            self.skip(
+                SkipReason::NestedMessage,
+                path,
+                Some("decoded nested message differs from the parsed one".into()),
+            );
+            return Ok(());
+        }
+        let mut inner_edits = Vec::new();
+        self.part(nested, inner, 0, &root_path, depth + 1, &mut inner_edits)?;
+        if inner_edits.is_empty() {
+            return Ok(());
+        }
+        let rewritten = splice(inner, &mut inner_edits);
+        edits.push(Edit {
+            start,
+            end,
+            bytes: cte.encode(&rewritten, self.nl, body.ends_with(b"\n")),
+        });
+        Ok(())
+    }
+
+    fn leaf(
+        &mut self,
+        part: &MessagePart<'_>,
+        buf: &[u8],
+        ctype: &str,
+        subtype: &str,
+        path: &str,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), SkipReason> {
+        let is_html = subtype == "html";
+        if ctype != "text" || !(is_html || subtype == "plain") {
+            return Ok(());
+        }
+        if part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+        {
+            return Ok(());
+        }
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let Some(body) = buf.get(start..end) else {
+            return Ok(());
+        };
+        let cte = match Cte::from_header(part.content_transfer_encoding()) {
+            Ok(c) => c,
+            Err(reason) => {
+                self.skip(
+                    reason,
+                    path,
+                    part.content_transfer_encoding().map(str::to_string),
+                );
+                return Ok(());
+            }
+        };
+        let decoded = match cte.decode(body) {
+            Ok(d) => d,
+            Err(reason) => {
+                self.skip(reason, path, None);
+                return Ok(());
+            }
+        };
+        let label = part.content_type().and_then(|ct| ct.attribute("charset"));
+        let label = match label {
+            Some(l) => Some(Cow::Borrowed(l)),
+            None if is_html => sniff_meta_charset(&decoded).map(Cow::Owned),
+            None => None,
+        };
+        let encoding = match encode::charset(label.as_deref()) {
+            Ok(e) => e,
+            Err(reason) => {
+                self.skip(reason, path, label.map(|l| l.into_owned()));
+                return Ok(());
+            }
+        };
+        if contains(&decoded, b"-----BEGIN PGP SIGNED MESSAGE-----") {
+            self.skip(
+                SkipReason::Signed,
+                path,
+                Some("inline PGP signature".into()),
+            );
+            return Ok(());
+        }
+        if contains(&decoded, b"-----BEGIN PGP MESSAGE-----") {
+            self.skip(
+                SkipReason::Encrypted,
+                path,
+                Some("inline PGP message".into()),
+            );
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        let result = if is_html {
+            let ctx = html::rewrite::PartCtx {
+                policy: self.policy,
+                part: path,
+                deadline: self.deadline,
+            };
+            html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found)
+        } else {
+            Ok(None)
+        };
+        let content = match result {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(()),
+            Err(reason) if reason.is_message_wide() => return Err(reason),
+            Err(reason) => {
+                self.skip(reason, path, None);
+                return Ok(());
+            }
+        };
+        if cte == Cte::Identity && longest_line(&content) > 998.max(longest_line(&decoded)) {
+            self.skip(SkipReason::LineTooLong, path, None);
+            return Ok(());
+        }
+        self.findings.extend(found);
+        edits.push(Edit {
+            start,
+            end,
+            bytes: cte.encode(&content, self.nl, body.ends_with(b"\n")),
+        });
+        Ok(())
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+fn longest_line(s: &[u8]) -> usize {
+    s.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0)
+}
+
+/// `<meta charset=…>` or `<meta http-equiv=Content-Type content="…; charset=…">` in the first
+/// 2 KiB of an HTML part without a MIME charset.
+fn sniff_meta_charset(html: &[u8]) -> Option<String> {
+    let head = &html[..html.len().min(2048)];
+    let lower = head.to_ascii_lowercase();
+    let pos = lower.windows(8).position(|w| w == b"charset=")?;
+    let rest = &head[pos + 8..];
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or_else(|| rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|&b| {
+            !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':' || b == b'.')
+        })
+        .unwrap_or(rest.len());
+    let label = std::str::from_utf8(&rest[..end]).ok()?;
+    (!label.is_empty()).then(|| label.to_string())
+}

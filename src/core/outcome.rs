@@ -1,0 +1,248 @@
+//! What `neutralise` returns: the (possibly rewritten) bytes and everything it found.
+
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// What sort of tracker a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// An open-tracking beacon: `<img>`, `<input type=image>`, `background=`, CSS `url()`.
+    Pixel,
+    /// A link (`<a href>`, `<area href>`, a URL in plain text).
+    Link,
+    /// A remote font (stylesheet link, resource hint, `@import`, `@font-face`).
+    Font,
+    /// A part or the whole message was left alone; `reason` says why.
+    Skip,
+}
+
+/// What was done about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Removed,
+    Unwrapped,
+    Cleaned,
+    KeptOpaque,
+    Marked,
+    Untouched,
+    Skipped,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Removed => "removed",
+            Action::Unwrapped => "unwrapped",
+            Action::Cleaned => "cleaned",
+            Action::KeptOpaque => "kept-opaque",
+            Action::Marked => "marked",
+            Action::Untouched => "untouched",
+            Action::Skipped => "skipped",
+        }
+    }
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pixel => "pixel",
+            Kind::Link => "link",
+            Kind::Font => "font",
+            Kind::Skip => "skip",
+        }
+    }
+}
+
+/// Why a part (or the whole message) was not rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// Inside `multipart/signed` (or an inline PGP signature).
+    Signed,
+    /// `multipart/encrypted`, `application/pkcs7-mime`, inline PGP message.
+    Encrypted,
+    BadBase64,
+    BadQp,
+    UnsupportedCharset,
+    /// Bytes that are not valid in the declared charset.
+    BadCharset,
+    UnknownTransferEncoding,
+    MimeDepth,
+    TooLarge,
+    TimeLimit,
+    MemoryLimit,
+    /// The input has no header block at all.
+    NotMail,
+    /// A rewritten 7bit/8bit part would get a line over 998 bytes.
+    LineTooLong,
+    /// The HTML rewriter failed on this part.
+    RewriteError,
+    /// A bug in trackless (a caught panic): the message passed through unchanged.
+    InternalError,
+    /// A nested message could not be decoded or re-parsed consistently.
+    NestedMessage,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Signed => "signed",
+            SkipReason::Encrypted => "encrypted",
+            SkipReason::BadBase64 => "bad-base64",
+            SkipReason::BadQp => "bad-qp",
+            SkipReason::UnsupportedCharset => "unsupported-charset",
+            SkipReason::BadCharset => "bad-charset",
+            SkipReason::UnknownTransferEncoding => "unknown-transfer-encoding",
+            SkipReason::MimeDepth => "mime-depth",
+            SkipReason::TooLarge => "too-large",
+            SkipReason::TimeLimit => "time-limit",
+            SkipReason::MemoryLimit => "memory-limit",
+            SkipReason::NotMail => "not-mail",
+            SkipReason::LineTooLong => "line-too-long",
+            SkipReason::RewriteError => "rewrite-error",
+            SkipReason::InternalError => "internal-error",
+            SkipReason::NestedMessage => "nested-message",
+        }
+    }
+
+    /// Whole-message limits: when one of these trips, nothing in the message is rewritten.
+    pub fn is_message_wide(self) -> bool {
+        matches!(
+            self,
+            SkipReason::MimeDepth
+                | SkipReason::TooLarge
+                | SkipReason::TimeLimit
+                | SkipReason::NotMail
+                | SkipReason::MemoryLimit
+                | SkipReason::RewriteError
+                | SkipReason::InternalError
+        )
+    }
+}
+
+/// One thing the filter found, and what it did about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub action: Action,
+    /// The URL as found (HTML entities decoded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The URL written in its place (links only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_url: Option<String>,
+    /// Id of the rule that matched, or `heuristic:…` for pixels caught by shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Who runs the tracker, when a rule says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Why a part was skipped (kind `skip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SkipReason>,
+    /// Where: `img`, `background`, `style-attr`, `style-block`, `link`, `@import`, `@font-face`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<&'static str>,
+    /// Decoders applied, outermost first (links only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// MIME part path ("1", "2.1", "2.1/1.2" inside a nested message), empty for the whole message.
+    pub part: String,
+    /// Free-text detail (e.g. why a link was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Finding {
+    pub fn new(kind: Kind, action: Action) -> Finding {
+        Finding {
+            kind,
+            action,
+            url: None,
+            new_url: None,
+            rule: None,
+            vendor: None,
+            reason: None,
+            context: None,
+            chain: Vec::new(),
+            part: String::new(),
+            detail: None,
+        }
+    }
+
+    pub fn skip(reason: SkipReason, part: &str, detail: impl Into<Option<String>>) -> Finding {
+        Finding {
+            reason: Some(reason),
+            part: part.to_string(),
+            detail: detail.into(),
+            ..Finding::new(Kind::Skip, Action::Skipped)
+        }
+    }
+}
+
+/// Per-kind totals, as written into the `X-Trackless` header and the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pixels: u32,
+    pub fonts: u32,
+    pub links_total: u32,
+    pub links_unwrapped: u32,
+    pub links_cleaned: u32,
+    pub links_opaque: u32,
+    pub skipped_parts: u32,
+}
+
+impl Counts {
+    pub fn from_findings(findings: &[Finding]) -> Counts {
+        let mut c = Counts::default();
+        for f in findings {
+            match (f.kind, f.action) {
+                (Kind::Pixel, Action::Removed) => c.pixels += 1,
+                (Kind::Font, Action::Removed) => c.fonts += 1,
+                (Kind::Link, a) => {
+                    c.links_total += 1;
+                    match a {
+                        Action::Unwrapped => c.links_unwrapped += 1,
+                        Action::Cleaned => c.links_cleaned += 1,
+                        Action::KeptOpaque | Action::Marked => c.links_opaque += 1,
+                        _ => {}
+                    }
+                }
+                (Kind::Skip, _) => c.skipped_parts += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// The result of `neutralise`.
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    /// The message to pass on: the original bytes (borrowed) when nothing changed.
+    pub bytes: Cow<'a, [u8]>,
+    pub findings: Vec<Finding>,
+    pub counts: Counts,
+    /// The value written into `X-Trackless` (None when the message was passed through as it was).
+    pub header: Option<String>,
+    /// True when `bytes` differ from the input.
+    pub changed: bool,
+}
+
+impl Outcome<'_> {
+    pub fn skips(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.kind == Kind::Skip)
+    }
+
+    pub fn into_owned(self) -> Outcome<'static> {
+        Outcome {
+            bytes: Cow::Owned(self.bytes.into_owned()),
+            findings: self.findings,
+            counts: self.counts,
+            header: self.header,
+            changed: self.changed,
+        }
+    }
+}

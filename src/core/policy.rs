@@ -1,0 +1,55 @@
+//! What the filter does and within which bounds. Built once, shared by every message.
+
+use crate::rules::Rules;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bounds on the work done for one message. Beyond them the message passes through unchanged
+/// with a `skip` finding that says which bound was hit.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Messages larger than this are passed through untouched.
+    pub max_size: usize,
+    /// Deepest MIME nesting (multiparts and nested messages) we walk.
+    pub max_depth: usize,
+    /// Memory lol_html may use for one part.
+    pub html_memory: usize,
+    /// Wall-clock time for one message.
+    pub max_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_size: 64 << 20,
+            max_depth: 32,
+            html_memory: 32 << 20,
+            max_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything `neutralise` needs besides the message.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub rules: Arc<Rules>,
+    pub limits: Limits,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            rules: Rules::embedded(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Policy {
+    pub fn with_rules(rules: Rules) -> Policy {
+        Policy {
+            rules: Arc::new(rules),
+            ..Policy::default()
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The lol_html pass over one `text/html` part: pixels, remote fonts, tracker URLs in CSS.
+//! One streaming pass, in the part's own charset; untouched bytes come out as they went in.
+
+use crate::core::outcome::{Action, Finding, Kind, SkipReason};
+use crate::core::policy::Policy;
+use crate::html::css::{self, UrlUse};
+use crate::html::entities::{decode, escape_attr};
+use crate::html::pixel::{self, Shape, Verdict};
+use crate::rules::{UrlRuleSet, UrlView};
+use lol_html::html_content::{ContentType, Element};
+use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
+use std::cell::RefCell;
+use std::time::Instant;
+
+/// Where a part is and how long we may spend on it.
+pub struct PartCtx<'a> {
+    pub policy: &'a Policy,
+    /// MIME part path, for findings.
+    pub part: &'a str,
+    pub deadline: Instant,
+}
+
+struct State<'a> {
+    ctx: &'a PartCtx<'a>,
+    findings: Vec<Finding>,
+    changed: bool,
+    timed_out: bool,
+    style_buf: String,
+}
+
+impl State<'_> {
+    fn record(
+        &mut self,
+        kind: Kind,
+        context: &'static str,
+        url: &str,
+        rule: Option<(&str, Option<&str>)>,
+    ) {
+        let mut f = Finding::new(kind, Action::Removed);
+        f.url = Some(url.to_string());
+        f.context = Some(context);
+        f.part = self.ctx.part.to_string();
+        if let Some((id, vendor)) = rule {
+            f.rule = Some(id.to_string());
+            f.vendor = vendor.map(str::to_string);
+        }
+        self.findings.push(f);
+        self.changed = true;
+    }
+
+    fn check_time(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if Instant::now() > self.ctx.deadline {
+            self.timed_out = true;
+            return Err("time limit".into());
+        }
+        Ok(())
+    }
+
+    /// Match a URL against one rule section; `(id, vendor)` of the rule.
+    fn matches(set: &UrlRuleSet, url: &str) -> Option<(String, Option<String>)> {
+        let view = UrlView::parse(url)?;
+        set.first_match(&view.subject)
+            .map(|r| (r.id.clone(), r.vendor.clone()))
+    }
+
+    /// CSS: decide whether a URL found in a stylesheet or style attribute must go.
+    fn css_reject(&mut self, use_: UrlUse, url: &str, decl_context: &'static str) -> bool {
+        let rules = &self.ctx.policy.rules;
+        let url = url.trim();
+        let (kind, context, hit) = match use_ {
+            UrlUse::Import => match Self::matches(&rules.font, url) {
+                Some(hit) => (Kind::Font, "@import", Some(hit)),
+                None => (Kind::Pixel, "@import", Self::matches(&rules.open, url)),
+            },
+            UrlUse::FontFace => (Kind::Font, "@font-face", Self::matches(&rules.font, url)),
+            UrlUse::Declaration => (Kind::Pixel, decl_context, Self::matches(&rules.open, url)),
+        };
+        match hit {
+            Some((id, vendor)) => {
+                self.record(kind, context, url, Some((&id, vendor.as_deref())));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let tag = el.tag_name();
+    if tag == "input"
+        && !el
+            .get_attribute("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("image"))
+    {
+        return Ok(());
+    }
+    let Some(src_raw) = el.get_attribute("src") else {
+        return Ok(());
+    };
+    let src = decode(&src_raw);
+    let width = el.get_attribute("width");
+    let height = el.get_attribute("height");
+    let style = el.get_attribute("style").map(|s| decode(&s).into_owned());
+    let shape = Shape {
+        width: width.as_deref(),
+        height: height.as_deref(),
+        style: style.as_deref(),
+    };
+    let context = if tag == "input" { "input" } else { "img" };
+    match pixel::classify(&src, shape, &st.ctx.policy.rules) {
+        Some(Verdict::Rule { id, vendor }) => {
+            st.record(
+                Kind::Pixel,
+                context,
+                src.trim(),
+                Some((&id, vendor.as_deref())),
+            );
+            el.remove();
+        }
+        Some(Verdict::Invisible(why)) => {
+            st.record(Kind::Pixel, context, src.trim(), Some((why, None)));
+            el.remove();
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn on_background(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    if el.removed() {
+        return Ok(());
+    }
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let Some(raw) = el.get_attribute("background") else {
+        return Ok(());
+    };
+    let url = decode(&raw);
+    if let Some((id, vendor)) = State::matches(&st.ctx.policy.rules.open, &url) {
+        st.record(
+            Kind::Pixel,
+            "background",
+            url.trim(),
+            Some((&id, vendor.as_deref())),
+        );
+        el.remove_attribute("background");
+    }
+    Ok(())
+}
+
+fn on_style_attr(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    if el.removed() {
+        return Ok(());
+    }
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let Some(raw) = el.get_attribute("style") else {
+        return Ok(());
+    };
+    if !raw.to_ascii_lowercase().contains("url(") {
+        return Ok(());
+    }
+    let style = decode(&raw);
+    let new = css::rewrite(&style, css::Mode::Declarations, &mut |u, url| {
+        st.css_reject(u, url, "style-attr")
+    });
+    if let Some(new) = new {
+        if new.trim().is_empty() {
+            el.remove_attribute("style");
+        } else {
+            el.set_attribute("style", &escape_attr(&new))?;
+        }
+    }
+    Ok(())
+}
+
+fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let Some(raw) = el.get_attribute("href") else {
+        return Ok(());
+    };
+    let href = decode(&raw);
+    let rules = &st.ctx.policy.rules;
+    if let Some((id, vendor)) = State::matches(&rules.font, &href) {
+        st.record(
+            Kind::Font,
+            "link",
+            href.trim(),
+            Some((&id, vendor.as_deref())),
+        );
+        el.remove();
+    } else if let Some((id, vendor)) = State::matches(&rules.open, &href) {
+        st.record(
+            Kind::Pixel,
+            "link",
+            href.trim(),
+            Some((&id, vendor.as_deref())),
+        );
+        el.remove();
+    }
+    Ok(())
+}
+
+/// Rewrite one decoded HTML part. `Ok(None)`: nothing to change. Findings are appended only
+/// when the part is rewritten successfully.
+pub fn rewrite(
+    html: &[u8],
+    encoding: &'static encoding_rs::Encoding,
+    ctx: &PartCtx<'_>,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<Vec<u8>>, SkipReason> {
+    let Some(enc) = AsciiCompatibleEncoding::new(encoding) else {
+        return Err(SkipReason::UnsupportedCharset);
+    };
+    let state = RefCell::new(State {
+        ctx,
+        findings: Vec::new(),
+        changed: false,
+        timed_out: false,
+        style_buf: String::new(),
+    });
+    let st = &state;
+    let mut out = Vec::with_capacity(html.len());
+    let settings = Settings {
+        element_content_handlers: vec![
+            element!("img[src], input[src]", move |el| on_image(el, st)),
+            element!("[background]", move |el| on_background(el, st)),
+            element!("[style]", move |el| on_style_attr(el, st)),
+            element!("link[href]", move |el| on_link(el, st)),
+            text!("style", move |t| {
+                let mut s = st.borrow_mut();
+                s.style_buf.push_str(t.as_str());
+                if !t.last_in_text_node() {
+                    t.remove();
+                    return Ok(());
+                }
+                s.check_time()?;
+                let css_text = std::mem::take(&mut s.style_buf);
+                let new = css::rewrite(&css_text, css::Mode::Stylesheet, &mut |u, url| {
+                    s.css_reject(u, url, "style-block")
+                });
+                t.replace(new.as_deref().unwrap_or(&css_text), ContentType::Html);
+                Ok(())
+            }),
+        ],
+        encoding: enc,
+        memory_settings: MemorySettings {
+            max_allowed_memory_usage: ctx.policy.limits.html_memory,
+            ..MemorySettings::new()
+        },
+        strict: false,
+        ..Settings::new()
+    };
+    let result = {
+        let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+        rewriter.write(html).and_then(|()| rewriter.end())
+    };
+    let state = state.into_inner();
+    if let Err(e) = result {
+        return Err(if state.timed_out {
+            SkipReason::TimeLimit
+        } else if matches!(e, lol_html::errors::RewritingError::MemoryLimitExceeded(_)) {
+            SkipReason::MemoryLimit
+        } else {
+            SkipReason::RewriteError
+        });
+    }
+    if !state.changed {
+        return Ok(None);
+    }
+    findings.extend(state.findings);
+    Ok(Some(out))
+}

@@ -1,0 +1,20 @@
+//! trackless: neutralise email trackers before anyone opens the message.
+//!
+//! One pure core, [`neutralise`], takes the raw bytes of a message and returns the bytes to
+//! deliver plus what was found. Adapters (filter, milter, content filter, batch) only move
+//! bytes around it.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod cli;
+pub mod core;
+pub mod html;
+pub mod rules;
+
+pub use crate::core::message::neutralise;
+pub use crate::core::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
+pub use crate::core::policy::{Limits, Policy};
+pub use crate::rules::Rules;

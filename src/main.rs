@@ -1,0 +1,71 @@
+//! The `trackless` command: parse arguments, build the policy, run the chosen mode.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "trackless",
+    version,
+    about = "Neutralise email trackers: pixels, redirect links, remote fonts"
+)]
+struct Cli {
+    /// Extra rules file merged over the built-in rules (repeatable).
+    #[arg(long = "rules", value_name = "FILE", global = true)]
+    rules: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read one message on stdin, write the rewritten message on stdout.
+    Filter,
+    /// Show what would be removed or changed in each message.
+    Inspect {
+        /// One JSON object per message, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Message files (.eml).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let policy = match trackless::cli::policy(&cli.rules) {
+        Ok(p) => p,
+        Err(e) if matches!(cli.command, Command::Filter) => {
+            // A filter must not lose mail over a broken rules file.
+            let status = trackless::cli::filter::pass_through(
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr(),
+                &e,
+            );
+            return ExitCode::from(u8::try_from(status).unwrap_or(1));
+        }
+        Err(e) => {
+            eprintln!("trackless: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let status = match cli.command {
+        Command::Filter => trackless::cli::filter::run(
+            &policy,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::Inspect { json, files } => trackless::cli::inspect::run(
+            &policy,
+            &files,
+            json,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+    };
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

@@ -1,0 +1,357 @@
+//! Rules are data: `rules/default.toml` is compiled in, user files are merged on top.
+//!
+//! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
+//! rules of a section in a single pass.
+
+use regex::{RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// The rules file shipped with trackless.
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read rules file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("rules file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("rules file {path}: rule {id}: bad pattern: {message}")]
+    Pattern {
+        path: String,
+        id: String,
+        message: String,
+    },
+}
+
+/// One URL rule as written in a rules file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRule {
+    pub id: String,
+    #[serde(default)]
+    pub vendor: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub host_re: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl UrlRule {
+    /// The regex for "HOST/PATH?QUERY" subjects.
+    fn pattern(&self) -> String {
+        let host = if let Some(re) = &self.host_re {
+            format!("(?:{re})")
+        } else if self.hosts.is_empty() {
+            "[^/]*".to_string()
+        } else {
+            let alts: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|h| regex::escape(&h.trim().trim_start_matches("*.").to_ascii_lowercase()))
+                .collect();
+            format!("(?:[^/]*\\.)?(?:{})", alts.join("|"))
+        };
+        let path = match &self.path {
+            Some(p) => p.strip_prefix('^').unwrap_or(p).to_string(),
+            None => "(?:[/?#]|$)".to_string(),
+        };
+        format!("^{host}(?:{path})")
+    }
+}
+
+/// A compiled section of URL rules.
+#[derive(Debug, Clone)]
+pub struct UrlRuleSet {
+    rules: Vec<UrlRule>,
+    set: RegexSet,
+}
+
+impl UrlRuleSet {
+    pub fn compile(rules: Vec<UrlRule>, origin: &str) -> Result<UrlRuleSet, RulesError> {
+        let rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
+        let patterns: Vec<String> = rules.iter().map(UrlRule::pattern).collect();
+        // Report the first bad rule by name rather than the set as a whole.
+        for (rule, pat) in rules.iter().zip(&patterns) {
+            if let Err(e) = regex::Regex::new(pat) {
+                return Err(RulesError::Pattern {
+                    path: origin.to_string(),
+                    id: rule.id.clone(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|e| RulesError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(UrlRuleSet { rules, set })
+    }
+
+    /// The first rule (in file order) that matches the URL's "HOST/PATH?QUERY" subject.
+    pub fn first_match(&self, subject: &str) -> Option<&UrlRule> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let m = self.set.matches(subject);
+        m.iter().next().and_then(|i| self.rules.get(i))
+    }
+
+    pub fn rules(&self) -> &[UrlRule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// A rules file as written (before merging and compiling).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default)]
+    pub open: Vec<UrlRule>,
+    #[serde(default)]
+    pub font: Vec<UrlRule>,
+}
+
+impl RuleFile {
+    pub fn parse(text: &str, origin: &str) -> Result<RuleFile, RulesError> {
+        toml::from_str(text).map_err(|e| RulesError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Merge `other` on top of `self`: same id replaces (or, with `disabled`, removes).
+    pub fn merge(&mut self, other: RuleFile) {
+        merge_rules(&mut self.open, other.open);
+        merge_rules(&mut self.font, other.font);
+    }
+}
+
+fn merge_rules(base: &mut Vec<UrlRule>, extra: Vec<UrlRule>) {
+    for rule in extra {
+        if let Some(existing) = base.iter_mut().find(|r| r.id == rule.id) {
+            *existing = rule;
+        } else {
+            base.push(rule);
+        }
+    }
+}
+
+/// All compiled rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Open-tracking beacons (images, backgrounds, CSS url()).
+    pub open: UrlRuleSet,
+    /// Remote font hosts.
+    pub font: UrlRuleSet,
+}
+
+impl Rules {
+    pub fn compile(file: RuleFile, origin: &str) -> Result<Rules, RulesError> {
+        Ok(Rules {
+            open: UrlRuleSet::compile(file.open, origin)?,
+            font: UrlRuleSet::compile(file.font, origin)?,
+        })
+    }
+
+    fn default_file() -> Result<RuleFile, RulesError> {
+        RuleFile::parse(DEFAULT_RULES, "<embedded rules/default.toml>")
+    }
+
+    /// The embedded rules, compiled once per process.
+    pub fn embedded() -> Arc<Rules> {
+        static EMBEDDED: OnceLock<Arc<Rules>> = OnceLock::new();
+        EMBEDDED
+            .get_or_init(|| {
+                let compiled = Rules::default_file()
+                    .and_then(|f| Rules::compile(f, "<embedded rules/default.toml>"));
+                match compiled {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        // Covered by a unit test; never expected at run time.
+                        tracing::error!("embedded rules do not compile: {e}");
+                        Arc::new(Rules::empty())
+                    }
+                }
+            })
+            .clone()
+    }
+
+    /// Embedded rules with user files merged on top, in order.
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Rules, RulesError> {
+        let mut file = Rules::default_file()?;
+        for p in paths {
+            let p = p.as_ref();
+            let origin = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| RulesError::Read {
+                path: origin.clone(),
+                source,
+            })?;
+            file.merge(RuleFile::parse(&text, &origin)?);
+        }
+        Rules::compile(file, "rules")
+    }
+
+    pub fn empty() -> Rules {
+        Rules {
+            open: UrlRuleSet::compile(Vec::new(), "").unwrap_or_else(|_| unreachable_set()),
+            font: UrlRuleSet::compile(Vec::new(), "").unwrap_or_else(|_| unreachable_set()),
+        }
+    }
+}
+
+fn unreachable_set() -> UrlRuleSet {
+    UrlRuleSet {
+        rules: Vec::new(),
+        set: RegexSet::empty(),
+    }
+}
+
+/// An absolute http(s) URL reduced to what rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlView {
+    pub url: url::Url,
+    /// "host/path?query", host lowercased without port.
+    pub subject: String,
+}
+
+impl UrlView {
+    /// Parse a remote URL as found in a message (entities already decoded). Accepts
+    /// `http:`, `https:` and protocol-relative `//host/…`; anything else is `None`.
+    pub fn parse(raw: &str) -> Option<UrlView> {
+        let s = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+        let parsed = if s.starts_with("//") {
+            url::Url::parse(&format!("https:{s}")).ok()?
+        } else {
+            let scheme_end = s.find(':')?;
+            let scheme = &s[..scheme_end];
+            if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+                return None;
+            }
+            url::Url::parse(s).ok()?
+        };
+        let host = parsed.host_str()?;
+        let mut subject = String::with_capacity(s.len());
+        subject.push_str(host);
+        subject.push_str(parsed.path());
+        if let Some(q) = parsed.query() {
+            subject.push('?');
+            subject.push_str(q);
+        }
+        Some(UrlView {
+            url: parsed,
+            subject,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_rules_compile() {
+        let file = Rules::default_file().expect("parse");
+        let n = file.open.len() + file.font.len();
+        let rules = Rules::compile(file, "test").expect("compile");
+        assert_eq!(rules.open.len() + rules.font.len(), n);
+        assert!(rules.open.len() > 30);
+    }
+
+    fn open_id(url: &str) -> Option<String> {
+        let v = UrlView::parse(url)?;
+        Rules::embedded()
+            .open
+            .first_match(&v.subject)
+            .map(|r| r.id.clone())
+    }
+
+    #[test]
+    fn path_rules_catch_custom_domains() {
+        assert_eq!(
+            open_id("https://email.shop.example/o/eJwVjEsOgjAQQO9").as_deref(),
+            Some("mailgun.open")
+        );
+        assert_eq!(
+            open_id("http://url2508.brand.example/wf/open?upn=abc").as_deref(),
+            Some("sendgrid.open")
+        );
+        assert_eq!(
+            open_id("https://tracking.shop.example/CI0/0100-abc/xyz=331").as_deref(),
+            Some("ses.open-custom")
+        );
+        assert_eq!(
+            open_id("https://VK39FK6Q.r.eu-west-1.awstrack.me:443/I0/0102/sig=331").as_deref(),
+            Some("ses.open")
+        );
+        assert_eq!(open_id("https://cdn.shop.example/img/logo.png"), None);
+        assert_eq!(open_id("https://awstrack.me.evil.example/I0/x"), None);
+        assert_eq!(open_id("cid:logo@x"), None);
+    }
+
+    #[test]
+    fn user_file_overrides_and_disables() {
+        let mut file = Rules::default_file().expect("parse");
+        let user = RuleFile::parse(
+            r#"
+            [[open]]
+            id = "mailgun.open"
+            disabled = true
+            [[open]]
+            id = "local.beacon"
+            vendor = "Local"
+            hosts = ["beacon.example"]
+            "#,
+            "user",
+        )
+        .expect("user parse");
+        file.merge(user);
+        let rules = Rules::compile(file, "t").expect("compile");
+        let v = UrlView::parse("https://email.shop.example/o/eJwVjEsOgjAQQO9").expect("url");
+        assert!(rules.open.first_match(&v.subject).is_none());
+        let v = UrlView::parse("https://x.beacon.example/p.gif").expect("url");
+        assert_eq!(
+            rules.open.first_match(&v.subject).map(|r| r.id.as_str()),
+            Some("local.beacon")
+        );
+    }
+
+    #[test]
+    fn bad_rule_is_named() {
+        let file = RuleFile::parse(
+            "[[open]]\nid = \"broken\"\npath = '/(unclosed'\n",
+            "user.toml",
+        )
+        .expect("toml");
+        let err = Rules::compile(file, "user.toml").expect_err("must fail");
+        assert!(err.to_string().contains("broken"), "{err}");
+        assert!(RuleFile::parse("[[open]]\nid='x'\nbogus=1\n", "u.toml").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests: building MIME messages the way mailers do.
+#![allow(dead_code)]
+
+use base64::Engine;
+
+/// Encode as quoted-printable independently of the crate's own encoder (so tests do not
+/// check the encoder against itself): 76-column lines, `nl` line breaks.
+pub fn qp(content: &str, nl: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in content.split('\n').enumerate() {
+        if n > 0 {
+            out.push_str(nl);
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let mut col = 0;
+        let bytes = line.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let last = i + 1 == bytes.len();
+            let enc = if b == b'='
+                || b >= 0x7f
+                || (b < 0x20 && b != b'\t')
+                || ((b == b' ' || b == b'\t') && last)
+            {
+                format!("={b:02X}")
+            } else {
+                (b as char).to_string()
+            };
+            if col + enc.len() > 75 {
+                out.push('=');
+                out.push_str(nl);
+                col = 0;
+            }
+            col += enc.len();
+            out.push_str(&enc);
+        }
+    }
+    out
+}
+
+pub fn b64(content: &[u8], nl: &str) -> String {
+    let s = base64::engine::general_purpose::STANDARD.encode(content);
+    s.as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(nl)
+}
+
+/// A leaf part: headers and encoded body, without the boundary lines.
+pub fn leaf(ctype: &str, cte: &str, body: &str, nl: &str) -> String {
+    let encoded = match cte {
+        "quoted-printable" => qp(body, nl),
+        "base64" => b64(body.as_bytes(), nl),
+        _ => body.replace("\r\n", "\n").replace('\n', nl),
+    };
+    format!("Content-Type: {ctype}{nl}Content-Transfer-Encoding: {cte}{nl}{nl}{encoded}")
+}
+
+pub fn multipart(subtype: &str, boundary: &str, parts: &[String], nl: &str) -> String {
+    let mut s = format!("Content-Type: multipart/{subtype}; boundary=\"{boundary}\"{nl}{nl}");
+    s.push_str(&format!("This is a multi-part message in MIME format.{nl}"));
+    for p in parts {
+        s.push_str(&format!("--{boundary}{nl}{p}{nl}"));
+    }
+    s.push_str(&format!("--{boundary}--{nl}"));
+    s
+}
+
+pub fn message(headers: &[(&str, &str)], body_entity: &str, nl: &str) -> Vec<u8> {
+    let mut s = String::new();
+    for (k, v) in headers {
+        s.push_str(&format!("{k}: {v}{nl}"));
+    }
+    s.push_str(&format!("MIME-Version: 1.0{nl}"));
+    s.push_str(body_entity);
+    s.into_bytes()
+}
+
+pub fn std_headers() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Return-Path", "<bounce@shop.example>"),
+        (
+            "Received",
+            "from mail.shop.example (mail.shop.example [192.0.2.10]) by mx.example.net",
+        ),
+        ("From", "Shop <news@shop.example>"),
+        ("To", "reader@example.net"),
+        ("Subject", "Autumn sale"),
+        ("Date", "Mon, 02 Nov 2026 10:00:00 +0000"),
+        ("Message-ID", "<20261102100000.abc@shop.example>"),
+    ]
+}
+
+/// The decoded text of every text part of a message, joined (for "is the tracker gone" checks).
+pub fn all_text(raw: &[u8]) -> String {
+    let msg = mail_parser::MessageParser::new()
+        .parse(raw)
+        .expect("parses");
+    let mut out = String::new();
+    collect_text(&msg, &mut out);
+    out
+}
+
+fn collect_text(msg: &mail_parser::Message<'_>, out: &mut String) {
+    for p in &msg.parts {
+        match &p.body {
+            mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            mail_parser::PartType::Message(m) => collect_text(m, out),
+            _ => {}
+        }
+    }
+}
