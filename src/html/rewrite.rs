@@ -85,6 +85,9 @@ impl State<'_> {
     }
 }
 
+/// Input chunk size for lol_html.
+const CHUNK: usize = 16 << 10;
+
 type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
@@ -258,7 +261,11 @@ pub fn rewrite(
     };
     let result = {
         let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
-        rewriter.write(html).and_then(|()| rewriter.end())
+        // Fed in chunks, as a stream: lol_html then buffers only what spans chunks, and the
+        // memory limit bounds that.
+        html.chunks(CHUNK)
+            .try_for_each(|c| rewriter.write(c))
+            .and_then(|()| rewriter.end())
     };
     let state = state.into_inner();
     if let Err(e) = result {

@@ -45,6 +45,9 @@ pub struct UrlRule {
     pub disabled: bool,
     #[serde(default)]
     pub note: Option<String>,
+    /// The file this rule came from (for error messages).
+    #[serde(skip)]
+    pub origin: String,
 }
 
 impl UrlRule {
@@ -85,7 +88,7 @@ impl UrlRuleSet {
         for (rule, pat) in rules.iter().zip(&patterns) {
             if let Err(e) = regex::Regex::new(pat) {
                 return Err(RulesError::Pattern {
-                    path: origin.to_string(),
+                    path: if rule.origin.is_empty() { origin.to_string() } else { rule.origin.clone() },
                     id: rule.id.clone(),
                     message: e.to_string(),
                 });
@@ -137,10 +140,14 @@ pub struct RuleFile {
 
 impl RuleFile {
     pub fn parse(text: &str, origin: &str) -> Result<RuleFile, RulesError> {
-        toml::from_str(text).map_err(|e| RulesError::Parse {
+        let mut file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
-        })
+        })?;
+        for r in file.open.iter_mut().chain(file.font.iter_mut()) {
+            r.origin = origin.to_string();
+        }
+        Ok(file)
     }
 
     /// Merge `other` on top of `self`: same id replaces (or, with `disabled`, removes).

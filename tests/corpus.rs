@@ -1,0 +1,123 @@
+//! Golden tests over `corpus/`: every `NAME.eml` is neutralised and its findings compared with
+//! `NAME.json`; the output must re-parse with the same structure, keep every byte outside the
+//! rewritten parts, and be a fixed point (a second run changes nothing).
+
+mod common;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use trackless::{neutralise, Finding, Kind, Policy};
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn expected(eml: &Path) -> Value {
+    let json = eml.with_extension("json");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{}: {e}", json.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", json.display()))
+}
+
+/// (kind, action or skip reason, url) with a count, for order-insensitive comparison.
+type Bag = BTreeMap<(String, String, String), usize>;
+
+fn actual_bag(findings: &[Finding]) -> Bag {
+    let mut bag = Bag::new();
+    for f in findings {
+        let key = match f.kind {
+            Kind::Pixel | Kind::Font => (
+                f.kind.as_str().to_string(),
+                f.action.as_str().to_string(),
+                f.url.clone().unwrap_or_default(),
+            ),
+            Kind::Skip => (
+                "skip".to_string(),
+                f.reason.map(|r| r.as_str()).unwrap_or_default().to_string(),
+                String::new(),
+            ),
+            Kind::Link => continue,
+        };
+        *bag.entry(key).or_default() += 1;
+    }
+    bag
+}
+
+fn expected_bag(v: &Value) -> Bag {
+    let mut bag = Bag::new();
+    for f in v["expect"]["findings"].as_array().expect("expect.findings") {
+        let kind = f["kind"].as_str().expect("kind").to_string();
+        let key = if kind == "skip" {
+            (kind, f["reason"].as_str().expect("reason").to_string(), String::new())
+        } else {
+            (
+                kind,
+                f["action"].as_str().expect("action").to_string(),
+                f["url"].as_str().expect("url").to_string(),
+            )
+        };
+        *bag.entry(key).or_default() += 1;
+    }
+    bag
+}
+
+#[test]
+fn corpus_matches_golden_files() {
+    let files = corpus();
+    assert!(files.len() >= 30, "corpus has {} messages", files.len());
+    let policy = Policy::default();
+    let mut failures = Vec::new();
+    for eml in &files {
+        let name = eml.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let raw = std::fs::read(eml).expect("read");
+        let want = expected(eml);
+        let out = neutralise(&raw, &policy);
+        let got = actual_bag(&out.findings);
+        let exp = expected_bag(&want);
+        if got != exp {
+            let missing: Vec<_> = exp.iter().filter(|(k, n)| got.get(*k) != Some(n)).collect();
+            let extra: Vec<_> = got.iter().filter(|(k, n)| exp.get(*k) != Some(n)).collect();
+            failures.push(format!("{name}: missing {missing:?}\n    unexpected {extra:?}"));
+        }
+        let want_changed = want["expect"]["changed"].as_bool().expect("expect.changed");
+        if out.changed != want_changed {
+            failures.push(format!("{name}: changed={} expected {want_changed}", out.changed));
+        }
+        if out.changed {
+            common::assert_only_rewrites_differ(&name, &raw, &out.bytes, &out.findings);
+            let again = neutralise(&out.bytes, &policy);
+            if again.changed {
+                failures.push(format!("{name}: second run changed it again: {:?}", again.findings));
+            }
+        } else if out.bytes.as_ref() != raw.as_slice() {
+            failures.push(format!("{name}: unchanged outcome with different bytes"));
+        }
+    }
+    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn corpus_line_endings_are_kept() {
+    let policy = Policy::default();
+    for eml in corpus() {
+        let raw = std::fs::read(&eml).expect("read");
+        let out = neutralise(&raw, &policy);
+        let crlf_in = raw.windows(2).filter(|w| w == b"\r\n").count();
+        let lf_in = raw.iter().filter(|&&b| b == b'\n').count();
+        let crlf_out = out.bytes.windows(2).filter(|w| w == b"\r\n").count();
+        let lf_out = out.bytes.iter().filter(|&&b| b == b'\n').count();
+        if crlf_in == lf_in {
+            assert_eq!(crlf_out, lf_out, "{}: bare LF introduced", eml.display());
+        }
+        if crlf_in == 0 {
+            assert_eq!(crlf_out, 0, "{}: CRLF introduced", eml.display());
+        }
+    }
+}

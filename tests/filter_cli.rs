@@ -1,0 +1,124 @@
+//! `trackless filter` and `trackless inspect` as a mail delivery agent would run them.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn trackless() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trackless"))
+}
+
+fn run_filter(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = trackless()
+        .arg("filter")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write stdin");
+    out
+}
+
+fn tracked() -> Vec<u8> {
+    let html = "<html><head><link rel=\"stylesheet\" href=\"https://fonts.googleapis.com/css?family=Lato\"></head><body><p>Hi</p><img src=\"https://email.shop.example/o/eJwNyTEOgCAMAMC3sDJQ\" width=\"1\" height=\"1\"></body></html>";
+    message(&std_headers(), &leaf("text/html; charset=utf-8", "quoted-printable", html, "\r\n"), "\r\n")
+}
+
+#[test]
+fn filter_rewrites_stdin_to_stdout() {
+    let out = run_filter(&[], &tracked());
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("X-Trackless: pixels=1; fonts=1\r\n"));
+    assert!(!text.contains("/o/eJ"));
+    assert!(!text.contains("fonts.googleapis.com"));
+}
+
+#[test]
+fn filter_passes_clean_mail_through_byte_for_byte() {
+    let html = "<html><body><p>Hello</p><img src=\"https://cdn.shop.example/logo.png\" width=\"200\" height=\"50\"></body></html>";
+    let raw = message(&std_headers(), &leaf("text/html; charset=utf-8", "base64", html, "\r\n"), "\r\n");
+    let out = run_filter(&[], &raw);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, raw);
+}
+
+#[test]
+fn filter_passes_non_mail_through_with_a_warning() {
+    let junk = b"\x00\x01 not a message \xff".to_vec();
+    let out = run_filter(&[], &junk);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, junk);
+}
+
+#[test]
+fn filter_with_broken_rules_file_still_delivers() {
+    let dir = std::env::temp_dir().join(format!("trackless-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let rules = dir.join("bad.toml");
+    std::fs::write(&rules, "[[open]]\nid = 'x'\npath = '/(unclosed'\n").expect("write");
+    let raw = tracked();
+    let out = run_filter(&["--rules", rules.to_str().expect("path")], &raw);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, raw);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("passed through unchanged"), "{err}");
+}
+
+#[test]
+fn filter_user_rules_add_a_tracker() {
+    let dir = std::env::temp_dir().join(format!("trackless-rules2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let rules = dir.join("local.toml");
+    std::fs::write(&rules, "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.example']\n").expect("write");
+    let html = "<html><body><img src=\"https://x.beacon.example/logo.png\" width=\"300\" height=\"100\"></body></html>";
+    let raw = message(&std_headers(), &leaf("text/html", "7bit", html, "\r\n"), "\r\n");
+    let out = run_filter(&["--rules", rules.to_str().expect("path")], &raw);
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(!text.contains("beacon.example"), "{text}");
+    let plain = run_filter(&[], &raw);
+    assert_eq!(plain.stdout, raw);
+}
+
+#[test]
+fn filter_unreadable_input_fails_clearly() {
+    // A directory as stdin: read() fails with EISDIR.
+    let dir = std::fs::File::open(std::env::temp_dir()).expect("open dir");
+    let out = trackless().arg("filter").stdin(dir).output().expect("run");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn inspect_text_and_json() {
+    let dir = std::env::temp_dir().join(format!("trackless-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("m.eml");
+    std::fs::write(&f, tracked()).expect("write");
+    let out = trackless().arg("inspect").arg(&f).output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("rule=mailgun.open"), "{text}");
+    assert!(text.contains("https://fonts.googleapis.com/css?family=Lato"), "{text}");
+
+    let out = trackless().args(["inspect", "--json"]).arg(&f).arg(&f).output().expect("run");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["counts"]["pixels"], 1);
+    assert_eq!(v["findings"][1]["vendor"], "Mailgun");
+
+    let out = trackless().arg("inspect").arg(dir.join("missing.eml")).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
