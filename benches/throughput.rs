@@ -19,7 +19,10 @@ fn corpus() -> Vec<Vec<u8>> {
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect();
     files.sort();
-    files.iter().map(|p| std::fs::read(p).expect("read")).collect()
+    files
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect()
 }
 
 /// The decoded HTML of every message (what the rewriter sees), collected with mail-parser.
@@ -80,7 +83,13 @@ fn main() {
         }
     });
     let mb = |bytes: usize, t: f64| bytes as f64 / t / 1e6;
-    println!("corpus: {} messages, {} bytes; {} HTML parts, {} bytes", msgs.len(), msg_bytes, htmls.len(), html_bytes);
+    println!(
+        "corpus: {} messages, {} bytes; {} HTML parts, {} bytes",
+        msgs.len(),
+        msg_bytes,
+        htmls.len(),
+        html_bytes
+    );
     println!(
         "neutralise:     {:8.1} MB/s of mail, {:8.0} messages/s ({:.3} ms per corpus round)",
         mb(msg_bytes, t_core),

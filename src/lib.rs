@@ -12,6 +12,8 @@
 pub mod cli;
 pub mod core;
 pub mod html;
+pub mod links;
+pub mod plain;
 pub mod rules;
 
 pub use crate::core::message::neutralise;

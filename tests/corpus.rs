@@ -55,7 +55,11 @@ fn expected_bag(v: &Value) -> Bag {
     for f in v["expect"]["findings"].as_array().expect("expect.findings") {
         let kind = f["kind"].as_str().expect("kind").to_string();
         let key = if kind == "skip" {
-            (kind, f["reason"].as_str().expect("reason").to_string(), String::new())
+            (
+                kind,
+                f["reason"].as_str().expect("reason").to_string(),
+                String::new(),
+            )
         } else {
             (
                 kind,
@@ -75,7 +79,11 @@ fn corpus_matches_golden_files() {
     let policy = Policy::default();
     let mut failures = Vec::new();
     for eml in &files {
-        let name = eml.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = eml
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let raw = std::fs::read(eml).expect("read");
         let want = expected(eml);
         let out = neutralise(&raw, &policy);
@@ -84,23 +92,36 @@ fn corpus_matches_golden_files() {
         if got != exp {
             let missing: Vec<_> = exp.iter().filter(|(k, n)| got.get(*k) != Some(n)).collect();
             let extra: Vec<_> = got.iter().filter(|(k, n)| exp.get(*k) != Some(n)).collect();
-            failures.push(format!("{name}: missing {missing:?}\n    unexpected {extra:?}"));
+            failures.push(format!(
+                "{name}: missing {missing:?}\n    unexpected {extra:?}"
+            ));
         }
         let want_changed = want["expect"]["changed"].as_bool().expect("expect.changed");
         if out.changed != want_changed {
-            failures.push(format!("{name}: changed={} expected {want_changed}", out.changed));
+            failures.push(format!(
+                "{name}: changed={} expected {want_changed}",
+                out.changed
+            ));
         }
         if out.changed {
             common::assert_only_rewrites_differ(&name, &raw, &out.bytes, &out.findings);
             let again = neutralise(&out.bytes, &policy);
             if again.changed {
-                failures.push(format!("{name}: second run changed it again: {:?}", again.findings));
+                failures.push(format!(
+                    "{name}: second run changed it again: {:?}",
+                    again.findings
+                ));
             }
         } else if out.bytes.as_ref() != raw.as_slice() {
             failures.push(format!("{name}: unchanged outcome with different bytes"));
         }
     }
-    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

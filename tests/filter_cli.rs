@@ -29,7 +29,11 @@ fn run_filter(args: &[&str], input: &[u8]) -> std::process::Output {
 
 fn tracked() -> Vec<u8> {
     let html = "<html><head><link rel=\"stylesheet\" href=\"https://fonts.googleapis.com/css?family=Lato\"></head><body><p>Hi</p><img src=\"https://email.shop.example/o/eJwNyTEOgCAMAMC3sDJQ\" width=\"1\" height=\"1\"></body></html>";
-    message(&std_headers(), &leaf("text/html; charset=utf-8", "quoted-printable", html, "\r\n"), "\r\n")
+    message(
+        &std_headers(),
+        &leaf("text/html; charset=utf-8", "quoted-printable", html, "\r\n"),
+        "\r\n",
+    )
 }
 
 #[test]
@@ -45,7 +49,11 @@ fn filter_rewrites_stdin_to_stdout() {
 #[test]
 fn filter_passes_clean_mail_through_byte_for_byte() {
     let html = "<html><body><p>Hello</p><img src=\"https://cdn.shop.example/logo.png\" width=\"200\" height=\"50\"></body></html>";
-    let raw = message(&std_headers(), &leaf("text/html; charset=utf-8", "base64", html, "\r\n"), "\r\n");
+    let raw = message(
+        &std_headers(),
+        &leaf("text/html; charset=utf-8", "base64", html, "\r\n"),
+        "\r\n",
+    );
     let out = run_filter(&[], &raw);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, raw);
@@ -70,7 +78,10 @@ fn filter_with_broken_rules_file_still_delivers() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, raw);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("passed through unchanged"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("passed through unchanged"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,9 +89,17 @@ fn filter_user_rules_add_a_tracker() {
     let dir = std::env::temp_dir().join(format!("trackless-rules2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let rules = dir.join("local.toml");
-    std::fs::write(&rules, "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.example']\n").expect("write");
+    std::fs::write(
+        &rules,
+        "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.example']\n",
+    )
+    .expect("write");
     let html = "<html><body><img src=\"https://x.beacon.example/logo.png\" width=\"300\" height=\"100\"></body></html>";
-    let raw = message(&std_headers(), &leaf("text/html", "7bit", html, "\r\n"), "\r\n");
+    let raw = message(
+        &std_headers(),
+        &leaf("text/html", "7bit", html, "\r\n"),
+        "\r\n",
+    );
     let out = run_filter(&["--rules", rules.to_str().expect("path")], &raw);
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(!text.contains("beacon.example"), "{text}");
@@ -108,9 +127,17 @@ fn inspect_text_and_json() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(text.contains("rule=mailgun.open"), "{text}");
-    assert!(text.contains("https://fonts.googleapis.com/css?family=Lato"), "{text}");
+    assert!(
+        text.contains("https://fonts.googleapis.com/css?family=Lato"),
+        "{text}"
+    );
 
-    let out = trackless().args(["inspect", "--json"]).arg(&f).arg(&f).output().expect("run");
+    let out = trackless()
+        .args(["inspect", "--json"])
+        .arg(&f)
+        .arg(&f)
+        .output()
+        .expect("run");
     let text = String::from_utf8(out.stdout).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -119,6 +146,10 @@ fn inspect_text_and_json() {
     assert_eq!(v["counts"]["pixels"], 1);
     assert_eq!(v["findings"][1]["vendor"], "Mailgun");
 
-    let out = trackless().arg("inspect").arg(dir.join("missing.eml")).output().expect("run");
+    let out = trackless()
+        .arg("inspect")
+        .arg(dir.join("missing.eml"))
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
 }

@@ -8,7 +8,11 @@ use trackless::{neutralise, Limits, Policy, SkipReason};
 
 fn tracked_message() -> Vec<u8> {
     let html = "<html><body><p>Hi</p><img src=\"https://email.shop.example/o/eJwNyTEOgCAMAMC3sDJQ\" width=\"1\" height=\"1\"></body></html>";
-    message(&std_headers(), &leaf("text/html; charset=utf-8", "quoted-printable", html, "\r\n"), "\r\n")
+    message(
+        &std_headers(),
+        &leaf("text/html; charset=utf-8", "quoted-printable", html, "\r\n"),
+        "\r\n",
+    )
 }
 
 fn skip_reasons(out: &trackless::Outcome<'_>) -> Vec<SkipReason> {
@@ -27,7 +31,10 @@ fn baseline_is_rewritten() {
 fn too_large_passes_through() {
     let raw = tracked_message();
     let policy = Policy {
-        limits: Limits { max_size: raw.len() - 1, ..Limits::default() },
+        limits: Limits {
+            max_size: raw.len() - 1,
+            ..Limits::default()
+        },
         ..Policy::default()
     };
     let out = neutralise(&raw, &policy);
@@ -40,7 +47,10 @@ fn too_large_passes_through() {
 fn time_limit_passes_through() {
     let raw = tracked_message();
     let policy = Policy {
-        limits: Limits { max_time: Duration::ZERO, ..Limits::default() },
+        limits: Limits {
+            max_time: Duration::ZERO,
+            ..Limits::default()
+        },
         ..Policy::default()
     };
     let out = neutralise(&raw, &policy);
@@ -56,9 +66,16 @@ fn html_memory_limit_passes_through() {
         "<html><body><img src=\"https://email.shop.example/o/eJwNyTEOgCAMAMC3sDJQ\" width=\"1\" height=\"1\" title=\"{}\"></body></html>",
         "x".repeat(300_000)
     );
-    let raw = message(&std_headers(), &leaf("text/html; charset=utf-8", "8bit", &html, "\r\n"), "\r\n");
+    let raw = message(
+        &std_headers(),
+        &leaf("text/html; charset=utf-8", "8bit", &html, "\r\n"),
+        "\r\n",
+    );
     let policy = Policy {
-        limits: Limits { html_memory: 64 << 10, ..Limits::default() },
+        limits: Limits {
+            html_memory: 64 << 10,
+            ..Limits::default()
+        },
         ..Policy::default()
     };
     let out = neutralise(&raw, &policy);

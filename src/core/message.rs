@@ -6,6 +6,7 @@ use crate::core::header;
 use crate::core::outcome::{Counts, Finding, Outcome, SkipReason};
 use crate::core::policy::Policy;
 use crate::html;
+use crate::plain;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
@@ -349,11 +350,14 @@ impl Walker<'_> {
             };
             html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found)
         } else {
-            Ok(None)
+            plain::rewrite(&decoded, encoding, self.policy, path, &mut found)
         };
         let content = match result {
             Ok(Some(c)) => c,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                self.findings.extend(found);
+                return Ok(());
+            }
             Err(reason) if reason.is_message_wide() => return Err(reason),
             Err(reason) => {
                 self.skip(reason, path, None);

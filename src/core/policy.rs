@@ -29,11 +29,22 @@ impl Default for Limits {
     }
 }
 
+/// What to do with click trackers whose destination cannot be recovered offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpaqueLinks {
+    /// Leave the link as it is (it is still recorded).
+    #[default]
+    Keep,
+    /// Add a visible ` [tracked]` marker after the link and a `title` on it.
+    Mark,
+}
+
 /// Everything `neutralise` needs besides the message.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub rules: Arc<Rules>,
     pub limits: Limits,
+    pub opaque_links: OpaqueLinks,
 }
 
 impl Default for Policy {
@@ -41,6 +52,7 @@ impl Default for Policy {
         Policy {
             rules: Rules::embedded(),
             limits: Limits::default(),
+            opaque_links: OpaqueLinks::Keep,
         }
     }
 }

@@ -2,10 +2,11 @@
 //! One streaming pass, in the part's own charset; untouched bytes come out as they went in.
 
 use crate::core::outcome::{Action, Finding, Kind, SkipReason};
-use crate::core::policy::Policy;
+use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::css::{self, UrlUse};
 use crate::html::entities::{decode, escape_attr};
 use crate::html::pixel::{self, Shape, Verdict};
+use crate::links;
 use crate::rules::{UrlRuleSet, UrlView};
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
@@ -209,8 +210,62 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     Ok(())
 }
 
-/// Rewrite one decoded HTML part. `Ok(None)`: nothing to change. Findings are appended only
-/// when the part is rewritten successfully.
+/// The marker `opaque_links = mark` puts after a tracked link, and the title prefix that
+/// tells a second run the link is already marked.
+pub const MARK_TEXT: &str = " [tracked]";
+pub const MARK_TITLE: &str = "trackless: tracked link";
+
+fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let Some(raw) = el.get_attribute("href") else {
+        return Ok(());
+    };
+    let href = decode(&raw);
+    let Some(res) = links::process(&href, &st.ctx.policy.rules) else {
+        return Ok(());
+    };
+    let mut f = Finding::new(Kind::Link, res.action);
+    f.url = Some(href.trim().to_string());
+    f.context = Some(if el.tag_name() == "area" { "area" } else { "a" });
+    f.part = st.ctx.part.to_string();
+    f.rule = res.rule;
+    f.vendor = res.vendor;
+    f.chain = res.chain;
+    f.detail = res.detail;
+    match res.action {
+        Action::Unwrapped | Action::Cleaned => {
+            if let Some(new) = &res.new_url {
+                el.set_attribute("href", &escape_attr(new))?;
+                st.changed = true;
+            }
+            f.new_url = res.new_url;
+        }
+        Action::KeptOpaque
+            if st.ctx.policy.opaque_links == OpaqueLinks::Mark && f.context == Some("a") =>
+        {
+            let already = el
+                .get_attribute("title")
+                .is_some_and(|t| decode(&t).starts_with(MARK_TITLE));
+            if !already {
+                let title = match &f.vendor {
+                    Some(v) => format!("{MARK_TITLE} ({v} logs the click)"),
+                    None => format!("{MARK_TITLE} (the click is logged)"),
+                };
+                el.set_attribute("title", &escape_attr(&title))?;
+                el.after(MARK_TEXT, ContentType::Text);
+                st.changed = true;
+                f.action = Action::Marked;
+            }
+        }
+        _ => {}
+    }
+    st.findings.push(f);
+    Ok(())
+}
+
+/// Rewrite one decoded HTML part. `Ok(None)`: nothing to change (findings such as opaque
+/// links are still appended). On error nothing is appended.
 pub fn rewrite(
     html: &[u8],
     encoding: &'static encoding_rs::Encoding,
@@ -235,6 +290,7 @@ pub fn rewrite(
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
+            element!("a[href], area[href]", move |el| on_link_href(el, st)),
             text!("style", move |t| {
                 let mut s = st.borrow_mut();
                 s.style_buf.push_str(t.as_str());
@@ -277,9 +333,6 @@ pub fn rewrite(
             SkipReason::RewriteError
         });
     }
-    if !state.changed {
-        return Ok(None);
-    }
     findings.extend(state.findings);
-    Ok(Some(out))
+    Ok(state.changed.then_some(out))
 }

@@ -3,6 +3,7 @@
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
 
+use crate::links::params::ParamRules;
 use regex::{RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use std::path::Path;
@@ -45,6 +46,12 @@ pub struct UrlRule {
     pub disabled: bool,
     #[serde(default)]
     pub note: Option<String>,
+    /// `[[decoder]]` rules: which decoder reads the destination out of the link.
+    #[serde(default)]
+    pub decoder: Option<String>,
+    /// `[[decoder]]` rules with `decoder = "query"`: the parameters holding the destination.
+    #[serde(default)]
+    pub params: Vec<String>,
     /// The file this rule came from (for error messages).
     #[serde(skip)]
     pub origin: String,
@@ -88,7 +95,11 @@ impl UrlRuleSet {
         for (rule, pat) in rules.iter().zip(&patterns) {
             if let Err(e) = regex::Regex::new(pat) {
                 return Err(RulesError::Pattern {
-                    path: if rule.origin.is_empty() { origin.to_string() } else { rule.origin.clone() },
+                    path: if rule.origin.is_empty() {
+                        origin.to_string()
+                    } else {
+                        rule.origin.clone()
+                    },
                     id: rule.id.clone(),
                     message: e.to_string(),
                 });
@@ -136,6 +147,12 @@ pub struct RuleFile {
     pub open: Vec<UrlRule>,
     #[serde(default)]
     pub font: Vec<UrlRule>,
+    #[serde(default)]
+    pub decoder: Vec<UrlRule>,
+    #[serde(default)]
+    pub click: Vec<UrlRule>,
+    #[serde(default)]
+    pub params: ParamRules,
 }
 
 impl RuleFile {
@@ -144,7 +161,13 @@ impl RuleFile {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        for r in file.open.iter_mut().chain(file.font.iter_mut()) {
+        for r in file
+            .open
+            .iter_mut()
+            .chain(file.font.iter_mut())
+            .chain(file.decoder.iter_mut())
+            .chain(file.click.iter_mut())
+        {
             r.origin = origin.to_string();
         }
         Ok(file)
@@ -154,6 +177,9 @@ impl RuleFile {
     pub fn merge(&mut self, other: RuleFile) {
         merge_rules(&mut self.open, other.open);
         merge_rules(&mut self.font, other.font);
+        merge_rules(&mut self.decoder, other.decoder);
+        merge_rules(&mut self.click, other.click);
+        self.params.merge(other.params);
     }
 }
 
@@ -174,13 +200,39 @@ pub struct Rules {
     pub open: UrlRuleSet,
     /// Remote font hosts.
     pub font: UrlRuleSet,
+    /// Links whose destination can be read out of the link itself.
+    pub decoder: UrlRuleSet,
+    /// Click trackers that cannot be decoded offline (kept, recorded as opaque).
+    pub click: UrlRuleSet,
+    /// Tracking parameters stripped from every link.
+    pub params: ParamRules,
 }
 
 impl Rules {
     pub fn compile(file: RuleFile, origin: &str) -> Result<Rules, RulesError> {
+        for r in &file.decoder {
+            let known = r
+                .decoder
+                .as_deref()
+                .is_some_and(|d| crate::links::Decoder::from_name(d).is_some());
+            if !known && !r.disabled {
+                return Err(RulesError::Pattern {
+                    path: r.origin.clone(),
+                    id: r.id.clone(),
+                    message: format!(
+                        "unknown decoder {:?} (known: {})",
+                        r.decoder.as_deref().unwrap_or(""),
+                        crate::links::Decoder::NAMES.join(", ")
+                    ),
+                });
+            }
+        }
         Ok(Rules {
             open: UrlRuleSet::compile(file.open, origin)?,
             font: UrlRuleSet::compile(file.font, origin)?,
+            decoder: UrlRuleSet::compile(file.decoder, origin)?,
+            click: UrlRuleSet::compile(file.click, origin)?,
+            params: file.params,
         })
     }
 
@@ -224,13 +276,16 @@ impl Rules {
 
     pub fn empty() -> Rules {
         Rules {
-            open: UrlRuleSet::compile(Vec::new(), "").unwrap_or_else(|_| unreachable_set()),
-            font: UrlRuleSet::compile(Vec::new(), "").unwrap_or_else(|_| unreachable_set()),
+            open: empty_set(),
+            font: empty_set(),
+            decoder: empty_set(),
+            click: empty_set(),
+            params: ParamRules::default(),
         }
     }
 }
 
-fn unreachable_set() -> UrlRuleSet {
+fn empty_set() -> UrlRuleSet {
     UrlRuleSet {
         rules: Vec::new(),
         set: RegexSet::empty(),

@@ -134,7 +134,9 @@ fn rewritable_spans(raw: &[u8]) -> Vec<(usize, usize)> {
             }
         }
     }
-    let msg = mail_parser::MessageParser::new().parse(raw).expect("parses");
+    let msg = mail_parser::MessageParser::new()
+        .parse(raw)
+        .expect("parses");
     let mut spans = Vec::new();
     walk(&msg, true, &mut spans);
     spans.sort();
@@ -143,7 +145,9 @@ fn rewritable_spans(raw: &[u8]) -> Vec<(usize, usize)> {
 
 /// The message with rewritable spans replaced by a marker and X-Trackless fields dropped.
 fn skeleton(raw: &[u8]) -> Vec<u8> {
-    let msg = mail_parser::MessageParser::new().parse(raw).expect("parses");
+    let msg = mail_parser::MessageParser::new()
+        .parse(raw)
+        .expect("parses");
     let body_start = msg.parts[0].offset_body as usize;
     let mut out = Vec::new();
     let head = &raw[..body_start];
@@ -172,11 +176,20 @@ fn skeleton(raw: &[u8]) -> Vec<u8> {
 
 /// Everything outside the rewritable spans (headers, boundaries, attachments, preamble,
 /// epilogue) must be byte-identical.
-pub fn assert_only_rewrites_differ(name: &str, raw: &[u8], out: &[u8], _findings: &[trackless::Finding]) {
+pub fn assert_only_rewrites_differ(
+    name: &str,
+    raw: &[u8],
+    out: &[u8],
+    _findings: &[trackless::Finding],
+) {
     let a = skeleton(raw);
     let b = skeleton(out);
     if a != b {
-        let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let i = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
         panic!(
             "{name}: bytes outside rewritten parts differ at {i}:\n  in:  {:?}\n  out: {:?}",
             String::from_utf8_lossy(&a[i.saturating_sub(40)..(i + 80).min(a.len())]),

@@ -1,0 +1,84 @@
+//! Links: unwrap redirect tracking links offline, strip tracking parameters, recognise opaque
+//! click trackers. No network request, ever: a destination is used only when it is written in
+//! the link itself.
+
+mod b64;
+pub mod customerio;
+pub mod mailgun;
+pub mod mailjet;
+pub mod mandrill;
+pub mod params;
+pub mod postmark;
+pub mod proofpoint;
+pub mod query;
+pub mod ses;
+pub mod sparkpost;
+pub mod substack;
+pub mod unwrap;
+
+pub use unwrap::{process, LinkResult};
+
+use url::Url;
+
+/// The decoders a `[[decoder]]` rule can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    Mailgun,
+    Mandrill,
+    Ses,
+    Postmark,
+    Mailjet,
+    CustomerIo,
+    Substack,
+    SparkPost,
+    Proofpoint,
+    /// Destination in a query parameter (the rule's `params`).
+    Query,
+}
+
+impl Decoder {
+    pub const NAMES: &'static [&'static str] = &[
+        "mailgun",
+        "mandrill",
+        "ses",
+        "postmark",
+        "mailjet",
+        "customerio",
+        "substack",
+        "sparkpost",
+        "proofpoint",
+        "query",
+    ];
+
+    pub fn from_name(name: &str) -> Option<Decoder> {
+        Some(match name {
+            "mailgun" => Decoder::Mailgun,
+            "mandrill" => Decoder::Mandrill,
+            "ses" => Decoder::Ses,
+            "postmark" => Decoder::Postmark,
+            "mailjet" => Decoder::Mailjet,
+            "customerio" => Decoder::CustomerIo,
+            "substack" => Decoder::Substack,
+            "sparkpost" => Decoder::SparkPost,
+            "proofpoint" => Decoder::Proofpoint,
+            "query" => Decoder::Query,
+            _ => return None,
+        })
+    }
+
+    /// Read the destination out of `raw` (entity-decoded link text), parsed as `url`.
+    pub fn decode(self, raw: &str, url: &Url, params: &[String]) -> Result<String, &'static str> {
+        match self {
+            Decoder::Mailgun => mailgun::decode(url),
+            Decoder::Mandrill => mandrill::decode(url),
+            Decoder::Ses => ses::decode(raw),
+            Decoder::Postmark => postmark::decode(raw),
+            Decoder::Mailjet => mailjet::decode(url),
+            Decoder::CustomerIo => customerio::decode(url),
+            Decoder::Substack => substack::decode(url),
+            Decoder::SparkPost => sparkpost::decode(raw),
+            Decoder::Proofpoint => proofpoint::decode(raw),
+            Decoder::Query => query::decode(url, params),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Tracking parameters (`utm_*`, `mc_eid`, `fbclid`, …) removed from the query and the
+//! fragment. Every other parameter keeps its place and its exact encoding.
+
+use serde::Deserialize;
+
+/// Which parameter names are tracking parameters (from the rules file, `[params]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamRules {
+    /// Exact names (compared case-insensitively).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Name prefixes (`utm_`, `__hs`, …).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+impl ParamRules {
+    pub fn merge(&mut self, other: ParamRules) {
+        for n in other.names {
+            if !self.names.iter().any(|m| m.eq_ignore_ascii_case(&n)) {
+                self.names.push(n);
+            }
+        }
+        for p in other.prefixes {
+            if !self.prefixes.iter().any(|m| m.eq_ignore_ascii_case(&p)) {
+                self.prefixes.push(p);
+            }
+        }
+    }
+
+    pub fn is_tracking(&self, key: &str) -> bool {
+        let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+        let key = key.to_ascii_lowercase();
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(&key))
+            || self
+                .prefixes
+                .iter()
+                .any(|p| key.starts_with(&p.to_ascii_lowercase()))
+    }
+
+    /// `url` without tracking parameters, and the names removed; `None` when nothing changes.
+    pub fn strip(&self, url: &str) -> Option<(String, Vec<String>)> {
+        let (before_frag, frag) = match url.split_once('#') {
+            Some((a, f)) => (a, Some(f)),
+            None => (url, None),
+        };
+        let mut removed = Vec::new();
+        let mut out = String::with_capacity(url.len());
+        match before_frag.split_once('?') {
+            Some((base, query)) => {
+                out.push_str(base);
+                let kept = self.filter_pairs(query, '&', &mut removed);
+                if !kept.is_empty() {
+                    out.push('?');
+                    out.push_str(&kept);
+                }
+            }
+            None => out.push_str(before_frag),
+        }
+        if let Some(frag) = frag {
+            // Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`.
+            let (head, params) = match frag.split_once('?') {
+                Some((h, p)) => (Some(h), p),
+                None if frag.contains('=') => (None, frag),
+                None => (Some(frag), ""),
+            };
+            let kept = if params.is_empty() {
+                String::new()
+            } else {
+                self.filter_pairs(params, '&', &mut removed)
+            };
+            let mut new_frag = head.unwrap_or("").to_string();
+            if !kept.is_empty() {
+                if head.is_some() {
+                    new_frag.push('?');
+                }
+                new_frag.push_str(&kept);
+            }
+            if !new_frag.is_empty() || removed.is_empty() {
+                out.push('#');
+                out.push_str(&new_frag);
+            }
+        }
+        (!removed.is_empty()).then_some((out, removed))
+    }
+
+    fn filter_pairs(&self, s: &str, sep: char, removed: &mut Vec<String>) -> String {
+        let mut kept: Vec<&str> = Vec::new();
+        for pair in s.split(sep) {
+            let key = pair.split('=').next().unwrap_or("");
+            if !key.is_empty() && self.is_tracking(key) {
+                removed.push(key.to_string());
+            } else {
+                kept.push(pair);
+            }
+        }
+        kept.join(&sep.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> ParamRules {
+        ParamRules {
+            names: vec!["mc_eid".into(), "fbclid".into(), "_hsenc".into()],
+            prefixes: vec!["utm_".into(), "__hs".into()],
+        }
+    }
+
+    #[test]
+    fn strips_and_keeps_order_and_encoding() {
+        let (u, removed) = rules()
+            .strip(
+                "https://shop.example/p?id=7&utm_source=mail&q=a%20b&UTM_Medium=x&mc_eid=123&z=%2F",
+            )
+            .unwrap();
+        assert_eq!(u, "https://shop.example/p?id=7&q=a%20b&z=%2F");
+        assert_eq!(removed, ["utm_source", "UTM_Medium", "mc_eid"]);
+    }
+
+    #[test]
+    fn drops_empty_query_and_fragment_params() {
+        assert_eq!(
+            rules().strip("https://a.example/?utm_source=x").unwrap().0,
+            "https://a.example/"
+        );
+        assert_eq!(
+            rules().strip("https://a.example/#utm_source=x").unwrap().0,
+            "https://a.example/"
+        );
+        assert_eq!(
+            rules()
+                .strip("https://a.example/p?x=1#/route?__hssc=1&tab=2")
+                .unwrap()
+                .0,
+            "https://a.example/p?x=1#/route?tab=2"
+        );
+        assert_eq!(rules().strip("https://a.example/p#section"), None);
+        assert_eq!(rules().strip("https://a.example/p?utm=1&mc_eidx=2"), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! The link pipeline: unwrap nested wrappers in a loop, validate the destination, strip
+//! tracking parameters, or recognise an opaque tracker.
+
+use super::Decoder;
+use crate::core::outcome::Action;
+use crate::rules::{Rules, UrlView};
+
+/// Wrappers nest (Mandrill→Postmark, SES→SES, Proofpoint→Safe Links→SES); this bounds it.
+pub const MAX_DEPTH: usize = 8;
+
+/// What to do with one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkResult {
+    pub action: Action,
+    /// The URL to write instead (unwrapped or cleaned), when it differs.
+    pub new_url: Option<String>,
+    /// Rule ids of the decoders applied, outermost first.
+    pub chain: Vec<String>,
+    /// Rule that recognised the link (outermost wrapper, or the opaque rule).
+    pub rule: Option<String>,
+    pub vendor: Option<String>,
+    /// Why a recognised link was kept, or which parameters were removed.
+    pub detail: Option<String>,
+}
+
+/// Process one link (HTML entities already decoded). `None` for links that are not absolute
+/// http(s) URLs (mailto:, tel:, anchors, relative paths): those are not ours to touch.
+pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
+    let link = link.trim();
+    UrlView::parse(link)?;
+    let mut current = link.to_string();
+    let mut chain: Vec<String> = Vec::new();
+    let mut first: Option<(String, Option<String>)> = None;
+    let mut stopped: Option<(String, Option<String>, String)> = None;
+    for depth in 0.. {
+        let Some(view) = UrlView::parse(&current) else {
+            break;
+        };
+        let Some(rule) = rules.decoder.first_match(&view.subject) else {
+            break;
+        };
+        if depth == MAX_DEPTH {
+            stopped = Some((
+                rule.id.clone(),
+                rule.vendor.clone(),
+                "too many nested wrappers".into(),
+            ));
+            break;
+        }
+        let Some(decoder) = rule.decoder.as_deref().and_then(Decoder::from_name) else {
+            break;
+        };
+        let outcome = decoder
+            .decode(&current, &view.url, &rule.params)
+            .and_then(|d| {
+                valid_destination(&d).ok_or("decoded destination is not an absolute http(s) URL")
+            });
+        match outcome {
+            Ok(dest) => {
+                if first.is_none() {
+                    first = Some((rule.id.clone(), rule.vendor.clone()));
+                }
+                chain.push(rule.id.clone());
+                current = dest;
+            }
+            Err(why) => {
+                stopped = Some((rule.id.clone(), rule.vendor.clone(), why.to_string()));
+                break;
+            }
+        }
+    }
+
+    let stripped = rules.params.strip(&current);
+    let final_url = stripped
+        .as_ref()
+        .map_or(current.as_str(), |(u, _)| u.as_str())
+        .to_string();
+    let removed = stripped.map(|(_, r)| r).unwrap_or_default();
+    let removed_note =
+        (!removed.is_empty()).then(|| format!("removed parameters: {}", removed.join(", ")));
+
+    if let Some((rule, vendor)) = first {
+        let mut detail = removed_note;
+        if let Some((_, _, why)) = stopped {
+            detail = Some(format!("stopped at an inner wrapper: {why}"));
+        } else if let Some(inner) = opaque_rule(&final_url, rules) {
+            detail = Some(format!("destination is an opaque tracker ({})", inner.0));
+        }
+        return Some(LinkResult {
+            action: Action::Unwrapped,
+            new_url: Some(final_url),
+            chain,
+            rule: Some(rule),
+            vendor,
+            detail,
+        });
+    }
+    if let Some((rule, vendor, why)) = stopped {
+        return Some(LinkResult {
+            action: Action::KeptOpaque,
+            new_url: None,
+            chain,
+            rule: Some(rule),
+            vendor,
+            detail: Some(why),
+        });
+    }
+    if let Some((rule, vendor)) = opaque_rule(link, rules) {
+        return Some(LinkResult {
+            action: Action::KeptOpaque,
+            new_url: None,
+            chain,
+            rule: Some(rule),
+            vendor,
+            detail: None,
+        });
+    }
+    if final_url != link {
+        return Some(LinkResult {
+            action: Action::Cleaned,
+            new_url: Some(final_url),
+            chain,
+            rule: None,
+            vendor: None,
+            detail: removed_note,
+        });
+    }
+    Some(LinkResult {
+        action: Action::Untouched,
+        new_url: None,
+        chain,
+        rule: None,
+        vendor: None,
+        detail: None,
+    })
+}
+
+fn opaque_rule(url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
+    let view = UrlView::parse(url)?;
+    rules
+        .click
+        .first_match(&view.subject)
+        .map(|r| (r.id.clone(), r.vendor.clone()))
+}
+
+/// Accept a decoded destination only if it is an absolute http(s) URL with a host. Returns the
+/// string to write: as decoded when it is plain ASCII without spaces or quotes, otherwise the
+/// `url` crate's serialisation (percent-encoded, punycode host).
+pub fn valid_destination(dest: &str) -> Option<String> {
+    let dest = dest.trim();
+    let parsed = url::Url::parse(dest).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    let lower = dest.get(..8).unwrap_or(dest).to_ascii_lowercase();
+    let plain = (lower.starts_with("http://") || lower.starts_with("https://"))
+        && dest
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`'));
+    Some(if plain {
+        dest.to_string()
+    } else {
+        parsed.as_str().to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_validated() {
+        assert_eq!(
+            valid_destination("https://a.example/x?y=1").as_deref(),
+            Some("https://a.example/x?y=1")
+        );
+        assert_eq!(valid_destination("javascript:alert(1)"), None);
+        assert_eq!(valid_destination("%20"), None);
+        assert_eq!(valid_destination("/relative"), None);
+        assert_eq!(valid_destination("https://"), None);
+        assert_eq!(
+            valid_destination("https://a.example/a b").as_deref(),
+            Some("https://a.example/a%20b")
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Rewriting `text/plain` parts: the URLs in the text go through the same link pipeline as
+//! HTML links. Only the URL spans change; every other character stays as it was.
+
+use crate::core::outcome::{Action, Finding, Kind, SkipReason};
+use crate::core::policy::{OpaqueLinks, Policy};
+use crate::html::rewrite::MARK_TEXT;
+use crate::links;
+
+/// A URL found in the text: byte range in the decoded string, and the URL itself (for a
+/// `<…>`-wrapped URL broken over lines, the pieces joined).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub url: String,
+}
+
+/// Find http(s) URLs in plain text.
+pub fn find_urls(text: &str) -> Vec<Found> {
+    let bytes = text.as_bytes();
+    let lower = text.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(rel) = lower[pos..].find("http") {
+        let start = pos + rel;
+        pos = start + 4;
+        let rest = &lower[start..];
+        if !(rest.starts_with("http://") || rest.starts_with("https://")) {
+            continue;
+        }
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'/') {
+            continue;
+        }
+        // <URL> may be broken over lines (RFC 3986 appendix C): whitespace inside is dropped.
+        if start > 0 && bytes[start - 1] == b'<' {
+            if let Some(close) = text[start..].find('>').map(|c| start + c) {
+                let inner = &text[start..close];
+                if close - start < 4096
+                    && !inner.contains('<')
+                    && !inner.contains("\n\n")
+                    && !inner.contains("\r\n\r\n")
+                {
+                    let url: String = inner.split_whitespace().collect();
+                    out.push(Found {
+                        start,
+                        end: close,
+                        url,
+                    });
+                    pos = close;
+                    continue;
+                }
+            }
+        }
+        let mut end = start;
+        while end < bytes.len() && is_url_byte(bytes[end]) {
+            end += 1;
+        }
+        // Trailing punctuation belongs to the sentence; unbalanced closers too.
+        while end > start {
+            let c = bytes[end - 1];
+            let span = &text[start..end];
+            let unbalanced =
+                |open: char, close: char| span.matches(close).count() > span.matches(open).count();
+            let trim = match c {
+                b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'*' => true,
+                b')' => unbalanced('(', ')'),
+                b']' => unbalanced('[', ']'),
+                _ => false,
+            };
+            if !trim {
+                break;
+            }
+            end -= 1;
+        }
+        if end > start + "https://".len() - 1 {
+            out.push(Found {
+                start,
+                end,
+                url: text[start..end].to_string(),
+            });
+        }
+        pos = end.max(pos);
+    }
+    out
+}
+
+fn is_url_byte(b: u8) -> bool {
+    b > 0x20
+        && b < 0x7f
+        && !matches!(
+            b,
+            b'<' | b'>' | b'"' | b'`' | b'{' | b'}' | b'|' | b'\\' | b'^'
+        )
+}
+
+/// Rewrite a decoded text/plain part in `encoding`. `Ok(None)` when nothing changes.
+pub fn rewrite(
+    content: &[u8],
+    encoding: &'static encoding_rs::Encoding,
+    policy: &Policy,
+    part: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<Vec<u8>>, SkipReason> {
+    // Fast path: no URL at all, nothing to decode.
+    if memchr::memmem::find(&content.to_ascii_lowercase(), b"http").is_none() {
+        return Ok(None);
+    }
+    let Some(text) = encoding.decode_without_bom_handling_and_without_replacement(content) else {
+        return Err(SkipReason::BadCharset);
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    let mut changed = false;
+    let mut found_here = Vec::new();
+    for u in find_urls(&text) {
+        let Some(res) = links::process(&u.url, &policy.rules) else {
+            continue;
+        };
+        let mut f = Finding::new(Kind::Link, res.action);
+        f.url = Some(u.url.clone());
+        f.context = Some("text");
+        f.part = part.to_string();
+        f.rule = res.rule;
+        f.vendor = res.vendor;
+        f.chain = res.chain;
+        f.detail = res.detail;
+        out.push_str(&text[pos..u.start]);
+        match (res.action, res.new_url) {
+            (Action::Unwrapped | Action::Cleaned, Some(new)) => {
+                out.push_str(&new);
+                f.new_url = Some(new);
+                changed = true;
+            }
+            (Action::KeptOpaque, _) if policy.opaque_links == OpaqueLinks::Mark => {
+                // After the URL, or after the closing '>' of a <URL>.
+                let at = if text[u.end..].starts_with('>') {
+                    u.end + 1
+                } else {
+                    u.end
+                };
+                out.push_str(&text[u.start..at]);
+                if !text[at..].starts_with(MARK_TEXT) {
+                    out.push_str(MARK_TEXT);
+                    f.action = Action::Marked;
+                    changed = true;
+                }
+                pos = at;
+                found_here.push(f);
+                continue;
+            }
+            _ => out.push_str(&text[u.start..u.end]),
+        }
+        pos = u.end;
+        found_here.push(f);
+    }
+    out.push_str(&text[pos..]);
+    if !changed {
+        findings.extend(found_here);
+        return Ok(None);
+    }
+    // Only the URL spans may differ: the charset must round-trip the text we did not touch.
+    let (original, _, unmappable) = encoding.encode(&text);
+    if unmappable || original.as_ref() != content {
+        return Err(SkipReason::BadCharset);
+    }
+    let (bytes, _, _) = encoding.encode(&out);
+    findings.extend(found_here);
+    Ok(Some(bytes.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(t: &str) -> Vec<String> {
+        find_urls(t).into_iter().map(|f| f.url).collect()
+    }
+
+    #[test]
+    fn finds_urls_in_prose() {
+        assert_eq!(urls("See https://a.example/x?y=1. Then (http://b.example/p_(1)) and https://c.example/z, ok"),
+            ["https://a.example/x?y=1", "http://b.example/p_(1)", "https://c.example/z"]);
+        assert_eq!(
+            urls("Shop now [https://a.example/x]"),
+            ["https://a.example/x"]
+        );
+        assert_eq!(
+            urls("nohttp://x.example xhttps://y.example"),
+            Vec::<String>::new()
+        );
+        assert_eq!(urls("HTTPS://UPPER.example/A"), ["HTTPS://UPPER.example/A"]);
+    }
+
+    #[test]
+    fn joins_wrapped_urls_in_angle_brackets() {
+        let t = "Read it here <https://a.example/very/long/\r\n  path?x=1>\r\nThanks";
+        let f = find_urls(t);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].url, "https://a.example/very/long/path?x=1");
+        assert_eq!(&t[f[0].end..f[0].end + 1], ">");
+    }
+}
