@@ -84,6 +84,15 @@ fn render(blocks: &[Block], trackers: &[u32]) -> String {
     if trackers.contains(&4) {
         html.push_str("<img alt=\"\" src=\"https://vk39fk6q.r.eu-west-1.awstrack.me/I0/0102019a-1b2c/abcDEF=331\" style=\"display: none; width: 1px; height: 1px;\">\n");
     }
+    if trackers.contains(&6) {
+        let form = "l=https%3A%2F%2Fwww.shop.example%2Fboots%3Fcolor%3Dred%26utm_source%3Dmg&e=1&h=abc";
+        let z = miniz_oxide::deflate::compress_to_vec_zlib(form.as_bytes(), 6);
+        let tok = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, z);
+        html.push_str(&format!("<a href=\"https://email.shop.example/c/{tok}\">Boots</a>\n"));
+    }
+    if trackers.contains(&7) {
+        html.push_str("<a href=\"https://www.shop.example/p?id=1&amp;utm_source=news&amp;utm_medium=email#utm_campaign=x\">P</a>\n");
+    }
     if trackers.contains(&5) {
         html.push_str(
             "<td background=\"https://u1.ct.sendgrid.net/wf/open?upn=abc-2Bdef\">z</td>\n",
@@ -210,7 +219,7 @@ proptest! {
     #[test]
     fn trackers_go_and_second_run_is_a_no_op(
         s in shape(),
-        trackers in prop::sample::subsequence(vec![1u32, 2, 3, 4, 5], 1..=5),
+        trackers in prop::sample::subsequence(vec![1u32, 2, 3, 4, 5, 6, 7], 1..=7),
     ) {
         let raw = build(&s, &trackers);
         let policy = Policy::default();
@@ -225,7 +234,10 @@ proptest! {
         // Same MIME structure, trackers gone from the decoded text.
         prop_assert_eq!(part_count(&once.bytes), part_count(&raw));
         let text = all_text(&once.bytes);
-        for needle in ["fonts.googleapis.com", "/o/eJ", "awstrack.me", "/wf/open"] {
+        if trackers.contains(&6) {
+            prop_assert!(text.contains("https://www.shop.example/boots?color=red\""), "mailgun link not unwrapped");
+        }
+        for needle in ["fonts.googleapis.com", "/o/eJ", "/c/eJ", "awstrack.me", "/wf/open", "utm_"] {
             prop_assert!(!text.contains(needle), "{} still in output", needle);
         }
         let has_images = s.blocks.iter().any(|b| matches!(b, Block::Image { .. }));
@@ -258,4 +270,41 @@ fn forged_header_does_not_skip_processing() {
     let text = String::from_utf8_lossy(&out.bytes);
     assert_eq!(text.matches("X-Trackless:").count(), 1);
     assert!(text.contains("X-Trackless: pixels=1; fonts=0"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Any string fed to the link pipeline: no panic, and what comes out is either nothing
+    /// (kept as is) or an absolute http(s) URL.
+    #[test]
+    fn unwrapper_yields_input_or_http_url(
+        prefix in prop_oneof![
+            Just("https://email.shop.example/c/eJ"),
+            Just("https://mandrillapp.com/track/click/1/x?p="),
+            Just("https://a.r.us-east-1.awstrack.me/L0/"),
+            Just("https://t.shop.example/CL0/"),
+            Just("https://click.pstmrk.it/3s/"),
+            Just("http://x.mjt.lu/lnk/A/1/s/"),
+            Just("https://e.customeriomail.com/e/c/eyJ"),
+            Just("https://substack.com/redirect/2/"),
+            Just("https://go.shop.example/f/a/sig~~/AAA~/"),
+            Just("https://eur01.safelinks.protection.outlook.com/?url="),
+            Just("https://urldefense.com/v3/__"),
+            Just("https://urldefense.proofpoint.com/v2/url?u="),
+            Just("https://www.google.com/url?q="),
+            Just(""),
+        ],
+        tail in "\\PC{0,120}",
+    ) {
+        let input = format!("{prefix}{tail}");
+        let rules = trackless::Rules::embedded();
+        if let Some(res) = trackless::links::process(&input, &rules) {
+            if let Some(new) = &res.new_url {
+                let u = url::Url::parse(new).expect("new URL parses");
+                prop_assert!(matches!(u.scheme(), "http" | "https"), "{}", new);
+                prop_assert!(u.host_str().is_some());
+            }
+        }
+    }
 }
