@@ -149,10 +149,16 @@ fn corpus_links_match_golden_files() {
     let mut failures = Vec::new();
     let mut totals: BTreeMap<String, usize> = BTreeMap::new();
     for eml in corpus() {
-        let name = eml.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = eml
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let raw = std::fs::read(&eml).expect("read");
         let want = expected(&eml);
-        let Some(links) = want["links"].as_array() else { continue };
+        let Some(links) = want["links"].as_array() else {
+            continue;
+        };
         let out = neutralise(&raw, &policy);
         let html_links: Vec<&Finding> = out
             .findings
@@ -170,26 +176,44 @@ fn corpus_links_match_golden_files() {
                 continue;
             };
             if f.action.as_str() != expect {
-                failures.push(format!("{name}: {url}\n    action {} expected {expect} ({:?})", f.action.as_str(), f.detail));
+                failures.push(format!(
+                    "{name}: {url}\n    action {} expected {expect} ({:?})",
+                    f.action.as_str(),
+                    f.detail
+                ));
             }
             if let Some(to) = l["to"].as_str() {
                 if f.new_url.as_deref() != Some(to) {
-                    failures.push(format!("{name}: {url}\n    -> {:?}\n    expected {to}", f.new_url));
+                    failures.push(format!(
+                        "{name}: {url}\n    -> {:?}\n    expected {to}",
+                        f.new_url
+                    ));
                 }
             }
             if let Some(v) = l["vendor"].as_str() {
                 if f.vendor.as_deref() != Some(v) {
-                    failures.push(format!("{name}: {url}\n    vendor {:?} expected {v}", f.vendor));
+                    failures.push(format!(
+                        "{name}: {url}\n    vendor {:?} expected {v}",
+                        f.vendor
+                    ));
                 }
             }
         }
         for f in &html_links {
             let url = f.url.clone().unwrap_or_default();
             if !expected_urls.contains(&url) {
-                failures.push(format!("{name}: unexpected link finding {} {url}", f.action.as_str()));
+                failures.push(format!(
+                    "{name}: unexpected link finding {} {url}",
+                    f.action.as_str()
+                ));
             }
         }
     }
     eprintln!("corpus link expectations: {totals:?}");
-    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -153,3 +153,36 @@ fn inspect_text_and_json() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn filter_accepts_a_clearurls_catalog() {
+    let dir = std::env::temp_dir().join(format!("trackless-clearurls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let catalog = dir.join("data.min.json");
+    std::fs::write(
+        &catalog,
+        r#"{"providers":{"shop":{"urlPattern":"^https?:\\/\\/(?:[a-z0-9-]+\\.)*?shop\\.example","completeProvider":false,
+            "rules":["campaign_ref"],"redirections":["^https?:\\/\\/go\\.shop\\.example\\/out\\?to=(https?[^&]*)"]}}}"#,
+    )
+    .expect("write");
+    let html = "<html><body><a href=\"https://go.shop.example/out?to=https%3A%2F%2Fpartner.example%2Fdeal&amp;x=1\">Deal</a> \
+                <a href=\"https://www.shop.example/p?id=3&amp;campaign_ref=nov\">P</a></body></html>";
+    let raw = message(
+        &std_headers(),
+        &leaf("text/html", "7bit", html, "\r\n"),
+        "\r\n",
+    );
+    let out = run_filter(&["--rules", catalog.to_str().expect("path")], &raw);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.contains("href=\"https://partner.example/deal\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("href=\"https://www.shop.example/p?id=3\""),
+        "{text}"
+    );
+    // Without the catalog both links stay.
+    assert_eq!(run_filter(&[], &raw).stdout, raw);
+}

@@ -85,10 +85,13 @@ fn render(blocks: &[Block], trackers: &[u32]) -> String {
         html.push_str("<img alt=\"\" src=\"https://vk39fk6q.r.eu-west-1.awstrack.me/I0/0102019a-1b2c/abcDEF=331\" style=\"display: none; width: 1px; height: 1px;\">\n");
     }
     if trackers.contains(&6) {
-        let form = "l=https%3A%2F%2Fwww.shop.example%2Fboots%3Fcolor%3Dred%26utm_source%3Dmg&e=1&h=abc";
+        let form =
+            "l=https%3A%2F%2Fwww.shop.example%2Fboots%3Fcolor%3Dred%26utm_source%3Dmg&e=1&h=abc";
         let z = miniz_oxide::deflate::compress_to_vec_zlib(form.as_bytes(), 6);
         let tok = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, z);
-        html.push_str(&format!("<a href=\"https://email.shop.example/c/{tok}\">Boots</a>\n"));
+        html.push_str(&format!(
+            "<a href=\"https://email.shop.example/c/{tok}\">Boots</a>\n"
+        ));
     }
     if trackers.contains(&7) {
         html.push_str("<a href=\"https://www.shop.example/p?id=1&amp;utm_source=news&amp;utm_medium=email#utm_campaign=x\">P</a>\n");

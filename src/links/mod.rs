@@ -3,6 +3,7 @@
 //! the link itself.
 
 mod b64;
+pub mod clearurls;
 pub mod customerio;
 pub mod mailgun;
 pub mod mailjet;

@@ -29,8 +29,8 @@ impl ParamRules {
         }
     }
 
+    /// Is this (percent-decoded) parameter name a tracking parameter?
     pub fn is_tracking(&self, key: &str) -> bool {
-        let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
         let key = key.to_ascii_lowercase();
         self.names.iter().any(|n| n.eq_ignore_ascii_case(&key))
             || self
@@ -41,35 +41,47 @@ impl ParamRules {
 
     /// `url` without tracking parameters, and the names removed; `None` when nothing changes.
     pub fn strip(&self, url: &str) -> Option<(String, Vec<String>)> {
-        let (before_frag, frag) = match url.split_once('#') {
-            Some((a, f)) => (a, Some(f)),
-            None => (url, None),
-        };
-        let mut removed = Vec::new();
-        let mut out = String::with_capacity(url.len());
-        match before_frag.split_once('?') {
-            Some((base, query)) => {
-                out.push_str(base);
-                let kept = self.filter_pairs(query, '&', &mut removed);
-                if !kept.is_empty() {
-                    out.push('?');
-                    out.push_str(&kept);
-                }
+        filter_url(url, &|key| self.is_tracking(key))
+    }
+}
+
+/// Remove from the query and the fragment of `url` every parameter whose percent-decoded name
+/// `drop` accepts. Returns the new URL and the names removed; `None` when nothing changes.
+pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec<String>)> {
+    let (before_frag, frag) = match url.split_once('#') {
+        Some((a, f)) => (a, Some(f)),
+        None => (url, None),
+    };
+    let mut removed = Vec::new();
+    let mut out = String::with_capacity(url.len());
+    match before_frag.split_once('?') {
+        Some((base, query)) => {
+            out.push_str(base);
+            let kept = filter_pairs(query, drop, &mut removed);
+            if !kept.is_empty() {
+                out.push('?');
+                out.push_str(&kept);
             }
-            None => out.push_str(before_frag),
         }
-        if let Some(frag) = frag {
-            // Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`.
-            let (head, params) = match frag.split_once('?') {
-                Some((h, p)) => (Some(h), p),
-                None if frag.contains('=') => (None, frag),
-                None => (Some(frag), ""),
-            };
-            let kept = if params.is_empty() {
-                String::new()
-            } else {
-                self.filter_pairs(params, '&', &mut removed)
-            };
+        None => out.push_str(before_frag),
+    }
+    if let Some(frag) = frag {
+        // Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`.
+        let (head, params) = match frag.split_once('?') {
+            Some((h, p)) => (Some(h), p),
+            None if frag.contains('=') => (None, frag),
+            None => (Some(frag), ""),
+        };
+        let before = removed.len();
+        let kept = if params.is_empty() {
+            String::new()
+        } else {
+            filter_pairs(params, drop, &mut removed)
+        };
+        if removed.len() == before {
+            out.push('#');
+            out.push_str(frag);
+        } else {
             let mut new_frag = head.unwrap_or("").to_string();
             if !kept.is_empty() {
                 if head.is_some() {
@@ -77,26 +89,27 @@ impl ParamRules {
                 }
                 new_frag.push_str(&kept);
             }
-            if !new_frag.is_empty() || removed.is_empty() {
+            if !new_frag.is_empty() {
                 out.push('#');
                 out.push_str(&new_frag);
             }
         }
-        (!removed.is_empty()).then_some((out, removed))
     }
+    (!removed.is_empty()).then_some((out, removed))
+}
 
-    fn filter_pairs(&self, s: &str, sep: char, removed: &mut Vec<String>) -> String {
-        let mut kept: Vec<&str> = Vec::new();
-        for pair in s.split(sep) {
-            let key = pair.split('=').next().unwrap_or("");
-            if !key.is_empty() && self.is_tracking(key) {
-                removed.push(key.to_string());
-            } else {
-                kept.push(pair);
-            }
+fn filter_pairs(s: &str, drop: &dyn Fn(&str) -> bool, removed: &mut Vec<String>) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in s.split('&') {
+        let key = pair.split('=').next().unwrap_or("");
+        let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+        if !key.is_empty() && drop(&decoded) {
+            removed.push(key.to_string());
+        } else {
+            kept.push(pair);
         }
-        kept.join(&sep.to_string())
     }
+    kept.join("&")
 }
 
 #[cfg(test)]

@@ -37,7 +37,24 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
             break;
         };
         let Some(rule) = rules.decoder.first_match(&view.subject) else {
-            break;
+            // A user's ClearURLs catalog may know more redirectors.
+            let Some((name, dest)) = rules.clearurls.as_ref().and_then(|c| c.redirect(&current))
+            else {
+                break;
+            };
+            let Some(dest) = valid_destination(&dest) else {
+                break;
+            };
+            if depth == MAX_DEPTH || dest == current {
+                break;
+            }
+            let id = format!("clearurls:{name}");
+            if first.is_none() {
+                first = Some((id.clone(), None));
+            }
+            chain.push(id);
+            current = dest;
+            continue;
         };
         if depth == MAX_DEPTH {
             stopped = Some((
@@ -70,12 +87,16 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
         }
     }
 
-    let stripped = rules.params.strip(&current);
-    let final_url = stripped
-        .as_ref()
-        .map_or(current.as_str(), |(u, _)| u.as_str())
-        .to_string();
-    let removed = stripped.map(|(_, r)| r).unwrap_or_default();
+    let mut final_url = current.clone();
+    let mut removed = Vec::new();
+    if let Some((u, r)) = rules.params.strip(&final_url) {
+        final_url = u;
+        removed.extend(r);
+    }
+    if let Some((u, r)) = rules.clearurls.as_ref().and_then(|c| c.clean(&final_url)) {
+        final_url = u;
+        removed.extend(r);
+    }
     let removed_note =
         (!removed.is_empty()).then(|| format!("removed parameters: {}", removed.join(", ")));
 
@@ -137,10 +158,11 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
 
 fn opaque_rule(url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
     let view = UrlView::parse(url)?;
-    rules
-        .click
-        .first_match(&view.subject)
-        .map(|r| (r.id.clone(), r.vendor.clone()))
+    if let Some(r) = rules.click.first_match(&view.subject) {
+        return Some((r.id.clone(), r.vendor.clone()));
+    }
+    let name = rules.clearurls.as_ref()?.complete(url)?;
+    Some((format!("clearurls:{name}"), None))
 }
 
 /// Accept a decoded destination only if it is an absolute http(s) URL with a host. Returns the

@@ -3,6 +3,7 @@
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
 
+use crate::links::clearurls::ClearUrls;
 use crate::links::params::ParamRules;
 use regex::{RegexSet, RegexSetBuilder};
 use serde::Deserialize;
@@ -206,6 +207,8 @@ pub struct Rules {
     pub click: UrlRuleSet,
     /// Tracking parameters stripped from every link.
     pub params: ParamRules,
+    /// A ClearURLs catalog given with `--rules FILE.json`, applied after our own rules.
+    pub clearurls: Option<Arc<ClearUrls>>,
 }
 
 impl Rules {
@@ -233,6 +236,7 @@ impl Rules {
             decoder: UrlRuleSet::compile(file.decoder, origin)?,
             click: UrlRuleSet::compile(file.click, origin)?,
             params: file.params,
+            clearurls: None,
         })
     }
 
@@ -259,9 +263,11 @@ impl Rules {
             .clone()
     }
 
-    /// Embedded rules with user files merged on top, in order.
+    /// Embedded rules with user files merged on top, in order. A `.json` file is read as a
+    /// ClearURLs catalog (the last one given is used).
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<Rules, RulesError> {
         let mut file = Rules::default_file()?;
+        let mut clearurls = None;
         for p in paths {
             let p = p.as_ref();
             let origin = p.display().to_string();
@@ -269,9 +275,30 @@ impl Rules {
                 path: origin.clone(),
                 source,
             })?;
-            file.merge(RuleFile::parse(&text, &origin)?);
+            let is_json = p
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                || text.trim_start().starts_with('{');
+            if is_json {
+                let catalog = ClearUrls::parse(&text).map_err(|message| RulesError::Parse {
+                    path: origin.clone(),
+                    message,
+                })?;
+                if catalog.skipped_patterns > 0 {
+                    tracing::warn!(
+                        file = %origin,
+                        skipped = catalog.skipped_patterns,
+                        "ClearURLs patterns this regex engine cannot compile were left out"
+                    );
+                }
+                clearurls = Some(Arc::new(catalog));
+            } else {
+                file.merge(RuleFile::parse(&text, &origin)?);
+            }
         }
-        Rules::compile(file, "rules")
+        let mut rules = Rules::compile(file, "rules")?;
+        rules.clearurls = clearurls;
+        Ok(rules)
     }
 
     pub fn empty() -> Rules {
@@ -281,6 +308,7 @@ impl Rules {
             decoder: empty_set(),
             click: empty_set(),
             params: ParamRules::default(),
+            clearurls: None,
         }
     }
 }
