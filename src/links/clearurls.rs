@@ -65,7 +65,7 @@ fn ci(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
-fn ci_set<'a>(patterns: impl IntoIterator<Item = String>, skipped: &mut usize) -> Option<RegexSet> {
+fn ci_set(patterns: impl IntoIterator<Item = String>, skipped: &mut usize) -> Option<RegexSet> {
     let ok: Vec<String> = patterns
         .into_iter()
         .filter(|p| {
