@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod esp;
 pub mod html;
 pub mod links;
 pub mod plain;

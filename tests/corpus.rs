@@ -217,3 +217,76 @@ fn corpus_links_match_golden_files() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn corpus_esp_attribution_matches_golden_files() {
+    let policy = Policy::default();
+    let mut failures = Vec::new();
+    let mut table = Vec::new();
+    for eml in corpus() {
+        let name = eml
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let raw = std::fs::read(&eml).expect("read");
+        let want = expected(&eml);
+        let Some(esp) = want["esp"].as_array() else {
+            continue;
+        };
+        let out = neutralise(&raw, &policy);
+        let mut exp: Vec<(String, String, String)> = esp
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().expect("esp.name").to_string(),
+                    e["layer"].as_str().expect("esp.layer").to_string(),
+                    e["confidence"]
+                        .as_str()
+                        .expect("esp.confidence")
+                        .to_string(),
+                )
+            })
+            .collect();
+        let mut got: Vec<(String, String, String)> = out
+            .esp
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    a.layer.as_str().to_string(),
+                    a.confidence.as_str().to_string(),
+                )
+            })
+            .collect();
+        exp.sort();
+        got.sort();
+        table.push(format!("{name:<42} {got:?}"));
+        if exp != got {
+            let evidence: Vec<String> = out
+                .esp
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}: {:?}",
+                        a.name,
+                        a.evidence
+                            .iter()
+                            .map(|e| format!("{:?} {}", e.signal, e.detail))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            failures.push(format!(
+                "{name}:\n    got      {got:?}\n    expected {exp:?}\n    evidence {evidence:#?}"
+            ));
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

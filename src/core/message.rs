@@ -3,8 +3,9 @@
 
 use crate::core::encode::{self, Cte};
 use crate::core::header;
-use crate::core::outcome::{Counts, Finding, Outcome, SkipReason};
+use crate::core::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::core::policy::Policy;
+use crate::esp;
 use crate::html;
 use crate::plain;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -35,49 +36,104 @@ fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
         findings,
         header: None,
         changed: false,
+        esp: Vec::new(),
     }
 }
 
 fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
+    let (mut outcome, spliced) = rewrite(raw, policy);
+    // Attribution reads the top-level headers (and the trackers found), whatever happened to
+    // the body.
+    let vendors: Vec<(String, String)> = outcome
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(f.kind, Kind::Pixel | Kind::Link) && f.action != Action::Untouched && !f.nested
+        })
+        .filter_map(|f| Some((f.vendor.clone()?, f.url.clone()?)))
+        .collect();
+    outcome.esp = esp::attribute(
+        header_block(raw),
+        &vendors,
+        &policy.rules.esp,
+        &policy.trust,
+    );
+    if let Some((bytes, head_end)) = spliced {
+        let value = header::summary(
+            &outcome.counts,
+            &outcome.findings,
+            &esp::summary(&outcome.esp),
+        );
+        let nl = encode::line_ending(raw);
+        outcome.bytes = Cow::Owned(header::restamp(
+            &bytes[..head_end],
+            &bytes[head_end..],
+            &value,
+            nl,
+        ));
+        outcome.header = Some(value);
+        outcome.changed = true;
+    }
+    outcome
+}
+
+/// The top-level header block including the blank line that ends it (all of `raw` when
+/// there is no body).
+fn header_block(raw: &[u8]) -> &[u8] {
+    let mut pos = 0;
+    while let Some(i) = memchr::memchr(b'\n', &raw[pos..]) {
+        let next = pos + i + 1;
+        match raw.get(next) {
+            Some(b'\n') => return &raw[..next + 1],
+            Some(b'\r') if raw.get(next + 1) == Some(&b'\n') => return &raw[..next + 2],
+            _ => pos = next,
+        }
+    }
+    raw
+}
+
+/// Walk and rewrite the body. Returns the outcome without the `X-Trackless` stamp and, when
+/// something changed, the spliced bytes with the offset where the header block ends.
+fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>, usize)>) {
     if raw.len() > policy.limits.max_size {
         let detail = format!("{} bytes > limit {}", raw.len(), policy.limits.max_size);
-        return pass_through(raw, vec![Finding::skip(SkipReason::TooLarge, "", detail)]);
+        return (
+            pass_through(raw, vec![Finding::skip(SkipReason::TooLarge, "", detail)]),
+            None,
+        );
     }
     let deadline = Instant::now() + policy.limits.max_time;
+    let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
     let Some(msg) = MessageParser::new().parse(raw) else {
-        return pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
+        return (not_mail(), None);
     };
     let Some(root) = msg.parts.first() else {
-        return pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
+        return (not_mail(), None);
     };
     let body_offset = root.offset_body as usize;
-    let nl = encode::line_ending(raw);
     let mut walker = Walker {
         policy,
         deadline,
-        nl,
+        nl: encode::line_ending(raw),
         findings: Vec::new(),
+        nested: 0,
     };
     let mut edits = Vec::new();
     if let Err(reason) = walker.part(&msg, raw, 0, "", 0, &mut edits) {
-        return pass_through(raw, vec![Finding::skip(reason, "", None)]);
+        return (
+            pass_through(raw, vec![Finding::skip(reason, "", None)]),
+            None,
+        );
     }
-    let findings = walker.findings;
+    let outcome = pass_through(raw, walker.findings);
     if edits.is_empty() {
-        return pass_through(raw, findings);
+        return (outcome, None);
     }
     let spliced = splice(raw, &mut edits);
-    let head_end = header::block_end(raw, body_offset);
-    let counts = Counts::from_findings(&findings);
-    let value = header::summary(&counts, &findings, &[]);
-    let bytes = header::restamp(&spliced[..head_end], &spliced[head_end..], &value, nl);
-    Outcome {
-        bytes: Cow::Owned(bytes),
-        counts,
-        findings,
-        header: Some(value),
-        changed: true,
-    }
+    (
+        outcome,
+        Some((spliced, header::block_end(raw, body_offset))),
+    )
 }
 
 /// A replacement of `buf[start..end]`.
@@ -128,6 +184,8 @@ struct Walker<'p> {
     deadline: Instant,
     nl: &'static [u8],
     findings: Vec<Finding>,
+    /// How many message/rfc822 levels deep the walk is.
+    nested: usize,
 }
 
 impl Walker<'_> {
@@ -229,7 +287,10 @@ impl Walker<'_> {
         };
         // A 7bit/8bit nested message is parsed in place: its offsets point into `buf`.
         if inner.as_ptr() == buf.as_ptr() && inner.len() == buf.len() {
-            return self.part(nested, buf, 0, &root_path, depth + 1, edits);
+            self.nested += 1;
+            let r = self.part(nested, buf, 0, &root_path, depth + 1, edits);
+            self.nested -= 1;
+            return r;
         }
         let cte = match Cte::from_header(part.content_transfer_encoding()) {
             Ok(c) => c,
@@ -258,7 +319,10 @@ impl Walker<'_> {
             return Ok(());
         }
         let mut inner_edits = Vec::new();
-        self.part(nested, inner, 0, &root_path, depth + 1, &mut inner_edits)?;
+        self.nested += 1;
+        let r = self.part(nested, inner, 0, &root_path, depth + 1, &mut inner_edits);
+        self.nested -= 1;
+        r?;
         if inner_edits.is_empty() {
             return Ok(());
         }
@@ -352,6 +416,9 @@ impl Walker<'_> {
         } else {
             plain::rewrite(&decoded, encoding, self.policy, path, &mut found)
         };
+        if self.nested > 0 {
+            found.iter_mut().for_each(|f| f.nested = true);
+        }
         let content = match result {
             Ok(Some(c)) => c,
             Ok(None) => {

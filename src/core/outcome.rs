@@ -153,6 +153,9 @@ pub struct Finding {
     /// Free-text detail (e.g. why a link was kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Found inside a nested (forwarded) message: not evidence about this message's sender.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nested: bool,
 }
 
 impl Finding {
@@ -169,6 +172,7 @@ impl Finding {
             chain: Vec::new(),
             part: String::new(),
             detail: None,
+            nested: false,
         }
     }
 
@@ -229,6 +233,8 @@ pub struct Outcome<'a> {
     pub header: Option<String>,
     /// True when `bytes` differ from the input.
     pub changed: bool,
+    /// Who sent it: ESP attribution with evidence.
+    pub esp: Vec<crate::esp::Attribution>,
 }
 
 impl Outcome<'_> {
@@ -243,6 +249,7 @@ impl Outcome<'_> {
             counts: self.counts,
             header: self.header,
             changed: self.changed,
+            esp: self.esp,
         }
     }
 }

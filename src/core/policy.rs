@@ -1,5 +1,6 @@
 //! What the filter does and within which bounds. Built once, shared by every message.
 
+use crate::esp::Trust;
 use crate::rules::Rules;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Policy {
     pub rules: Arc<Rules>,
     pub limits: Limits,
     pub opaque_links: OpaqueLinks,
+    /// Which Received hop and Authentication-Results headers ESP attribution believes.
+    pub trust: Trust,
 }
 
 impl Default for Policy {
@@ -53,6 +56,7 @@ impl Default for Policy {
             rules: Rules::embedded(),
             limits: Limits::default(),
             opaque_links: OpaqueLinks::Keep,
+            trust: Trust::default(),
         }
     }
 }

@@ -117,6 +117,12 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
         });
     }
     if let Some((rule, vendor, why)) = stopped {
+        // A host-specific opaque rule names the vendor better than the decoder's format
+        // (Klaviyo's ct.klclick.com uses SparkPost's link format).
+        let (rule, vendor) = match opaque_rule(link, rules) {
+            Some((r, v)) if v.is_some() && v != vendor => (r, v),
+            _ => (rule, vendor),
+        };
         return Some(LinkResult {
             action: Action::KeptOpaque,
             new_url: None,

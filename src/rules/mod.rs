@@ -3,6 +3,8 @@
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
 
+use crate::esp::providers::{Provider, ProviderFile, Providers};
+use crate::esp::{EspRule, EspRules};
 use crate::links::clearurls::ClearUrls;
 use crate::links::params::ParamRules;
 use regex::{RegexSet, RegexSetBuilder};
@@ -10,8 +12,10 @@ use serde::Deserialize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-/// The rules file shipped with trackless.
+/// The rules files shipped with trackless: tracker URLs, ESP fingerprints, provider facts.
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
+pub const DEFAULT_ESP: &str = include_str!("../../rules/esp.toml");
+pub const DEFAULT_PROVIDERS: &str = include_str!("../../rules/providers.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -89,8 +93,12 @@ pub struct UrlRuleSet {
 }
 
 impl UrlRuleSet {
+    /// Compile a section. Rules that name hosts come before path-only rules (a stable sort),
+    /// so a vendor's own host wins over another vendor's path shape: Klaviyo's
+    /// `trk.klclick.com/ls/click?upn=` is Klaviyo, not SendGrid whose link format it uses.
     pub fn compile(rules: Vec<UrlRule>, origin: &str) -> Result<UrlRuleSet, RulesError> {
-        let rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
+        let mut rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
+        rules.sort_by_key(|r| r.hosts.is_empty() && r.host_re.is_none());
         let patterns: Vec<String> = rules.iter().map(UrlRule::pattern).collect();
         // Report the first bad rule by name rather than the set as a whole.
         for (rule, pat) in rules.iter().zip(&patterns) {
@@ -154,6 +162,10 @@ pub struct RuleFile {
     pub click: Vec<UrlRule>,
     #[serde(default)]
     pub params: ParamRules,
+    #[serde(default)]
+    pub esp: Vec<EspRule>,
+    #[serde(default)]
+    pub provider: Vec<Provider>,
 }
 
 impl RuleFile {
@@ -181,6 +193,26 @@ impl RuleFile {
         merge_rules(&mut self.decoder, other.decoder);
         merge_rules(&mut self.click, other.click);
         self.params.merge(other.params);
+        for rule in other.esp {
+            match self
+                .esp
+                .iter_mut()
+                .find(|r| r.name.eq_ignore_ascii_case(&rule.name))
+            {
+                Some(existing) => *existing = rule,
+                None => self.esp.push(rule),
+            }
+        }
+        for p in other.provider {
+            match self
+                .provider
+                .iter_mut()
+                .find(|r| r.name.eq_ignore_ascii_case(&p.name))
+            {
+                Some(existing) => *existing = p,
+                None => self.provider.push(p),
+            }
+        }
     }
 }
 
@@ -209,6 +241,8 @@ pub struct Rules {
     pub params: ParamRules,
     /// A ClearURLs catalog given with `--rules FILE.json`, applied after our own rules.
     pub clearurls: Option<Arc<ClearUrls>>,
+    /// ESP fingerprints and provider facts.
+    pub esp: EspRules,
 }
 
 impl Rules {
@@ -237,11 +271,27 @@ impl Rules {
             click: UrlRuleSet::compile(file.click, origin)?,
             params: file.params,
             clearurls: None,
+            esp: EspRules::compile(
+                file.esp,
+                Providers::new(ProviderFile {
+                    provider: file.provider,
+                }),
+            )
+            .map_err(|message| RulesError::Parse {
+                path: origin.to_string(),
+                message,
+            })?,
         })
     }
 
     fn default_file() -> Result<RuleFile, RulesError> {
-        RuleFile::parse(DEFAULT_RULES, "<embedded rules/default.toml>")
+        let mut file = RuleFile::parse(DEFAULT_RULES, "<embedded rules/default.toml>")?;
+        file.merge(RuleFile::parse(DEFAULT_ESP, "<embedded rules/esp.toml>")?);
+        file.merge(RuleFile::parse(
+            DEFAULT_PROVIDERS,
+            "<embedded rules/providers.toml>",
+        )?);
+        Ok(file)
     }
 
     /// The embedded rules, compiled once per process.
@@ -309,6 +359,7 @@ impl Rules {
             click: empty_set(),
             params: ParamRules::default(),
             clearurls: None,
+            esp: EspRules::empty(),
         }
     }
 }

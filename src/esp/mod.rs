@@ -1,0 +1,548 @@
+//! ESP attribution: which Email Service Provider carried and instrumented a message, with the
+//! evidence, a confidence, and who the provider is (legal entity, jurisdiction).
+//!
+//! Every signal in a message can be forged by its sender. We separate *claims* (ESP headers,
+//! Feedback-ID, Return-Path, Message-ID, List-Unsubscribe, tracker URL shapes, unverified DKIM
+//! signatures, Received lines written before the message reached us) from *infrastructure*
+//! (the Received hop our own MX recorded, DKIM domains a trusted Authentication-Results header
+//! verified). Confidence is high when claims and infrastructure agree, medium with
+//! infrastructure alone, low with claims alone. No DNS or any other lookup is ever made.
+
+pub mod headers;
+pub mod providers;
+
+use headers::{domain_matches, Field, Hop};
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Serialize};
+
+/// How a provider usually takes part in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs MTAs that deliver mail.
+    #[default]
+    Carrier,
+    /// Builds and instruments mail, hands it to a carrier.
+    Platform,
+    /// Either, depending on the account (Klaviyo has its own MTA and also sends via others).
+    Both,
+}
+
+/// One `[[esp]]` rule as written in the rules file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EspRule {
+    pub name: String,
+    #[serde(default)]
+    pub role: Role,
+    /// Header names whose presence is a claim; a trailing `*` matches a prefix.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// `[header name, regex]` pairs matched against the unfolded value.
+    #[serde(default)]
+    pub values: Vec<(String, String)>,
+    #[serde(default)]
+    pub feedback_id: Option<String>,
+    #[serde(default)]
+    pub return_path: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub list_unsubscribe: Option<String>,
+    /// Regex for ESP infrastructure host names in the `from` clause of Received hops.
+    #[serde(default)]
+    pub received: Option<String>,
+    /// DKIM `d=` domains of the ESP itself (sub-domains match).
+    #[serde(default)]
+    pub dkim: Vec<String>,
+    /// DKIM selector shapes typical of the ESP (a claim, on any `d=`).
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Kinds of evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    Header,
+    FeedbackId,
+    ReturnPath,
+    MessageId,
+    ListUnsubscribe,
+    /// A Received line written before the message reached our MX (forgeable).
+    Received,
+    /// The hop our own MX recorded.
+    ReceivedByUs,
+    /// A DKIM-Signature nobody we trust verified.
+    Dkim,
+    /// A DKIM domain a trusted Authentication-Results header says passed.
+    DkimVerified,
+    /// A tracker URL shape in the body.
+    Tracker,
+}
+
+impl Signal {
+    pub fn is_infrastructure(self) -> bool {
+        matches!(self, Signal::ReceivedByUs | Signal::DkimVerified)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub signal: Signal,
+    /// The matching header line (truncated), DKIM domain or tracker URL.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// Built and instrumented the mail (Klaviyo over SendGrid, Substack over Mailgun).
+    Platform,
+    /// Delivered it.
+    Carrier,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Platform => "platform",
+            Layer::Carrier => "carrier",
+        }
+    }
+}
+
+/// One provider named for a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    pub name: String,
+    pub layer: Layer,
+    pub confidence: Confidence,
+    /// Country of the provider's legal entity (ISO code), "unknown" if not known.
+    pub jurisdiction: String,
+    /// Who provides the service, and its parent, from the provider facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_entity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// True when the provider or its parent is a US company.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub us_exposure: Option<bool>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Clone)]
+struct Compiled {
+    rule: EspRule,
+    values: Vec<(String, Regex)>,
+    feedback_id: Option<Regex>,
+    return_path: Option<Regex>,
+    message_id: Option<Regex>,
+    list_unsubscribe: Option<Regex>,
+    received: Option<Regex>,
+    selector: Option<Regex>,
+}
+
+/// Compiled ESP rules and provider facts.
+#[derive(Clone)]
+pub struct EspRules {
+    rules: Vec<Compiled>,
+    pub providers: providers::Providers,
+}
+
+impl std::fmt::Debug for EspRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EspRules")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+fn re_one(p: &str, name: &str) -> Result<Regex, String> {
+    RegexBuilder::new(p)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| format!("esp {name}: {e}"))
+}
+
+fn re(p: &Option<String>, name: &str) -> Result<Option<Regex>, String> {
+    p.as_deref().map(|p| re_one(p, name)).transpose()
+}
+
+impl EspRules {
+    pub fn compile(
+        rules: Vec<EspRule>,
+        providers: providers::Providers,
+    ) -> Result<EspRules, String> {
+        let mut out = Vec::new();
+        for rule in rules.into_iter().filter(|r| !r.disabled) {
+            let n = rule.name.clone();
+            let values = rule
+                .values
+                .iter()
+                .map(|(h, v)| re_one(v, &n).map(|r| (h.to_ascii_lowercase(), r)))
+                .collect::<Result<_, _>>()?;
+            out.push(Compiled {
+                values,
+                feedback_id: re(&rule.feedback_id, &n)?,
+                return_path: re(&rule.return_path, &n)?,
+                message_id: re(&rule.message_id, &n)?,
+                list_unsubscribe: re(&rule.list_unsubscribe, &n)?,
+                received: re(&rule.received, &n)?,
+                selector: re(&rule.selector, &n)?,
+                rule,
+            });
+        }
+        Ok(EspRules {
+            rules: out,
+            providers,
+        })
+    }
+
+    pub fn empty() -> EspRules {
+        EspRules {
+            rules: Vec::new(),
+            providers: providers::Providers::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Which Authentication-Results headers to believe.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// authserv-ids whose Authentication-Results we trust. Empty: trust the one written by
+    /// the host that recorded our Received hop (the `by` host of that hop).
+    pub authserv_ids: Vec<String>,
+    /// Host names of our own MX and relays. Empty: the topmost non-local Received hop is ours.
+    pub own_hosts: Vec<String>,
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 240;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Attribute a message from its top-level header block and the vendors of the trackers the
+/// core found in its body.
+pub fn attribute(
+    block: &[u8],
+    tracker_vendors: &[(String, String)],
+    rules: &EspRules,
+    trust: &Trust,
+) -> Vec<Attribution> {
+    if rules.rules.is_empty() {
+        return Vec::new();
+    }
+    let fields = headers::fields(block);
+
+    // The hop our MX recorded: the first Received (from the top) that did not come from this
+    // machine or from one of our own hosts.
+    let mut our_hop: Option<(usize, Hop)> = None;
+    for (i, f) in fields.iter().enumerate() {
+        if !f.name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        let hop = Hop::parse(&f.value);
+        let from_ours = trust
+            .own_hosts
+            .iter()
+            .any(|h| hop.from.contains(&h.to_ascii_lowercase()));
+        if hop.is_local() || from_ours {
+            continue;
+        }
+        our_hop = Some((i, hop));
+        break;
+    }
+    // DKIM domains verified by an Authentication-Results header we trust: one written by our
+    // side, i.e. above the first Received line after our hop.
+    let mut verified: Vec<String> = Vec::new();
+    let limit = match &our_hop {
+        Some((i, _)) => fields
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(_, f)| f.name.eq_ignore_ascii_case("received"))
+            .map_or(fields.len(), |(j, _)| j),
+        None => 0,
+    };
+    for f in fields.iter().take(limit) {
+        if !f.name.eq_ignore_ascii_case("authentication-results") {
+            continue;
+        }
+        let (id, pass) = headers::auth_results(&f.value);
+        let trusted = if trust.authserv_ids.is_empty() {
+            our_hop
+                .as_ref()
+                .is_some_and(|(_, h)| !h.by.is_empty() && h.by == id)
+        } else {
+            trust
+                .authserv_ids
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&id))
+        };
+        if trusted {
+            verified.extend(pass);
+        }
+    }
+
+    let mut found: Vec<(usize, Vec<Evidence>)> = Vec::new();
+    for (ri, c) in rules.rules.iter().enumerate() {
+        let mut ev: Vec<Evidence> = Vec::new();
+        let mut add = |signal, detail: String| {
+            if !ev
+                .iter()
+                .any(|e: &Evidence| e.signal == signal && e.detail == detail)
+            {
+                ev.push(Evidence { signal, detail });
+            }
+        };
+        for (i, f) in fields.iter().enumerate() {
+            let name = f.name.to_ascii_lowercase();
+            let line = || truncate(&format!("{}: {}", f.name, f.value));
+            if c.rule.headers.iter().any(|h| {
+                let h = h.to_ascii_lowercase();
+                match h.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == h,
+                }
+            }) {
+                add(Signal::Header, line());
+            }
+            for (h, r) in &c.values {
+                if &name == h && r.is_match(&f.value) {
+                    add(Signal::Header, line());
+                }
+            }
+            let shaped: [(&[&str], &Option<Regex>, Signal); 4] = [
+                (
+                    &["feedback-id", "x-feedback-id"],
+                    &c.feedback_id,
+                    Signal::FeedbackId,
+                ),
+                (&["return-path"], &c.return_path, Signal::ReturnPath),
+                (&["message-id"], &c.message_id, Signal::MessageId),
+                (
+                    &["list-unsubscribe"],
+                    &c.list_unsubscribe,
+                    Signal::ListUnsubscribe,
+                ),
+            ];
+            for (names, re, signal) in shaped {
+                if names.contains(&name.as_str())
+                    && re.as_ref().is_some_and(|r| r.is_match(&f.value))
+                {
+                    add(signal, line());
+                }
+            }
+            match name.as_str() {
+                "received" => {
+                    let Some(r) = &c.received else { continue };
+                    let hop = Hop::parse(&f.value);
+                    let ours = our_hop.as_ref().is_some_and(|(oi, _)| *oi == i);
+                    if ours {
+                        if r.is_match(&hop.from) {
+                            add(Signal::ReceivedByUs, line());
+                        }
+                    } else if our_hop.as_ref().is_none_or(|(oi, _)| i > *oi)
+                        && (r.is_match(&hop.from) || r.is_match(&hop.by))
+                    {
+                        add(Signal::Received, line());
+                    }
+                }
+                "dkim-signature" => {
+                    let (d, s) = headers::dkim_tags(&f.value);
+                    let Some(d) = d else { continue };
+                    let esp_domain = c
+                        .rule
+                        .dkim
+                        .iter()
+                        .any(|x| domain_matches(&d, &x.to_ascii_lowercase()));
+                    if esp_domain {
+                        if verified.iter().any(|v| v == &d) {
+                            add(
+                                Signal::DkimVerified,
+                                format!("DKIM d={d} (verified by Authentication-Results)"),
+                            );
+                        } else {
+                            add(
+                                Signal::Dkim,
+                                format!("DKIM d={d} s={}", s.as_deref().unwrap_or("")),
+                            );
+                        }
+                    } else if let (Some(sel), Some(s)) = (&c.selector, &s) {
+                        if sel.is_match(s) {
+                            add(Signal::Dkim, format!("DKIM d={d} s={s} (selector shape)"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Verified domains of the ESP even without a matching DKIM-Signature line (e.g. the
+        // signature header was removed on the way in).
+        for d in &verified {
+            if c.rule
+                .dkim
+                .iter()
+                .any(|x| domain_matches(d, &x.to_ascii_lowercase()))
+            {
+                add(
+                    Signal::DkimVerified,
+                    format!("DKIM d={d} (verified by Authentication-Results)"),
+                );
+            }
+        }
+        // One tracker example is enough evidence per provider.
+        if let Some((_, url)) = tracker_vendors
+            .iter()
+            .find(|(v, _)| v.eq_ignore_ascii_case(&c.rule.name))
+        {
+            add(Signal::Tracker, truncate(url));
+        }
+        // Tracker links alone do not name the sender's ESP (anyone can paste one, as a person
+        // forwarding a newsletter in the body of their own mail does); they only add weight.
+        if ev.iter().any(|e| e.signal != Signal::Tracker) {
+            found.push((ri, ev));
+        }
+    }
+    layer(found, rules)
+}
+
+/// How sure we are, from the kinds of evidence:
+/// - high: infrastructure we can trust agrees with at least one claim; or, for a provider layered
+///   with another one that has such infrastructure, at least two kinds of claims (Klaviyo's
+///   headers and Return-Path on mail our MX received from SendGrid);
+/// - medium: infrastructure alone, or three or more kinds of claims agreeing;
+/// - low: anything less (a lone ESP header is what forged spam looks like).
+fn confidence(ev: &[Evidence], other_has_infra: bool) -> Confidence {
+    let infra = ev.iter().any(|e| e.signal.is_infrastructure());
+    let mut kinds: Vec<Signal> = ev
+        .iter()
+        .map(|e| e.signal)
+        .filter(|s| !s.is_infrastructure())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let claims = kinds.len();
+    if infra && claims >= 1 || !infra && other_has_infra && claims >= 2 {
+        Confidence::High
+    } else if infra || claims >= 3 {
+        Confidence::Medium
+    } else {
+        Confidence::Low
+    }
+}
+
+/// Decide platform and carrier among the providers found.
+fn layer(found: Vec<(usize, Vec<Evidence>)>, rules: &EspRules) -> Vec<Attribution> {
+    let infra: Vec<bool> = found
+        .iter()
+        .map(|(_, ev)| ev.iter().any(|e| e.signal.is_infrastructure()))
+        .collect();
+    let mut scored: Vec<(usize, Vec<Evidence>, Confidence, bool)> = found
+        .into_iter()
+        .enumerate()
+        .map(|(k, (ri, ev))| {
+            let other_has_infra = infra.iter().enumerate().any(|(j, &i)| i && j != k);
+            let conf = confidence(&ev, other_has_infra);
+            let hop = ev.iter().any(|e| e.signal == Signal::ReceivedByUs);
+            (ri, ev, conf, hop)
+        })
+        .collect();
+    // Best first: the hop we recorded, then confidence, then the amount of evidence.
+    scored.sort_by(|a, b| {
+        b.3.cmp(&a.3)
+            .then(b.2.cmp(&a.2))
+            .then(b.1.len().cmp(&a.1.len()))
+            .then(a.0.cmp(&b.0))
+    });
+    let carrier_idx = scored
+        .iter()
+        .position(|(ri, ..)| rules.rules[*ri].rule.role != Role::Platform);
+    scored
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ri, evidence, confidence, _))| {
+            let rule = &rules.rules[ri].rule;
+            // The best non-platform provider carries; a second pure carrier is still a carrier
+            // (e.g. two relays), anything else found alongside it is a platform.
+            let layer = if Some(i) == carrier_idx || rule.role == Role::Carrier {
+                Layer::Carrier
+            } else {
+                Layer::Platform
+            };
+            let facts = rules.providers.get(&rule.name);
+            Attribution {
+                name: rule.name.clone(),
+                layer,
+                confidence,
+                jurisdiction: facts
+                    .map(|f| f.jurisdiction.clone())
+                    .unwrap_or_else(|| "unknown".into()),
+                legal_entity: facts.map(|f| f.legal_entity.clone()),
+                parent: facts.and_then(|f| f.parent.clone()),
+                us_exposure: facts.and_then(|f| f.us_exposure),
+                evidence,
+            }
+        })
+        .collect()
+}
+
+/// Short form for the `X-Trackless` header: `Klaviyo/SendGrid` (platform/carrier); a `?`
+/// marks a low-confidence attribution.
+pub fn summary(attrs: &[Attribution]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for layer in [Layer::Platform, Layer::Carrier] {
+        for a in attrs.iter().filter(|a| a.layer == layer) {
+            let mut n = a.name.replace([' ', ';', ','], "-");
+            if a.confidence == Confidence::Low {
+                n.push('?');
+            }
+            names.push(n);
+        }
+    }
+    if names.is_empty() {
+        return Vec::new();
+    }
+    vec![names.join("/")]
+}
+
+/// The field list of a header block, for callers that need more than attribution.
+pub fn header_fields(block: &[u8]) -> Vec<Field> {
+    headers::fields(block)
+}
