@@ -20,6 +20,7 @@ pub struct Report<'a> {
     pub size_after: usize,
     pub counts: crate::core::outcome::Counts,
     pub header: Option<&'a str>,
+    pub esp: &'a [crate::esp::Attribution],
     pub findings: &'a [Finding],
 }
 
@@ -34,6 +35,7 @@ pub fn report<'a>(file: &Path, raw: &[u8], outcome: &'a Outcome<'_>) -> Report<'
         size_after: outcome.bytes.len(),
         counts: outcome.counts,
         header: outcome.header.as_deref(),
+        esp: &outcome.esp,
         findings: &outcome.findings,
     }
 }
@@ -110,6 +112,25 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         c.links_opaque,
         c.skipped_parts
     )?;
+    for a in rep.esp {
+        let who = match (&a.legal_entity, &a.parent) {
+            (Some(e), Some(p)) if e != p => format!("{e}, parent {p}"),
+            (Some(e), _) => e.clone(),
+            _ => "provider facts unknown".to_string(),
+        };
+        writeln!(
+            out,
+            "  ESP {} ({}, {} confidence) - {who}; jurisdiction {}{}",
+            a.name,
+            a.layer.as_str(),
+            a.confidence.as_str(),
+            a.jurisdiction,
+            if a.us_exposure == Some(true) { " (US provider or parent)" } else { "" }
+        )?;
+        for e in &a.evidence {
+            writeln!(out, "      {:<17} {}", format!("{:?}", e.signal), e.detail)?;
+        }
+    }
     for f in rep.findings {
         write_finding(f, out)?;
     }
