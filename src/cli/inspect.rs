@@ -125,7 +125,11 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             a.layer.as_str(),
             a.confidence.as_str(),
             a.jurisdiction,
-            if a.us_exposure == Some(true) { " (US provider or parent)" } else { "" }
+            if a.us_exposure == Some(true) {
+                " (US provider or parent)"
+            } else {
+                ""
+            }
         )?;
         for e in &a.evidence {
             writeln!(out, "      {:<17} {}", format!("{:?}", e.signal), e.detail)?;

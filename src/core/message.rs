@@ -104,7 +104,7 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
     }
     let deadline = Instant::now() + policy.limits.max_time;
     let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
-    let Some(msg) = MessageParser::new().parse(raw) else {
+    let Some(msg) = parser().parse(raw) else {
         return (not_mail(), None);
     };
     let Some(root) = msg.parts.first() else {
@@ -134,6 +134,17 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
         outcome,
         Some((spliced, header::block_end(raw, body_offset))),
     )
+}
+
+/// The MIME structure is all the walk needs from mail-parser: only MIME headers are parsed,
+/// the rest are skipped (ESP attribution reads the raw header block itself).
+fn parser() -> &'static MessageParser {
+    static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
+    PARSER.get_or_init(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .default_header_ignore()
+    })
 }
 
 /// A replacement of `buf[start..end]`.

@@ -12,8 +12,9 @@ pub mod headers;
 pub mod providers;
 
 use headers::{domain_matches, Field, Hop};
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// How a provider usually takes part in a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -151,22 +152,71 @@ pub struct Attribution {
     pub evidence: Vec<Evidence>,
 }
 
+/// A regex per rule for one kind of signal, compiled into one set: one pass per header value.
 #[derive(Clone)]
-struct Compiled {
-    rule: EspRule,
-    values: Vec<(String, Regex)>,
-    feedback_id: Option<Regex>,
-    return_path: Option<Regex>,
-    message_id: Option<Regex>,
-    list_unsubscribe: Option<Regex>,
-    received: Option<Regex>,
-    selector: Option<Regex>,
+struct SignalSet {
+    set: RegexSet,
+    /// Rule index of each pattern in `set`.
+    rule_of: Vec<usize>,
+}
+
+impl SignalSet {
+    fn build(
+        rules: &[EspRule],
+        pick: impl Fn(&EspRule) -> Option<&String>,
+    ) -> Result<SignalSet, String> {
+        let mut patterns = Vec::new();
+        let mut rule_of = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if let Some(p) = pick(r) {
+                patterns.push(p.clone());
+                rule_of.push(i);
+            }
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| {
+                // Name the rule at fault (only on this error path: compiling each pattern alone
+                // would double the start-up cost).
+                rules
+                    .iter()
+                    .find_map(|r| pick(r).and_then(|p| re_one(p, &r.name).err()))
+                    .unwrap_or_else(|| format!("esp rules: {e}"))
+            })?;
+        Ok(SignalSet { set, rule_of })
+    }
+
+    /// Rules whose pattern matches `text`.
+    fn matches(&self, text: &str) -> Vec<usize> {
+        if self.rule_of.is_empty() || !self.set.is_match(text) {
+            return Vec::new();
+        }
+        self.set
+            .matches(text)
+            .iter()
+            .map(|i| self.rule_of[i])
+            .collect()
+    }
 }
 
 /// Compiled ESP rules and provider facts.
 #[derive(Clone)]
 pub struct EspRules {
-    rules: Vec<Compiled>,
+    rules: Vec<EspRule>,
+    /// Lowercased header name -> rules claiming it; and prefix entries (`X-Kmail-*`).
+    header_names: HashMap<String, Vec<usize>>,
+    header_prefixes: Vec<(String, usize)>,
+    /// Lowercased header name -> (rule, regex on the value).
+    values: HashMap<String, Vec<(usize, Regex)>>,
+    feedback_id: SignalSet,
+    return_path: SignalSet,
+    message_id: SignalSet,
+    list_unsubscribe: SignalSet,
+    received: SignalSet,
+    selector: SignalSet,
+    /// (lowercased DKIM domain, rule).
+    dkim: Vec<(String, usize)>,
     pub providers: providers::Providers,
 }
 
@@ -185,45 +235,85 @@ fn re_one(p: &str, name: &str) -> Result<Regex, String> {
         .map_err(|e| format!("esp {name}: {e}"))
 }
 
-fn re(p: &Option<String>, name: &str) -> Result<Option<Regex>, String> {
-    p.as_deref().map(|p| re_one(p, name)).transpose()
-}
-
 impl EspRules {
     pub fn compile(
         rules: Vec<EspRule>,
         providers: providers::Providers,
     ) -> Result<EspRules, String> {
-        let mut out = Vec::new();
-        for rule in rules.into_iter().filter(|r| !r.disabled) {
-            let n = rule.name.clone();
-            let values = rule
-                .values
-                .iter()
-                .map(|(h, v)| re_one(v, &n).map(|r| (h.to_ascii_lowercase(), r)))
-                .collect::<Result<_, _>>()?;
-            out.push(Compiled {
-                values,
-                feedback_id: re(&rule.feedback_id, &n)?,
-                return_path: re(&rule.return_path, &n)?,
-                message_id: re(&rule.message_id, &n)?,
-                list_unsubscribe: re(&rule.list_unsubscribe, &n)?,
-                received: re(&rule.received, &n)?,
-                selector: re(&rule.selector, &n)?,
-                rule,
-            });
+        let rules: Vec<EspRule> = rules.into_iter().filter(|r| !r.disabled).collect();
+        let mut header_names: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut header_prefixes = Vec::new();
+        let mut values: HashMap<String, Vec<(usize, Regex)>> = HashMap::new();
+        let mut dkim = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            for h in &r.headers {
+                let h = h.to_ascii_lowercase();
+                match h.strip_suffix('*') {
+                    Some(prefix) => header_prefixes.push((prefix.to_string(), i)),
+                    None => header_names.entry(h).or_default().push(i),
+                }
+            }
+            for (h, v) in &r.values {
+                values
+                    .entry(h.to_ascii_lowercase())
+                    .or_default()
+                    .push((i, re_one(v, &r.name)?));
+            }
+            for d in &r.dkim {
+                dkim.push((d.to_ascii_lowercase(), i));
+            }
         }
         Ok(EspRules {
-            rules: out,
+            feedback_id: SignalSet::build(&rules, |r| r.feedback_id.as_ref())?,
+            return_path: SignalSet::build(&rules, |r| r.return_path.as_ref())?,
+            message_id: SignalSet::build(&rules, |r| r.message_id.as_ref())?,
+            list_unsubscribe: SignalSet::build(&rules, |r| r.list_unsubscribe.as_ref())?,
+            received: SignalSet::build(&rules, |r| r.received.as_ref())?,
+            selector: SignalSet::build(&rules, |r| r.selector.as_ref())?,
+            header_names,
+            header_prefixes,
+            values,
+            dkim,
+            rules,
             providers,
         })
     }
 
     pub fn empty() -> EspRules {
-        EspRules {
-            rules: Vec::new(),
-            providers: providers::Providers::default(),
-        }
+        EspRules::compile(Vec::new(), providers::Providers::default()).unwrap_or_else(|_| {
+            EspRules {
+                rules: Vec::new(),
+                header_names: HashMap::new(),
+                header_prefixes: Vec::new(),
+                values: HashMap::new(),
+                feedback_id: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                return_path: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                message_id: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                list_unsubscribe: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                received: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                selector: SignalSet {
+                    set: RegexSet::empty(),
+                    rule_of: Vec::new(),
+                },
+                dkim: Vec::new(),
+                providers: providers::Providers::default(),
+            }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -258,7 +348,8 @@ fn truncate(s: &str) -> String {
 }
 
 /// Attribute a message from its top-level header block and the vendors of the trackers the
-/// core found in its body.
+/// core found in its body. One pass over the header fields; each kind of signal is one
+/// `RegexSet` over all providers.
 pub fn attribute(
     block: &[u8],
     tracker_vendors: &[(String, String)],
@@ -269,12 +360,13 @@ pub fn attribute(
         return Vec::new();
     }
     let fields = headers::fields(block);
+    let names: Vec<String> = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
 
     // The hop our MX recorded: the first Received (from the top) that did not come from this
     // machine or from one of our own hosts.
     let mut our_hop: Option<(usize, Hop)> = None;
     for (i, f) in fields.iter().enumerate() {
-        if !f.name.eq_ignore_ascii_case("received") {
+        if names[i] != "received" {
             continue;
         }
         let hop = Hop::parse(&f.value);
@@ -292,16 +384,13 @@ pub fn attribute(
     // side, i.e. above the first Received line after our hop.
     let mut verified: Vec<String> = Vec::new();
     let limit = match &our_hop {
-        Some((i, _)) => fields
-            .iter()
-            .enumerate()
-            .skip(i + 1)
-            .find(|(_, f)| f.name.eq_ignore_ascii_case("received"))
-            .map_or(fields.len(), |(j, _)| j),
+        Some((i, _)) => (i + 1..fields.len())
+            .find(|&j| names[j] == "received")
+            .unwrap_or(fields.len()),
         None => 0,
     };
-    for f in fields.iter().take(limit) {
-        if !f.name.eq_ignore_ascii_case("authentication-results") {
+    for (f, name) in fields.iter().zip(&names).take(limit) {
+        if name != "authentication-results" {
             continue;
         }
         let (id, pass) = headers::auth_results(&f.value);
@@ -320,126 +409,133 @@ pub fn attribute(
         }
     }
 
-    let mut found: Vec<(usize, Vec<Evidence>)> = Vec::new();
-    for (ri, c) in rules.rules.iter().enumerate() {
-        let mut ev: Vec<Evidence> = Vec::new();
-        let mut add = |signal, detail: String| {
-            if !ev
+    let mut ev: Vec<Vec<Evidence>> = vec![Vec::new(); rules.rules.len()];
+    let mut add = |rule: usize, signal: Signal, detail: String| {
+        let list = &mut ev[rule];
+        if !list
+            .iter()
+            .any(|e| e.signal == signal && e.detail == detail)
+        {
+            list.push(Evidence { signal, detail });
+        }
+    };
+    for (i, (f, name)) in fields.iter().zip(&names).enumerate() {
+        let line = || truncate(&format!("{}: {}", f.name, f.value));
+        let mut claimed: Vec<usize> = rules.header_names.get(name).cloned().unwrap_or_default();
+        claimed.extend(
+            rules
+                .header_prefixes
                 .iter()
-                .any(|e: &Evidence| e.signal == signal && e.detail == detail)
-            {
-                ev.push(Evidence { signal, detail });
-            }
+                .filter(|(p, _)| name.starts_with(p.as_str()))
+                .map(|(_, r)| *r),
+        );
+        if let Some(vals) = rules.values.get(name) {
+            claimed.extend(
+                vals.iter()
+                    .filter(|(_, re)| re.is_match(&f.value))
+                    .map(|(r, _)| *r),
+            );
+        }
+        for r in claimed {
+            add(r, Signal::Header, line());
+        }
+        let shaped = match name.as_str() {
+            "feedback-id" | "x-feedback-id" => Some((&rules.feedback_id, Signal::FeedbackId)),
+            "return-path" => Some((&rules.return_path, Signal::ReturnPath)),
+            "message-id" => Some((&rules.message_id, Signal::MessageId)),
+            "list-unsubscribe" => Some((&rules.list_unsubscribe, Signal::ListUnsubscribe)),
+            _ => None,
         };
-        for (i, f) in fields.iter().enumerate() {
-            let name = f.name.to_ascii_lowercase();
-            let line = || truncate(&format!("{}: {}", f.name, f.value));
-            if c.rule.headers.iter().any(|h| {
-                let h = h.to_ascii_lowercase();
-                match h.strip_suffix('*') {
-                    Some(prefix) => name.starts_with(prefix),
-                    None => name == h,
-                }
-            }) {
-                add(Signal::Header, line());
+        if let Some((set, signal)) = shaped {
+            for r in set.matches(&f.value) {
+                add(r, signal, line());
             }
-            for (h, r) in &c.values {
-                if &name == h && r.is_match(&f.value) {
-                    add(Signal::Header, line());
+        }
+        match name.as_str() {
+            "received" => {
+                let ours = our_hop.as_ref().is_some_and(|(oi, _)| *oi == i);
+                let before_us = our_hop.as_ref().is_none_or(|(oi, _)| i > *oi);
+                if !ours && !before_us {
+                    continue; // written on our side after the hop (a local relay)
                 }
-            }
-            let shaped: [(&[&str], &Option<Regex>, Signal); 4] = [
-                (
-                    &["feedback-id", "x-feedback-id"],
-                    &c.feedback_id,
-                    Signal::FeedbackId,
-                ),
-                (&["return-path"], &c.return_path, Signal::ReturnPath),
-                (&["message-id"], &c.message_id, Signal::MessageId),
-                (
-                    &["list-unsubscribe"],
-                    &c.list_unsubscribe,
-                    Signal::ListUnsubscribe,
-                ),
-            ];
-            for (names, re, signal) in shaped {
-                if names.contains(&name.as_str())
-                    && re.as_ref().is_some_and(|r| r.is_match(&f.value))
-                {
-                    add(signal, line());
+                let hop = Hop::parse(&f.value);
+                let mut hit = rules.received.matches(&hop.from);
+                if !ours {
+                    hit.extend(rules.received.matches(&hop.by));
+                }
+                let signal = if ours {
+                    Signal::ReceivedByUs
+                } else {
+                    Signal::Received
+                };
+                for r in hit {
+                    add(r, signal, line());
                 }
             }
-            match name.as_str() {
-                "received" => {
-                    let Some(r) = &c.received else { continue };
-                    let hop = Hop::parse(&f.value);
-                    let ours = our_hop.as_ref().is_some_and(|(oi, _)| *oi == i);
-                    if ours {
-                        if r.is_match(&hop.from) {
-                            add(Signal::ReceivedByUs, line());
-                        }
-                    } else if our_hop.as_ref().is_none_or(|(oi, _)| i > *oi)
-                        && (r.is_match(&hop.from) || r.is_match(&hop.by))
-                    {
-                        add(Signal::Received, line());
-                    }
-                }
-                "dkim-signature" => {
-                    let (d, s) = headers::dkim_tags(&f.value);
-                    let Some(d) = d else { continue };
-                    let esp_domain = c
-                        .rule
-                        .dkim
-                        .iter()
-                        .any(|x| domain_matches(&d, &x.to_ascii_lowercase()));
-                    if esp_domain {
+            "dkim-signature" => {
+                let (d, s) = headers::dkim_tags(&f.value);
+                let Some(d) = d else { continue };
+                let mut own = false;
+                for (domain, r) in &rules.dkim {
+                    if domain_matches(&d, domain) {
+                        own = true;
                         if verified.iter().any(|v| v == &d) {
                             add(
+                                *r,
                                 Signal::DkimVerified,
                                 format!("DKIM d={d} (verified by Authentication-Results)"),
                             );
                         } else {
                             add(
+                                *r,
                                 Signal::Dkim,
                                 format!("DKIM d={d} s={}", s.as_deref().unwrap_or("")),
                             );
                         }
-                    } else if let (Some(sel), Some(s)) = (&c.selector, &s) {
-                        if sel.is_match(s) {
-                            add(Signal::Dkim, format!("DKIM d={d} s={s} (selector shape)"));
-                        }
                     }
                 }
-                _ => {}
+                if let (false, Some(s)) = (own, &s) {
+                    for r in rules.selector.matches(s) {
+                        add(
+                            r,
+                            Signal::Dkim,
+                            format!("DKIM d={d} s={s} (selector shape)"),
+                        );
+                    }
+                }
             }
+            _ => {}
         }
-        // Verified domains of the ESP even without a matching DKIM-Signature line (e.g. the
-        // signature header was removed on the way in).
-        for d in &verified {
-            if c.rule
-                .dkim
-                .iter()
-                .any(|x| domain_matches(d, &x.to_ascii_lowercase()))
-            {
+    }
+    // Verified domains of an ESP even without a matching DKIM-Signature line (the signature
+    // header may have been removed on the way in).
+    for d in &verified {
+        for (domain, r) in &rules.dkim {
+            if domain_matches(d, domain) {
                 add(
+                    *r,
                     Signal::DkimVerified,
                     format!("DKIM d={d} (verified by Authentication-Results)"),
                 );
             }
         }
-        // One tracker example is enough evidence per provider.
+    }
+    // One tracker example per provider adds weight.
+    for (r, rule) in rules.rules.iter().enumerate() {
         if let Some((_, url)) = tracker_vendors
             .iter()
-            .find(|(v, _)| v.eq_ignore_ascii_case(&c.rule.name))
+            .find(|(v, _)| v.eq_ignore_ascii_case(&rule.name))
         {
-            add(Signal::Tracker, truncate(url));
-        }
-        // Tracker links alone do not name the sender's ESP (anyone can paste one, as a person
-        // forwarding a newsletter in the body of their own mail does); they only add weight.
-        if ev.iter().any(|e| e.signal != Signal::Tracker) {
-            found.push((ri, ev));
+            add(r, Signal::Tracker, truncate(url));
         }
     }
+    // Tracker links alone do not name the sender's ESP (anyone can paste one, as a person
+    // forwarding a newsletter in the body of their own mail does); they only add weight.
+    let found: Vec<(usize, Vec<Evidence>)> = ev
+        .into_iter()
+        .enumerate()
+        .filter(|(_, e)| e.iter().any(|e| e.signal != Signal::Tracker))
+        .collect();
     layer(found, rules)
 }
 
@@ -493,12 +589,12 @@ fn layer(found: Vec<(usize, Vec<Evidence>)>, rules: &EspRules) -> Vec<Attributio
     });
     let carrier_idx = scored
         .iter()
-        .position(|(ri, ..)| rules.rules[*ri].rule.role != Role::Platform);
+        .position(|(ri, ..)| rules.rules[*ri].role != Role::Platform);
     scored
         .into_iter()
         .enumerate()
         .map(|(i, (ri, evidence, confidence, _))| {
-            let rule = &rules.rules[ri].rule;
+            let rule = &rules.rules[ri];
             // The best non-platform provider carries; a second pure carrier is still a carrier
             // (e.g. two relays), anything else found alongside it is a platform.
             let layer = if Some(i) == carrier_idx || rule.role == Role::Carrier {

@@ -67,19 +67,22 @@ impl Decoder {
         })
     }
 
-    /// Read the destination out of `raw` (entity-decoded link text), parsed as `url`.
-    pub fn decode(self, raw: &str, url: &Url, params: &[String]) -> Result<String, &'static str> {
+    /// Read the destination out of `raw` (entity-decoded link text).
+    pub fn decode(self, raw: &str, params: &[String]) -> Result<String, &'static str> {
+        // Decoders that need query or path parsing get a parsed URL; the others read the raw
+        // string, which the url crate would re-encode.
+        let parsed = || Url::parse(raw.trim()).map_err(|_| "not a parseable URL");
         match self {
-            Decoder::Mailgun => mailgun::decode(url),
-            Decoder::Mandrill => mandrill::decode(url),
+            Decoder::Mailgun => mailgun::decode(&parsed()?),
+            Decoder::Mandrill => mandrill::decode(&parsed()?),
             Decoder::Ses => ses::decode(raw),
             Decoder::Postmark => postmark::decode(raw),
-            Decoder::Mailjet => mailjet::decode(url),
-            Decoder::CustomerIo => customerio::decode(url),
-            Decoder::Substack => substack::decode(url),
+            Decoder::Mailjet => mailjet::decode(&parsed()?),
+            Decoder::CustomerIo => customerio::decode(&parsed()?),
+            Decoder::Substack => substack::decode(&parsed()?),
             Decoder::SparkPost => sparkpost::decode(raw),
             Decoder::Proofpoint => proofpoint::decode(raw),
-            Decoder::Query => query::decode(url, params),
+            Decoder::Query => query::decode(&parsed()?, params),
         }
     }
 }

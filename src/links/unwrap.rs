@@ -67,11 +67,9 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
         let Some(decoder) = rule.decoder.as_deref().and_then(Decoder::from_name) else {
             break;
         };
-        let outcome = decoder
-            .decode(&current, &view.url, &rule.params)
-            .and_then(|d| {
-                valid_destination(&d).ok_or("decoded destination is not an absolute http(s) URL")
-            });
+        let outcome = decoder.decode(&current, &rule.params).and_then(|d| {
+            valid_destination(&d).ok_or("decoded destination is not an absolute http(s) URL")
+        });
         match outcome {
             Ok(dest) => {
                 if first.is_none() {

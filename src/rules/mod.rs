@@ -100,26 +100,30 @@ impl UrlRuleSet {
         let mut rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
         rules.sort_by_key(|r| r.hosts.is_empty() && r.host_re.is_none());
         let patterns: Vec<String> = rules.iter().map(UrlRule::pattern).collect();
-        // Report the first bad rule by name rather than the set as a whole.
-        for (rule, pat) in rules.iter().zip(&patterns) {
-            if let Err(e) = regex::Regex::new(pat) {
-                return Err(RulesError::Pattern {
-                    path: if rule.origin.is_empty() {
-                        origin.to_string()
-                    } else {
-                        rule.origin.clone()
-                    },
-                    id: rule.id.clone(),
-                    message: e.to_string(),
-                });
-            }
-        }
         let set = RegexSetBuilder::new(&patterns)
             .size_limit(64 << 20)
             .build()
-            .map_err(|e| RulesError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
+            .map_err(|e| {
+                // Report the bad rule by name (compiling each pattern alone only on this path:
+                // doing it always would double the start-up cost of every `trackless filter`).
+                rules
+                    .iter()
+                    .zip(&patterns)
+                    .find_map(|(rule, pat)| {
+                        regex::Regex::new(pat).err().map(|err| RulesError::Pattern {
+                            path: if rule.origin.is_empty() {
+                                origin.to_string()
+                            } else {
+                                rule.origin.clone()
+                            },
+                            id: rule.id.clone(),
+                            message: err.to_string(),
+                        })
+                    })
+                    .unwrap_or_else(|| RulesError::Parse {
+                        path: origin.to_string(),
+                        message: e.to_string(),
+                    })
             })?;
         Ok(UrlRuleSet { rules, set })
     }
@@ -127,6 +131,10 @@ impl UrlRuleSet {
     /// The first rule (in file order) that matches the URL's "HOST/PATH?QUERY" subject.
     pub fn first_match(&self, subject: &str) -> Option<&UrlRule> {
         if self.rules.is_empty() {
+            return None;
+        }
+        // Most URLs match nothing: a plain is_match answers that without computing the set.
+        if !self.set.is_match(subject) {
             return None;
         }
         let m = self.set.matches(subject);
@@ -371,12 +379,14 @@ fn empty_set() -> UrlRuleSet {
     }
 }
 
-/// An absolute http(s) URL reduced to what rules look at.
+/// An absolute http(s) URL reduced to what rules look at. Split by hand rather than with the
+/// `url` crate: rules only need the host and the path and query, and this runs for every image
+/// and link of every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlView {
-    pub url: url::Url,
-    /// "host/path?query", host lowercased without port.
+    /// "host/path?query": host lowercased, without user info or port; no fragment.
     pub subject: String,
+    host_len: usize,
 }
 
 impl UrlView {
@@ -384,32 +394,41 @@ impl UrlView {
     /// `http:`, `https:` and protocol-relative `//host/…`; anything else is `None`.
     pub fn parse(raw: &str) -> Option<UrlView> {
         let s = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-        let parsed = if s.starts_with("//") {
-            url::Url::parse(&format!("https:{s}")).ok()?
+        let rest = if let Some(r) = s.strip_prefix("//") {
+            r
         } else {
-            let scheme_end = s.find(':')?;
-            let scheme = &s[..scheme_end];
+            let (scheme, r) = s.split_once(':')?;
             if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
                 return None;
             }
-            url::Url::parse(s).ok()?
+            // Browsers accept http:/x, http:\\x and extra slashes; so do we.
+            r.trim_start_matches(['/', '\\'])
         };
-        let host = parsed.host_str()?;
-        let mut subject = String::with_capacity(s.len());
-        subject.push_str(host);
-        subject.push_str(parsed.path());
-        if let Some(q) = parsed.query() {
-            subject.push('?');
-            subject.push_str(q);
+        let auth_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+        let authority = &rest[..auth_end];
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => &host_port[..v6.find(']').map_or(host_port.len(), |i| i + 2)],
+            None => host_port.split(':').next().unwrap_or(""),
+        };
+        let host = host.trim_end_matches('.');
+        if host.is_empty() || host.contains(|c: char| c.is_ascii_whitespace()) {
+            return None;
         }
-        Some(UrlView {
-            url: parsed,
-            subject,
-        })
+        let tail = &rest[auth_end..];
+        let tail = &tail[..tail.find('#').unwrap_or(tail.len())];
+        let mut subject = String::with_capacity(host.len() + tail.len() + 1);
+        subject.push_str(&host.to_ascii_lowercase());
+        let host_len = subject.len();
+        if !tail.starts_with('/') {
+            subject.push('/');
+        }
+        subject.push_str(&tail.replace('\\', "/"));
+        Some(UrlView { subject, host_len })
     }
 
     pub fn host(&self) -> &str {
-        self.url.host_str().unwrap_or("")
+        &self.subject[..self.host_len]
     }
 }
 
