@@ -73,6 +73,15 @@ fn main() {
             black_box(neutralise(black_box(m), &policy));
         }
     });
+    let no_links = Policy {
+        links: false,
+        ..Policy::default()
+    };
+    let t_no_links = measure(secs, || {
+        for m in &msgs {
+            black_box(neutralise(black_box(m), &no_links));
+        }
+    });
     let t_bare = measure(secs, || {
         for h in &htmls {
             let mut out = Vec::with_capacity(h.len());
@@ -82,7 +91,71 @@ fn main() {
             black_box(out);
         }
     });
+    // Where the time goes: the same HTML through lol_html with our selectors and handlers that
+    // do nothing, and through our real handlers alone (no MIME work).
+    let t_selectors = measure(secs, || {
+        for h in &htmls {
+            let mut out = Vec::with_capacity(h.len());
+            let noop = |_: &mut lol_html::html_content::Element| Ok(());
+            let settings = Settings {
+                element_content_handlers: vec![
+                    lol_html::element!("img[src], input[src]", noop),
+                    lol_html::element!("[background]", noop),
+                    lol_html::element!("[style]", noop),
+                    lol_html::element!("link[href]", noop),
+                    lol_html::element!("a[href], area[href]", noop),
+                    lol_html::text!("style", |_| Ok(())),
+                ],
+                ..Settings::new()
+            };
+            let mut rw = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+            rw.write(h).expect("write");
+            rw.end().expect("end");
+            black_box(out);
+        }
+    });
+    let t_handlers = measure(secs, || {
+        for h in &htmls {
+            let ctx = trackless::html::rewrite::PartCtx {
+                policy: &policy,
+                part: "1",
+                deadline: Instant::now() + Duration::from_secs(10),
+            };
+            let mut findings = Vec::new();
+            black_box(
+                trackless::html::rewrite::rewrite(h, encoding_rs::UTF_8, &ctx, &mut findings).ok(),
+            );
+        }
+    });
+    let heads: Vec<&[u8]> = msgs
+        .iter()
+        .map(|m| {
+            let end = m.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+            let end = end.or_else(|| m.windows(2).position(|w| w == b"\n\n").map(|i| i + 2));
+            &m[..end.unwrap_or(m.len())]
+        })
+        .collect();
+    let t_esp = measure(secs, || {
+        for h in &heads {
+            black_box(trackless::esp::attribute(
+                h,
+                &[],
+                &policy.rules.esp,
+                &policy.trust,
+            ));
+        }
+    });
+    let mime = MessageParser::new()
+        .with_mime_headers()
+        .default_header_ignore();
+    let t_mime = measure(secs, || {
+        for m in &msgs {
+            black_box(mime.parse(m));
+        }
+    });
+
     let mb = |bytes: usize, t: f64| bytes as f64 / t / 1e6;
+    let ms = |t: f64| t * 1e3;
     println!(
         "corpus: {} messages, {} bytes; {} HTML parts, {} bytes",
         msgs.len(),
@@ -91,18 +164,42 @@ fn main() {
         html_bytes
     );
     println!(
-        "neutralise:     {:8.1} MB/s of mail, {:8.0} messages/s ({:.3} ms per corpus round)",
+        "neutralise:                 {:8.1} MB/s of mail, {:6.0} messages/s ({:.3} ms per corpus round)",
         mb(msg_bytes, t_core),
         msgs.len() as f64 / t_core,
-        t_core * 1e3
+        ms(t_core)
     );
     println!(
-        "bare lol_html:  {:8.1} MB/s of HTML ({:.3} ms per corpus round)",
+        "neutralise without links:   {:8.1} MB/s of mail ({:.3} ms); links cost {:.0} % of the time",
+        mb(msg_bytes, t_no_links),
+        ms(t_no_links),
+        (t_core - t_no_links) / t_core * 100.0
+    );
+    println!(
+        "bare lol_html (no handlers):{:8.1} MB/s of HTML ({:.3} ms)",
         mb(html_bytes, t_bare),
-        t_bare * 1e3
+        ms(t_bare)
     );
     println!(
-        "ratio (bare pass time / neutralise time over the same corpus): {:.0} %",
-        t_bare / t_core * 100.0
+        "lol_html, our selectors, no-op handlers: {:.3} ms",
+        ms(t_selectors)
+    );
+    println!(
+        "lol_html, our handlers (HTML only):      {:.3} ms",
+        ms(t_handlers)
+    );
+    println!(
+        "mail-parser MIME parse:                  {:.3} ms",
+        ms(t_mime)
+    );
+    println!(
+        "ESP attribution (headers):               {:.3} ms",
+        ms(t_esp)
+    );
+    println!(
+        "ratio bare pass / neutralise: {:.1} %; selectors-only pass / neutralise: {:.1} %; our handlers / neutralise: {:.1} %",
+        t_bare / t_core * 100.0,
+        t_selectors / t_core * 100.0,
+        t_handlers / t_core * 100.0
     );
 }

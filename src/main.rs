@@ -11,9 +11,8 @@ use std::process::ExitCode;
     about = "Neutralise email trackers: pixels, redirect links, remote fonts"
 )]
 struct Cli {
-    /// Extra rules file merged over the built-in rules (repeatable).
-    #[arg(long = "rules", value_name = "FILE", global = true)]
-    rules: Vec<PathBuf>,
+    #[command(flatten)]
+    policy: trackless::cli::PolicyArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +34,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let policy = match trackless::cli::policy(&cli.rules) {
+    let policy = match trackless::cli::policy(&cli.policy) {
         Ok(p) => p,
         Err(e) if matches!(cli.command, Command::Filter) => {
             // A filter must not lose mail over a broken rules file.

@@ -18,14 +18,12 @@ pub struct Found {
 /// Find http(s) URLs in plain text.
 pub fn find_urls(text: &str) -> Vec<Found> {
     let bytes = text.as_bytes();
-    let lower = text.to_ascii_lowercase();
     let mut out = Vec::new();
     let mut pos = 0;
-    while let Some(rel) = lower[pos..].find("http") {
+    while let Some(rel) = memchr::memchr2(b'h', b'H', &bytes[pos..]) {
         let start = pos + rel;
-        pos = start + 4;
-        let rest = &lower[start..];
-        if !(rest.starts_with("http://") || rest.starts_with("https://")) {
+        pos = start + 1;
+        if !(starts_with_ci(&bytes[start..], b"http://") || starts_with_ci(&bytes[start..], b"https://")) {
             continue;
         }
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'/') {
@@ -84,6 +82,17 @@ pub fn find_urls(text: &str) -> Vec<Found> {
     out
 }
 
+fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
+}
+
+/// Could `content` contain an http(s) URL at all? (Cheap test before decoding the charset.)
+fn may_contain_url(content: &[u8]) -> bool {
+    memchr::memmem::find_iter(content, b"://").any(|i| {
+        i >= 4 && (starts_with_ci(&content[i - 4..], b"http") || i >= 5 && starts_with_ci(&content[i - 5..], b"https"))
+    })
+}
+
 fn is_url_byte(b: u8) -> bool {
     b > 0x20
         && b < 0x7f
@@ -102,7 +111,7 @@ pub fn rewrite(
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Vec<u8>>, SkipReason> {
     // Fast path: no URL at all, nothing to decode.
-    if memchr::memmem::find(&content.to_ascii_lowercase(), b"http").is_none() {
+    if !may_contain_url(content) {
         return Ok(None);
     }
     let Some(text) = encoding.decode_without_bom_handling_and_without_replacement(content) else {

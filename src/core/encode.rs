@@ -85,7 +85,7 @@ pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
     let mut out = Vec::with_capacity(body.len());
     let mut rest = body;
     while !rest.is_empty() {
-        let (line, nl, next) = match memchr(b'\n', rest) {
+        let (line, nl, next) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 let (line, nl) = if i > 0 && rest[i - 1] == b'\r' {
                     (&rest[..i - 1], &rest[i - 1..=i])
@@ -105,21 +105,18 @@ pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
         let soft = line.last() == Some(&b'=');
         let content = if soft { &line[..line.len() - 1] } else { line };
         let mut i = 0;
-        while i < content.len() {
-            let b = content[i];
-            if b == b'=' {
-                let hi = content.get(i + 1).and_then(|&c| hex_val(c));
-                let lo = content.get(i + 2).and_then(|&c| hex_val(c));
-                match (hi, lo) {
-                    (Some(h), Some(l)) => out.push(h << 4 | l),
-                    _ => return Err(SkipReason::BadQp),
-                }
-                i += 3;
-            } else {
-                out.push(b);
-                i += 1;
+        while let Some(eq) = memchr::memchr(b'=', &content[i..]) {
+            out.extend_from_slice(&content[i..i + eq]);
+            i += eq;
+            let hi = content.get(i + 1).and_then(|&c| hex_val(c));
+            let lo = content.get(i + 2).and_then(|&c| hex_val(c));
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push(h << 4 | l),
+                _ => return Err(SkipReason::BadQp),
             }
+            i += 3;
         }
+        out.extend_from_slice(&content[i..]);
         if !soft {
             out.extend_from_slice(nl);
         }

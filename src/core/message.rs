@@ -425,7 +425,11 @@ impl Walker<'_> {
             };
             html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found)
         } else {
-            plain::rewrite(&decoded, encoding, self.policy, path, &mut found)
+            if self.policy.links {
+                plain::rewrite(&decoded, encoding, self.policy, path, &mut found)
+            } else {
+                Ok(None)
+            }
         };
         if self.nested > 0 {
             found.iter_mut().for_each(|f| f.nested = true);

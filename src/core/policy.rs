@@ -46,6 +46,8 @@ pub struct Policy {
     pub rules: Arc<Rules>,
     pub limits: Limits,
     pub opaque_links: OpaqueLinks,
+    /// Rewrite links at all (unwrap, strip parameters, record). Off: only pixels and fonts.
+    pub links: bool,
     /// Which Received hop and Authentication-Results headers ESP attribution believes.
     pub trust: Trust,
 }
@@ -56,6 +58,7 @@ impl Default for Policy {
             rules: Rules::embedded(),
             limits: Limits::default(),
             opaque_links: OpaqueLinks::Keep,
+            links: true,
             trust: Trust::default(),
         }
     }

@@ -642,3 +642,99 @@ pub fn summary(attrs: &[Attribution]) -> Vec<String> {
 pub fn header_fields(block: &[u8]) -> Vec<Field> {
     headers::fields(block)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Rules;
+
+    const SES_CUSTOMER_DKIM: &str = "Authentication-Results: mx.example.net; dkim=pass header.d=amazonses.com\r\n\
+Received: from a8-12.smtp-out.amazonses.com (a8-12.smtp-out.amazonses.com [54.240.8.12]) by mx.example.net (Postfix) with ESMTPS id 1\r\n\
+Authentication-Results: evil.example; dkim=pass header.d=sendgrid.info\r\n\
+X-SES-Outgoing: 2026.11.02-54.240.8.12\r\n\
+Feedback-ID: 1.eu-west-1.abc=:AmazonSES\r\n\
+DKIM-Signature: v=1; d=amazonses.com; s=abcdefghijklmnopqrstuvwxyz123456; b=x\r\n\
+DKIM-Signature: v=1; d=sendgrid.info; s=smtpapi; b=y\r\n\
+From: a@shop.example\r\n\r\n";
+
+    fn attr(block: &str, trust: &Trust) -> Vec<Attribution> {
+        attribute(block.as_bytes(), &[], &Rules::embedded().esp, trust)
+    }
+
+    #[test]
+    fn trusted_authentication_results_verify_dkim() {
+        let a = attr(SES_CUSTOMER_DKIM, &Trust::default());
+        let ses = a.iter().find(|a| a.name == "Amazon SES").expect("SES");
+        assert_eq!(ses.confidence, Confidence::High);
+        assert!(ses
+            .evidence
+            .iter()
+            .any(|e| e.signal == Signal::DkimVerified));
+        assert!(ses
+            .evidence
+            .iter()
+            .any(|e| e.signal == Signal::ReceivedByUs));
+        // The A-R below our hop (written by someone else) does not verify sendgrid.info.
+        let sg = a
+            .iter()
+            .find(|a| a.name == "SendGrid")
+            .expect("SendGrid claim");
+        assert!(sg.evidence.iter().all(|e| e.signal != Signal::DkimVerified));
+        assert_eq!(sg.confidence, Confidence::Low);
+    }
+
+    #[test]
+    fn configured_authserv_id_replaces_the_default() {
+        let trust = Trust {
+            authserv_ids: vec!["other.example.net".into()],
+            own_hosts: Vec::new(),
+        };
+        let a = attr(SES_CUSTOMER_DKIM, &trust);
+        let ses = a.iter().find(|a| a.name == "Amazon SES").expect("SES");
+        assert!(ses
+            .evidence
+            .iter()
+            .all(|e| e.signal != Signal::DkimVerified));
+        // Still high: the hop our MX recorded is SES infrastructure.
+        assert_eq!(ses.confidence, Confidence::High);
+    }
+
+    #[test]
+    fn own_hosts_are_skipped_to_find_the_handover_hop() {
+        let block = "Received: from filter.example.net (filter.example.net [10.0.0.5]) by mx2.example.net with LMTP id 2\r\n\
+Received: from o1.ptr.sendgrid.net (o1.ptr.sendgrid.net [149.72.1.1]) by mx.example.net with ESMTPS id 1\r\n\
+X-SG-EID: abc\r\n\r\n";
+        let none = attr(block, &Trust::default());
+        assert_eq!(
+            none[0].confidence,
+            Confidence::Low,
+            "the filter hop is taken as ours by default"
+        );
+        let trust = Trust {
+            authserv_ids: Vec::new(),
+            own_hosts: vec!["filter.example.net".into()],
+        };
+        let a = attr(block, &trust);
+        assert_eq!(a[0].name, "SendGrid");
+        assert_eq!(a[0].confidence, Confidence::High);
+    }
+
+    #[test]
+    fn summary_names_platform_then_carrier_and_flags_low_confidence() {
+        let mk = |name: &str, layer, confidence| Attribution {
+            name: name.into(),
+            layer,
+            confidence,
+            jurisdiction: "US".into(),
+            legal_entity: None,
+            parent: None,
+            us_exposure: None,
+            evidence: Vec::new(),
+        };
+        let s = summary(&[
+            mk("SendGrid", Layer::Carrier, Confidence::High),
+            mk("Klaviyo", Layer::Platform, Confidence::Low),
+        ]);
+        assert_eq!(s, vec!["Klaviyo?/SendGrid".to_string()]);
+    }
+}

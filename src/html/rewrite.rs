@@ -290,7 +290,13 @@ pub fn rewrite(
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
-            element!("a[href], area[href]", move |el| on_link_href(el, st)),
+            element!("a[href], area[href]", move |el| {
+                if st.borrow().ctx.policy.links {
+                    on_link_href(el, st)
+                } else {
+                    Ok(())
+                }
+            }),
             text!("style", move |t| {
                 let mut s = st.borrow_mut();
                 s.style_buf.push_str(t.as_str());

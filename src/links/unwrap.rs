@@ -27,14 +27,21 @@ pub struct LinkResult {
 /// http(s) URLs (mailto:, tel:, anchors, relative paths): those are not ours to touch.
 pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
     let link = link.trim();
-    UrlView::parse(link)?;
+    let link_view = UrlView::parse(link)?;
     let mut current = link.to_string();
     let mut chain: Vec<String> = Vec::new();
     let mut first: Option<(String, Option<String>)> = None;
     let mut stopped: Option<(String, Option<String>, String)> = None;
     for depth in 0.. {
-        let Some(view) = UrlView::parse(&current) else {
-            break;
+        let parsed;
+        let view = if depth == 0 {
+            &link_view
+        } else {
+            parsed = UrlView::parse(&current);
+            match &parsed {
+                Some(v) => v,
+                None => break,
+            }
         };
         let Some(rule) = rules.decoder.first_match(&view.subject) else {
             // A user's ClearURLs catalog may know more redirectors.
@@ -87,7 +94,8 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
 
     let mut final_url = current.clone();
     let mut removed = Vec::new();
-    if let Some((u, r)) = rules.params.strip(&final_url) {
+    let has_params = final_url.contains(['?', '#']);
+    if let Some((u, r)) = has_params.then(|| rules.params.strip(&final_url)).flatten() {
         final_url = u;
         removed.extend(r);
     }
@@ -117,7 +125,7 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
     if let Some((rule, vendor, why)) = stopped {
         // A host-specific opaque rule names the vendor better than the decoder's format
         // (Klaviyo's ct.klclick.com uses SparkPost's link format).
-        let (rule, vendor) = match opaque_rule(link, rules) {
+        let (rule, vendor) = match opaque_rule_view(&link_view, link, rules) {
             Some((r, v)) if v.is_some() && v != vendor => (r, v),
             _ => (rule, vendor),
         };
@@ -130,7 +138,7 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
             detail: Some(why),
         });
     }
-    if let Some((rule, vendor)) = opaque_rule(link, rules) {
+    if let Some((rule, vendor)) = opaque_rule_view(&link_view, link, rules) {
         return Some(LinkResult {
             action: Action::KeptOpaque,
             new_url: None,
@@ -161,7 +169,10 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
 }
 
 fn opaque_rule(url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
-    let view = UrlView::parse(url)?;
+    opaque_rule_view(&UrlView::parse(url)?, url, rules)
+}
+
+fn opaque_rule_view(view: &UrlView, url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
     if let Some(r) = rules.click.first_match(&view.subject) {
         return Some((r.id.clone(), r.vendor.clone()));
     }

@@ -1,0 +1,86 @@
+//! `opaque_links = mark`: a visible marker after tracked links, a title, idempotent; unwrappable
+//! links and unsubscribe links are not marked.
+
+mod common;
+
+use common::*;
+use trackless::core::policy::OpaqueLinks;
+use trackless::{neutralise, Action, Kind, Policy};
+
+fn policy() -> Policy {
+    Policy {
+        opaque_links: OpaqueLinks::Mark,
+        ..Policy::default()
+    }
+}
+
+const SENDGRID: &str = "https://u1316.ct.sendgrid.net/ls/click?upn=u001.abc-2Bdef-3D";
+
+fn message_with(nl: &str) -> Vec<u8> {
+    let html = format!(
+        "<html><body><p><a href=\"{SENDGRID}\">Shop now</a> \
+         <a href=\"https://u1316.ct.sendgrid.net/asm/unsubscribe/?user_id=1316&amp;data=x\">Unsubscribe</a> \
+         <a href=\"https://www.shop.example/p?id=1&amp;utm_source=news\">Plain</a></p></body></html>"
+    );
+    let text = format!("Shop now: {SENDGRID}\nOr <{SENDGRID}>\n");
+    let alt = multipart(
+        "alternative",
+        "b1",
+        &[
+            leaf("text/plain; charset=utf-8", "7bit", &text, nl),
+            leaf("text/html; charset=utf-8", "quoted-printable", &html, nl),
+        ],
+        nl,
+    );
+    message(&std_headers(), &alt, nl)
+}
+
+#[test]
+fn marks_opaque_links_once() {
+    let raw = message_with("\r\n");
+    let once = neutralise(&raw, &policy());
+    assert!(once.changed);
+    let text = all_text(&once.bytes);
+    assert!(
+        text.contains("(SendGrid logs the click)\">Shop now</a> [tracked]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("title=\"trackless: tracked link (SendGrid logs the click)\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Shop now: {SENDGRID} [tracked]")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Or <{SENDGRID}> [tracked]")),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("[tracked]").count(),
+        3,
+        "unsubscribe link must not be marked: {text}"
+    );
+    assert!(text.contains("href=\"https://www.shop.example/p?id=1\""));
+    let marked = once
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Link && f.action == Action::Marked)
+        .count();
+    assert_eq!(marked, 3);
+    // A second run finds the marks and adds nothing.
+    let twice = neutralise(&once.bytes, &policy());
+    assert!(!twice.changed, "{:?}", twice.findings);
+}
+
+#[test]
+fn keep_is_the_default_and_changes_nothing_for_opaque_links() {
+    let raw = message_with("\n");
+    let out = neutralise(&raw, &Policy::default());
+    // Only the utm_ parameter is removed.
+    let text = all_text(&out.bytes);
+    assert!(!text.contains("[tracked]"));
+    assert_eq!(out.counts.links_cleaned, 1);
+    assert!(out.counts.links_opaque >= 3);
+}
