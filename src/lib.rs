@@ -14,6 +14,7 @@ pub mod core;
 pub mod esp;
 pub mod html;
 pub mod links;
+pub mod log;
 pub mod plain;
 pub mod rules;
 

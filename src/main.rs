@@ -13,6 +13,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(flatten)]
     policy: trackless::cli::PolicyArgs,
+    #[command(flatten)]
+    log: trackless::cli::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +31,13 @@ enum Command {
         /// Message files (.eml).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Who tracks me, through which provider, since when (reads the tracking log).
+    Report(trackless::cli::report::ReportArgs),
+    /// Maintain the tracking log.
+    Log {
+        #[command(subcommand)]
+        cmd: trackless::cli::report::LogCmd,
     },
 }
 
@@ -54,14 +63,28 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Filter => trackless::cli::filter::run(
             &policy,
+            &cli.log.config(false),
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
         Command::Inspect { json, files } => trackless::cli::inspect::run(
             &policy,
+            &cli.log.config(true),
             &files,
             json,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::Report(args) => trackless::cli::report::run(
+            &args,
+            &cli.log.path(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::Log { cmd } => trackless::cli::report::prune(
+            &cmd,
+            &cli.log.path(),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),

@@ -23,7 +23,9 @@ pub fn find_urls(text: &str) -> Vec<Found> {
     while let Some(rel) = memchr::memchr2(b'h', b'H', &bytes[pos..]) {
         let start = pos + rel;
         pos = start + 1;
-        if !(starts_with_ci(&bytes[start..], b"http://") || starts_with_ci(&bytes[start..], b"https://")) {
+        if !(starts_with_ci(&bytes[start..], b"http://")
+            || starts_with_ci(&bytes[start..], b"https://"))
+        {
             continue;
         }
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'/') {
@@ -89,7 +91,9 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
 /// Could `content` contain an http(s) URL at all? (Cheap test before decoding the charset.)
 fn may_contain_url(content: &[u8]) -> bool {
     memchr::memmem::find_iter(content, b"://").any(|i| {
-        i >= 4 && (starts_with_ci(&content[i - 4..], b"http") || i >= 5 && starts_with_ci(&content[i - 5..], b"https"))
+        i >= 4
+            && (starts_with_ci(&content[i - 4..], b"http")
+                || i >= 5 && starts_with_ci(&content[i - 5..], b"https"))
     })
 }
 

@@ -7,14 +7,16 @@
 use crate::core::message::neutralise;
 use crate::core::outcome::SkipReason;
 use crate::core::policy::Policy;
+use crate::log::{time, LogConfig, Mode, Record};
 use std::io::{self, Read, Write};
 
 /// Exit status for I/O failures (sysexits EX_IOERR).
 pub const EX_IOERR: i32 = 74;
 
-/// Run the filter over `input`, writing to `output`. Returns the process exit status.
+/// Run the filter over `input`, writing to `output`, then log. Returns the exit status.
 pub fn run(
     policy: &Policy,
+    log: &LogConfig,
     input: &mut dyn Read,
     output: &mut dyn Write,
     warn: &mut dyn Write,
@@ -49,7 +51,28 @@ pub fn run(
                 );
             }
         }
-        output.write_all(&outcome.bytes)
+        let written = output
+            .write_all(&outcome.bytes)
+            .and_then(|()| output.flush());
+        // The message is out; only now log (a log failure never touches the mail).
+        if written.is_ok() && log.path.is_some() {
+            let record = Record::new(
+                &buf,
+                &outcome,
+                Mode::Filter,
+                None,
+                &[],
+                log.keep,
+                time::now(),
+            );
+            if let Err(e) = log.write_one(&record) {
+                let _ = writeln!(
+                    warn,
+                    "trackless filter: {e} (message delivered; not logged)"
+                );
+            }
+        }
+        written
     };
     match result.and_then(|()| output.flush()) {
         Ok(()) => 0,

@@ -56,14 +56,17 @@ fn from_and_subject(raw: &[u8]) -> (Option<String>, Option<String>) {
     (from, msg.subject().map(str::to_string))
 }
 
-/// Inspect files, printing to `out`; returns the exit status (1 if a file could not be read).
+/// Inspect files, printing to `out` (and logging them when `log` has a path); returns the
+/// exit status (1 if a file could not be read).
 pub fn run(
     policy: &Policy,
+    log: &crate::log::LogConfig,
     files: &[impl AsRef<Path>],
     json: bool,
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> i32 {
+    let mut records = Vec::new();
     let mut status = 0;
     for file in files {
         let file = file.as_ref();
@@ -86,6 +89,24 @@ pub fn run(
         };
         if written.is_err() {
             return 1;
+        }
+        if log.path.is_some() {
+            records.push(crate::log::Record::new(
+                &raw,
+                &outcome,
+                crate::log::Mode::Inspect,
+                None,
+                &[],
+                log.keep,
+                crate::log::time::now(),
+            ));
+        }
+    }
+    if let Some(path) = &log.path {
+        let written = crate::log::Store::open(path).and_then(|mut s| s.insert(&records));
+        if let Err(e) = written {
+            let _ = writeln!(warn, "trackless inspect: {e}");
+            status = 1;
         }
     }
     status

@@ -2,6 +2,7 @@
 
 pub mod filter;
 pub mod inspect;
+pub mod report;
 
 use crate::core::policy::{OpaqueLinks, Policy};
 use crate::rules::Rules;
@@ -29,6 +30,50 @@ pub struct PolicyArgs {
     /// message to us (repeatable).
     #[arg(long = "own-host", value_name = "HOST", global = true)]
     pub own_hosts: Vec<String>,
+}
+
+/// Tracking log options (global command-line flags).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LogArgs {
+    /// The tracking log (SQLite). Default: $XDG_STATE_HOME/trackless/log.sqlite
+    /// (~/.local/state/trackless/log.sqlite).
+    #[arg(long = "log", value_name = "PATH", global = true)]
+    pub log: Option<PathBuf>,
+    /// Do not write the tracking log.
+    #[arg(long, global = true)]
+    pub no_log: bool,
+    /// Also log subjects (off by default: the log holds personal data).
+    #[arg(long, global = true)]
+    pub log_subject: bool,
+    /// Also log recipient addresses (off by default).
+    #[arg(long, global = true)]
+    pub log_recipients: bool,
+    /// Keep the original headers of tracked messages in the log, for evidence.
+    #[arg(long, global = true)]
+    pub keep_headers: bool,
+}
+
+impl LogArgs {
+    /// The log path to read or write.
+    pub fn path(&self) -> PathBuf {
+        self.log
+            .clone()
+            .unwrap_or_else(|| crate::log::store::default_path(false))
+    }
+
+    /// Logging as a one-shot command does it: on by default unless `--no-log`; with
+    /// `explicit_only`, only when `--log` was given (inspect).
+    pub fn config(&self, explicit_only: bool) -> crate::log::LogConfig {
+        let on = !self.no_log && (!explicit_only || self.log.is_some());
+        crate::log::LogConfig {
+            path: on.then(|| self.path()),
+            keep: crate::log::Keep {
+                subject: self.log_subject,
+                recipients: self.log_recipients,
+                headers: self.keep_headers,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

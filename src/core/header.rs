@@ -46,6 +46,21 @@ pub fn field_name(field: &[u8]) -> &[u8] {
     name
 }
 
+/// The top-level header block including the blank line that ends it (all of `raw` when
+/// there is no body). Found by scanning for the first empty line, without parsing.
+pub fn top_block(raw: &[u8]) -> &[u8] {
+    let mut pos = 0;
+    while let Some(i) = memchr::memchr(b'\n', &raw[pos..]) {
+        let next = pos + i + 1;
+        match raw.get(next) {
+            Some(b'\n') => return &raw[..next + 1],
+            Some(b'\r') if raw.get(next + 1) == Some(&b'\n') => return &raw[..next + 2],
+            _ => pos = next,
+        }
+    }
+    raw
+}
+
 /// Where the header block ends: the offset of the blank line that separates it from the body
 /// (or the end of the headers when there is no body). `body_offset` is where the body starts.
 pub fn block_end(raw: &[u8], body_offset: usize) -> usize {

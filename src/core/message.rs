@@ -53,7 +53,7 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
         .filter_map(|f| Some((f.vendor.clone()?, f.url.clone()?)))
         .collect();
     outcome.esp = esp::attribute(
-        header_block(raw),
+        header::top_block(raw),
         &vendors,
         &policy.rules.esp,
         &policy.trust,
@@ -75,21 +75,6 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
         outcome.changed = true;
     }
     outcome
-}
-
-/// The top-level header block including the blank line that ends it (all of `raw` when
-/// there is no body).
-fn header_block(raw: &[u8]) -> &[u8] {
-    let mut pos = 0;
-    while let Some(i) = memchr::memchr(b'\n', &raw[pos..]) {
-        let next = pos + i + 1;
-        match raw.get(next) {
-            Some(b'\n') => return &raw[..next + 1],
-            Some(b'\r') if raw.get(next + 1) == Some(&b'\n') => return &raw[..next + 2],
-            _ => pos = next,
-        }
-    }
-    raw
 }
 
 /// Walk and rewrite the body. Returns the outcome without the `X-Trackless` stamp and, when

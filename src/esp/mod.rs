@@ -85,6 +85,21 @@ pub enum Signal {
 }
 
 impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Header => "header",
+            Signal::FeedbackId => "feedback-id",
+            Signal::ReturnPath => "return-path",
+            Signal::MessageId => "message-id",
+            Signal::ListUnsubscribe => "list-unsubscribe",
+            Signal::Received => "received",
+            Signal::ReceivedByUs => "received-by-us",
+            Signal::Dkim => "dkim",
+            Signal::DkimVerified => "dkim-verified",
+            Signal::Tracker => "tracker",
+        }
+    }
+
     pub fn is_infrastructure(self) -> bool {
         matches!(self, Signal::ReceivedByUs | Signal::DkimVerified)
     }

@@ -1,0 +1,198 @@
+//! `trackless report …` and `trackless log prune`: read the tracking log.
+
+use crate::log::evidence;
+use crate::log::report::{self, By, Filter, Format};
+use crate::log::{html, time, Store};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Options of `trackless report`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub sub: Option<ReportSub>,
+    /// Group rows by sender domain, sender address or ESP.
+    #[arg(long, value_enum, default_value = "domain")]
+    pub by: By,
+    #[command(flatten)]
+    pub period: Period,
+    /// Only this sender address, or domain.
+    #[arg(long)]
+    pub sender: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Also write a self-contained HTML report (tables and charts) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Period {
+    /// From this time on: a duration back from now (30d, 12h, 2w) or a date (2026-11-01).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Before this time (same forms).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ReportSub {
+    /// Evidence for one sender address or domain (for a data-protection complaint).
+    Evidence {
+        /// news@shop.example or shop.example
+        who: String,
+        /// At most this many messages, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        period: Period,
+        /// text (for a complaint) or json.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+/// `trackless log …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LogCmd {
+    /// Delete messages older than a duration or date (retention).
+    Prune {
+        #[arg(long, value_name = "WHEN")]
+        older_than: String,
+    },
+}
+
+fn filter(period: &Period, sender: Option<String>) -> Result<Filter, String> {
+    let now = time::now();
+    Ok(Filter {
+        since: period
+            .since
+            .as_deref()
+            .map(|s| time::parse_when(s, now))
+            .transpose()?,
+        until: period
+            .until
+            .as_deref()
+            .map(|s| time::parse_when(s, now))
+            .transpose()?,
+        sender,
+    })
+}
+
+fn open_existing(path: &Path) -> Result<Store, String> {
+    if !path.exists() {
+        return Err(format!(
+            "no tracking log at {} (trackless filter and the daemons write it; or give --log PATH)",
+            path.display()
+        ));
+    }
+    Store::open(path).map_err(|e| e.to_string())
+}
+
+fn period_text(f: &Filter) -> String {
+    match (f.since, f.until) {
+        (Some(s), Some(u)) => format!("{} to {}", time::date(s), time::date(u)),
+        (Some(s), None) => format!("since {}", time::date(s)),
+        (None, Some(u)) => format!("until {}", time::date(u)),
+        (None, None) => "all time".into(),
+    }
+}
+
+/// Run `report`; returns the exit status.
+pub fn run(args: &ReportArgs, log: &Path, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+    match run_inner(args, log, out) {
+        Ok(()) => 0,
+        // `trackless report | head` is normal use.
+        Err(e) if e.contains("Broken pipe") => 0,
+        Err(e) => {
+            let _ = writeln!(warn, "trackless report: {e}");
+            2
+        }
+    }
+}
+
+fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), String> {
+    let store = open_existing(log)?;
+    let io = |e: std::io::Error| e.to_string();
+    if let Some(ReportSub::Evidence {
+        who,
+        limit,
+        period,
+        format,
+    }) = &args.sub
+    {
+        let f = filter(period, Some(who.clone()))?;
+        let items = evidence::collect(store.conn(), &f, *limit).map_err(|e| e.to_string())?;
+        return match format {
+            Format::Json => serde_json::to_string_pretty(&items)
+                .map_err(|e| e.to_string())
+                .and_then(|s| writeln!(out, "{s}").map_err(io)),
+            _ => evidence::write_text(who, &items, out).map_err(io),
+        };
+    }
+    let f = filter(&args.period, args.sender.clone())?;
+    let rows = report::summarise(store.conn(), args.by, &f).map_err(|e| e.to_string())?;
+    match args.format {
+        Format::Table => report::write_table(&rows, args.by, out).map_err(io)?,
+        Format::Json => report::write_json(&rows, out).map_err(io)?,
+        Format::Csv => report::write_csv(&rows, out).map_err(io)?,
+    }
+    if let Some(path) = &args.html {
+        let by_domain = if args.by == By::Domain {
+            rows.clone()
+        } else {
+            report::summarise(store.conn(), By::Domain, &f).map_err(|e| e.to_string())?
+        };
+        let by_esp = report::summarise(store.conn(), By::Esp, &f).map_err(|e| e.to_string())?;
+        let weeks = report::trackers_per_week(store.conn(), &f).map_err(|e| e.to_string())?;
+        let page = html::page(
+            "trackless: who tracks me",
+            &period_text(&f),
+            &by_domain,
+            &by_esp,
+            &weeks,
+        );
+        write_private(path, page.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Run `log prune`.
+pub fn prune(cmd: &LogCmd, log: &Path, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+    let LogCmd::Prune { older_than } = cmd;
+    let result = time::parse_when(older_than, time::now()).and_then(|before| {
+        let mut store = open_existing(log)?;
+        store
+            .prune(before)
+            .map_err(|e| e.to_string())
+            .map(|n| (n, before))
+    });
+    match result {
+        Ok((n, before)) => {
+            let _ = writeln!(
+                out,
+                "deleted {n} message(s) processed before {}",
+                time::datetime(before)
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(warn, "trackless log prune: {e}");
+            2
+        }
+    }
+}
+
+/// Write a file readable by its owner only (reports hold personal data).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(data)
+}

@@ -1,0 +1,280 @@
+//! One row of the tracking log: what a message was, who sent it, what was removed. Built from
+//! the message and its `Outcome`; holds no body and, by default, no recipient.
+
+use crate::core::outcome::{Action, Kind, Outcome};
+use crate::esp::{Attribution, Confidence, Layer};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Which adapter processed the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Filter,
+    Pipe,
+    Milter,
+    Smtp,
+    Lmtp,
+    Batch,
+    Inspect,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Filter => "filter",
+            Mode::Pipe => "pipe",
+            Mode::Milter => "milter",
+            Mode::Smtp => "smtp",
+            Mode::Lmtp => "lmtp",
+            Mode::Batch => "batch",
+            Mode::Inspect => "inspect",
+        }
+    }
+}
+
+/// What the log may keep beyond the minimum (all off by default: the log holds personal data).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    pub subject: bool,
+    pub recipients: bool,
+    /// The original header block of tracked messages, for evidence.
+    pub headers: bool,
+}
+
+/// A tracker found in the message (pixel, font, link that was tracked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tracker {
+    pub kind: String,
+    pub action: String,
+    pub host: String,
+    pub vendor: Option<String>,
+    pub rule: Option<String>,
+    pub url: String,
+}
+
+/// An ESP attribution as logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EspRow {
+    pub name: String,
+    pub layer: String,
+    pub confidence: String,
+    pub jurisdiction: String,
+    pub us_exposure: Option<bool>,
+    /// The evidence lines, one per signal.
+    pub evidence: Vec<String>,
+}
+
+/// One message in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Unix seconds when processed.
+    pub ts: i64,
+    /// The message's own Date header, unix seconds, if it parses.
+    pub date: Option<i64>,
+    pub mode: String,
+    /// Hex SHA-256 of the Message-ID (the ID itself is not stored).
+    pub message_id_hash: Option<String>,
+    pub envelope_sender: Option<String>,
+    pub from_addr: Option<String>,
+    pub from_domain: Option<String>,
+    pub subject: Option<String>,
+    pub recipients: Option<String>,
+    pub changed: bool,
+    pub pixels: u32,
+    pub fonts: u32,
+    pub links_total: u32,
+    pub links_unwrapped: u32,
+    pub links_cleaned: u32,
+    pub links_opaque: u32,
+    pub skipped: Option<String>,
+    /// `platform/carrier` summary, e.g. `Klaviyo/SendGrid`.
+    pub esp: Option<String>,
+    pub esp_confidence: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub us_exposure: Option<bool>,
+    pub esps: Vec<EspRow>,
+    pub trackers: Vec<Tracker>,
+    pub headers: Option<String>,
+}
+
+impl Record {
+    /// When the message was sent, for reports: its Date header, unless missing or more than a
+    /// day after we processed it (a wrong clock or a forged date); then when we processed it.
+    pub fn seen(&self) -> i64 {
+        match self.date {
+            Some(d) if d > 0 && d <= self.ts + 86_400 => d,
+            _ => self.ts,
+        }
+    }
+
+    /// Is anything tracking in this message?
+    pub fn tracked(&self) -> bool {
+        self.pixels + self.fonts + self.links_unwrapped + self.links_cleaned + self.links_opaque > 0
+    }
+
+    /// Build the row for a message. `raw` is the message as received.
+    pub fn new(
+        raw: &[u8],
+        outcome: &Outcome<'_>,
+        mode: Mode,
+        envelope_sender: Option<&str>,
+        recipients: &[String],
+        keep: Keep,
+        now: i64,
+    ) -> Record {
+        let head_end = crate::core::header::top_block(raw).len();
+        let meta = mail_parser::MessageParser::new().parse_headers(&raw[..head_end]);
+        let (from_addr, subject, message_id, date) = match &meta {
+            Some(m) => (
+                m.from()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .map(|a| a.trim().to_ascii_lowercase()),
+                m.subject().map(str::to_string),
+                m.message_id().map(str::to_string),
+                m.date().map(|d| d.to_timestamp()),
+            ),
+            None => (None, None, None, None),
+        };
+        let from_domain = from_addr
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.to_string());
+        let message_id_hash = message_id.map(|id| {
+            let digest = Sha256::digest(id.trim().as_bytes());
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        let mut skipped: Vec<&str> = outcome
+            .skips()
+            .filter_map(|f| f.reason.map(|r| r.as_str()))
+            .collect();
+        skipped.sort_unstable();
+        skipped.dedup();
+        let trackers: Vec<Tracker> = outcome
+            .findings
+            .iter()
+            .filter(|f| !f.nested)
+            .filter(|f| match f.kind {
+                Kind::Pixel | Kind::Font => f.action == Action::Removed,
+                Kind::Link => matches!(
+                    f.action,
+                    Action::Unwrapped | Action::Cleaned | Action::KeptOpaque | Action::Marked
+                ),
+                Kind::Skip => false,
+            })
+            .filter_map(|f| {
+                let url = f.url.clone()?;
+                Some(Tracker {
+                    kind: f.kind.as_str().to_string(),
+                    action: f.action.as_str().to_string(),
+                    host: crate::rules::UrlView::parse(&url)
+                        .map(|v| v.host().to_string())
+                        .unwrap_or_default(),
+                    vendor: f.vendor.clone(),
+                    rule: f.rule.clone(),
+                    url: truncate(&url, 2048),
+                })
+            })
+            .collect();
+        // The same link often appears in the text and the HTML part: log it once.
+        let mut seen = std::collections::HashSet::new();
+        let trackers: Vec<Tracker> = trackers
+            .into_iter()
+            .filter(|t| seen.insert((t.kind.clone(), t.action.clone(), t.url.clone())))
+            .collect();
+        let esps: Vec<EspRow> = outcome.esp.iter().map(esp_row).collect();
+        let carrier = outcome
+            .esp
+            .iter()
+            .find(|a| a.layer == Layer::Carrier)
+            .or_else(|| outcome.esp.first());
+        // "platform/carrier" with the providers' own names (the header form is abbreviated).
+        let mut layered: Vec<&Attribution> = outcome
+            .esp
+            .iter()
+            .filter(|a| a.layer == Layer::Platform)
+            .collect();
+        layered.extend(outcome.esp.iter().filter(|a| a.layer == Layer::Carrier));
+        // A `?` marks a low-confidence (possibly forged) attribution.
+        let summary = (!layered.is_empty()).then(|| {
+            layered
+                .iter()
+                .map(|a| {
+                    let q = if a.confidence == Confidence::Low {
+                        "?"
+                    } else {
+                        ""
+                    };
+                    format!("{}{q}", a.name)
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        });
+        let us = outcome
+            .esp
+            .iter()
+            .filter(|a| a.confidence >= Confidence::Medium)
+            .filter_map(|a| a.us_exposure)
+            .reduce(|a, b| a || b);
+        let counts = outcome.counts;
+        let record = Record {
+            ts: now,
+            date,
+            mode: mode.as_str().to_string(),
+            message_id_hash,
+            envelope_sender: envelope_sender.map(|s| s.trim_matches(['<', '>']).to_string()),
+            from_addr,
+            from_domain,
+            subject: if keep.subject { subject } else { None },
+            recipients: (keep.recipients && !recipients.is_empty()).then(|| recipients.join(", ")),
+            changed: outcome.changed,
+            pixels: counts.pixels,
+            fonts: counts.fonts,
+            links_total: counts.links_total,
+            links_unwrapped: counts.links_unwrapped,
+            links_cleaned: counts.links_cleaned,
+            links_opaque: counts.links_opaque,
+            skipped: (!skipped.is_empty()).then(|| skipped.join(",")),
+            esp: summary,
+            esp_confidence: carrier.map(|a| a.confidence.as_str().to_string()),
+            jurisdiction: carrier.map(|a| a.jurisdiction.clone()),
+            us_exposure: us,
+            esps,
+            trackers,
+            headers: None,
+        };
+        let headers = (keep.headers && record.tracked())
+            .then(|| String::from_utf8_lossy(&raw[..head_end]).into_owned());
+        Record { headers, ..record }
+    }
+}
+
+fn esp_row(a: &Attribution) -> EspRow {
+    EspRow {
+        name: a.name.clone(),
+        layer: a.layer.as_str().to_string(),
+        confidence: a.confidence.as_str().to_string(),
+        jurisdiction: a.jurisdiction.clone(),
+        us_exposure: a.us_exposure,
+        evidence: a
+            .evidence
+            .iter()
+            .map(|e| format!("{}: {}", e.signal.as_str(), e.detail))
+            .collect(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

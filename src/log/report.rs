@@ -1,0 +1,388 @@
+//! `trackless report`: who tracks me, through which provider, since when. Reads the log with
+//! one aggregate query per report; prints a table that fits 100 columns, JSON or CSV.
+//!
+//! JSON/CSV schema (stable; one object / row per group):
+//! `key` (sender domain, sender address or ESP), `messages`, `tracked` (messages with at least
+//! one tracker), `tracked_share` (0–1), `pixels`, `fonts`, `links_unwrapped`, `links_cleaned`,
+//! `links_opaque`, `esps` (platform/carrier combinations seen), `jurisdictions` (of the
+//! carriers), `us_exposure` (some message went through a US provider or US-owned one),
+//! `senders` (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC).
+
+use super::store::StoreError;
+use super::time;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum By {
+    #[default]
+    Domain,
+    Sender,
+    Esp,
+}
+
+impl By {
+    fn column(self) -> &'static str {
+        match self {
+            By::Domain => "from_domain",
+            By::Sender => "from_addr",
+            By::Esp => "esp",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            By::Domain => "SENDER DOMAIN",
+            By::Sender => "SENDER",
+            By::Esp => "ESP (PLATFORM/CARRIER)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+/// Which messages a report covers (by `seen`: the message's own date when plausible).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// A sender address (with `@`) or domain.
+    pub sender: Option<String>,
+}
+
+impl Filter {
+    /// SQL condition and parameters.
+    pub fn sql(&self) -> (String, Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value;
+        let mut cond = vec!["1=1".to_string()];
+        let mut params = Vec::new();
+        if let Some(s) = self.since {
+            cond.push(format!("seen >= ?{}", params.len() + 1));
+            params.push(Value::Integer(s));
+        }
+        if let Some(u) = self.until {
+            cond.push(format!("seen < ?{}", params.len() + 1));
+            params.push(Value::Integer(u));
+        }
+        if let Some(s) = &self.sender {
+            let s = s.trim().to_ascii_lowercase();
+            if s.contains('@') {
+                cond.push(format!("from_addr = ?{}", params.len() + 1));
+            } else {
+                cond.push(format!("from_domain = ?{}", params.len() + 1));
+            }
+            params.push(Value::Text(s));
+        }
+        (cond.join(" AND "), params)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub key: String,
+    pub messages: u64,
+    pub tracked: u64,
+    pub tracked_share: f64,
+    pub pixels: u64,
+    pub fonts: u64,
+    pub links_unwrapped: u64,
+    pub links_cleaned: u64,
+    pub links_opaque: u64,
+    pub esps: Vec<String>,
+    pub jurisdictions: Vec<String>,
+    pub us_exposure: bool,
+    pub senders: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// One row per group, most tracking first.
+///
+/// One plain scan of the log, aggregated here: SQLite's GROUP BY with DISTINCT aggregates
+/// sorts the whole table through temporary b-trees, which takes several times longer on a
+/// million rows than reading them once.
+pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>, StoreError> {
+    use rusqlite::types::ValueRef;
+    let col = by.column();
+    let (cond, params) = filter.sql();
+    let sql = format!(
+        "SELECT {col}, esp, jurisdiction, from_domain, tracked, pixels, fonts, links_unwrapped,
+                links_cleaned, links_opaque, us_exposure, seen
+         FROM messages WHERE {cond}"
+    );
+    let err = |source| StoreError::Sqlite {
+        path: "report".into(),
+        source,
+    };
+    struct Acc {
+        row: Row,
+        domains: std::collections::HashSet<String>,
+        first: i64,
+        last: i64,
+    }
+    fn text(v: ValueRef<'_>) -> Option<&str> {
+        match v {
+            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+            _ => None,
+        }
+    }
+    fn int(v: ValueRef<'_>) -> i64 {
+        match v {
+            ValueRef::Integer(i) => i,
+            _ => 0,
+        }
+    }
+    let mut groups: std::collections::HashMap<String, Acc> = std::collections::HashMap::new();
+    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let v = |i: usize| r.get_ref(i).map_err(err);
+        let key = text(v(0)?).unwrap_or("(none)");
+        let acc = match groups.get_mut(key) {
+            Some(a) => a,
+            None => groups.entry(key.to_string()).or_insert_with(|| Acc {
+                row: Row {
+                    key: key.to_string(),
+                    messages: 0,
+                    tracked: 0,
+                    tracked_share: 0.0,
+                    pixels: 0,
+                    fonts: 0,
+                    links_unwrapped: 0,
+                    links_cleaned: 0,
+                    links_opaque: 0,
+                    esps: Vec::new(),
+                    jurisdictions: Vec::new(),
+                    us_exposure: false,
+                    senders: 0,
+                    first_seen: String::new(),
+                    last_seen: String::new(),
+                },
+                domains: std::collections::HashSet::new(),
+                first: i64::MAX,
+                last: i64::MIN,
+            }),
+        };
+        let row = &mut acc.row;
+        row.messages += 1;
+        row.tracked += int(v(4)?) as u64;
+        row.pixels += int(v(5)?) as u64;
+        row.fonts += int(v(6)?) as u64;
+        row.links_unwrapped += int(v(7)?) as u64;
+        row.links_cleaned += int(v(8)?) as u64;
+        row.links_opaque += int(v(9)?) as u64;
+        row.us_exposure |= int(v(10)?) != 0;
+        if let Some(e) = text(v(1)?) {
+            if !row.esps.iter().any(|x| x == e) {
+                row.esps.push(e.to_string());
+            }
+        }
+        if let Some(j) = text(v(2)?) {
+            if !row.jurisdictions.iter().any(|x| x == j) {
+                row.jurisdictions.push(j.to_string());
+            }
+        }
+        // Distinct sender domains only matter per ESP (a domain or sender row has one).
+        if let Some(d) = text(v(3)?) {
+            if (by == By::Esp || acc.domains.is_empty()) && !acc.domains.contains(d) {
+                acc.domains.insert(d.to_string());
+            }
+        }
+        let seen = int(v(11)?);
+        acc.first = acc.first.min(seen);
+        acc.last = acc.last.max(seen);
+    }
+    let mut out: Vec<Row> = groups
+        .into_values()
+        .map(|mut a| {
+            a.row.esps.sort();
+            a.row.jurisdictions.sort();
+            a.row.senders = a.domains.len() as u64;
+            a.row.tracked_share = if a.row.messages > 0 {
+                a.row.tracked as f64 / a.row.messages as f64
+            } else {
+                0.0
+            };
+            a.row.first_seen = time::date(a.first);
+            a.row.last_seen = time::date(a.last);
+            a.row
+        })
+        .collect();
+    // Most tracking first: tracked messages, then trackers, then volume, then name.
+    out.sort_by(|a, b| {
+        b.tracked
+            .cmp(&a.tracked)
+            .then(
+                (b.pixels + b.links_opaque + b.links_unwrapped)
+                    .cmp(&(a.pixels + a.links_opaque + a.links_unwrapped)),
+            )
+            .then(b.messages.cmp(&a.messages))
+            .then(a.key.cmp(&b.key))
+    });
+    Ok(out)
+}
+
+fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The human table: at most 100 columns (a test holds it to that).
+pub fn write_table(rows: &[Row], by: By, out: &mut dyn Write) -> std::io::Result<()> {
+    let key_w = 21;
+    writeln!(
+        out,
+        "{:<key_w$} {:>5} {:>4} {:>6} {:>9} {:>5} {:<16} {:<4} {:<10} {:<10}",
+        fit(by.title(), key_w),
+        "MSGS",
+        "TRK%",
+        "PIXELS",
+        "LINKS U/O",
+        "FONTS",
+        if by == By::Esp { "SENDERS" } else { "ESP" },
+        "JUR",
+        "FIRST",
+        "LAST"
+    )?;
+    for r in rows {
+        let esp = if by == By::Esp {
+            r.senders.to_string()
+        } else {
+            r.esps.join(",")
+        };
+        let jur = jurisdiction_cell(r);
+        writeln!(
+            out,
+            "{:<key_w$} {:>5} {:>3.0}% {:>6} {:>9} {:>5} {:<16} {:<4} {:<10} {:<10}",
+            fit(&r.key, key_w),
+            r.messages,
+            r.tracked_share * 100.0,
+            r.pixels,
+            fit(&format!("{}/{}", r.links_unwrapped, r.links_opaque), 9),
+            r.fonts,
+            fit(if esp.is_empty() { "-" } else { &esp }, 16),
+            fit(&jur, 4),
+            r.first_seen,
+            r.last_seen
+        )?;
+    }
+    let total: u64 = rows.iter().map(|r| r.messages).sum();
+    let tracked: u64 = rows.iter().map(|r| r.tracked).sum();
+    let us: u64 = rows
+        .iter()
+        .filter(|r| r.us_exposure)
+        .map(|r| r.messages)
+        .sum();
+    writeln!(
+        out,
+        "JUR: country of the carrier (? unknown); * = US provider or US-owned parent"
+    )?;
+    writeln!(
+        out,
+        "{} message(s), {} tracked; {} group(s); {} message(s) in groups that used a US provider",
+        total,
+        tracked,
+        rows.len(),
+        us
+    )
+}
+
+/// The jurisdiction column: carrier countries, `?` for unknown, `*` when a US company is involved
+/// (the provider or its parent) and the country shown is not already US.
+fn jurisdiction_cell(r: &Row) -> String {
+    let mut j: Vec<&str> = r
+        .jurisdictions
+        .iter()
+        .map(|j| if j == "unknown" { "?" } else { j.as_str() })
+        .collect();
+    j.dedup();
+    let mut s = if j.is_empty() {
+        "-".to_string()
+    } else {
+        j.join(",")
+    };
+    if r.us_exposure && s != "US" {
+        s.push('*');
+    }
+    s
+}
+
+pub fn write_json(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
+    let s = serde_json::to_string_pretty(rows).map_err(std::io::Error::other)?;
+    writeln!(out, "{s}")
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "key,messages,tracked,tracked_share,pixels,fonts,links_unwrapped,links_cleaned,links_opaque,esps,jurisdictions,us_exposure,senders,first_seen,last_seen"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.key),
+            r.messages,
+            r.tracked,
+            r.tracked_share,
+            r.pixels,
+            r.fonts,
+            r.links_unwrapped,
+            r.links_cleaned,
+            r.links_opaque,
+            csv_field(&r.esps.join(";")),
+            csv_field(&r.jurisdictions.join(";")),
+            r.us_exposure,
+            r.senders,
+            r.first_seen,
+            r.last_seen
+        )?;
+    }
+    Ok(())
+}
+
+/// Trackers per ISO week (Monday) over the filter, for the HTML chart: (week start, count).
+pub fn trackers_per_week(
+    conn: &Connection,
+    filter: &Filter,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let (cond, params) = filter.sql();
+    // 1970-01-01 was a Thursday: shift by 3 days so weeks start on Monday.
+    let sql = format!(
+        "SELECT ((seen + 259200) / 604800) * 604800 - 259200 AS week,
+                SUM(pixels + fonts + links_unwrapped + links_cleaned + links_opaque)
+         FROM messages WHERE {cond} GROUP BY week ORDER BY week"
+    );
+    let err = |source| StoreError::Sqlite {
+        path: "report".into(),
+        source,
+    };
+    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((time::date(r.get(0)?), r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+}

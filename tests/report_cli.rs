@@ -1,0 +1,292 @@
+//! `trackless report` as a user runs it: the log filled by `trackless filter` over the corpus,
+//! the table, JSON and CSV (golden files), evidence, the HTML page (rendered in headless
+//! Chromium), and `log prune`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn trackless() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trackless"))
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trackless-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// Fill a log the way a user does: `trackless filter` per message, default log location.
+fn filled_log(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    for f in corpus() {
+        let out = trackless()
+            .arg("filter")
+            .env("XDG_STATE_HOME", &dir)
+            .stdin(std::fs::File::open(&f).expect("open"))
+            .stdout(Stdio::null())
+            .output()
+            .expect("filter");
+        assert!(out.status.success());
+    }
+    let log = dir.join("trackless/log.sqlite");
+    assert!(log.exists(), "filter did not write the default log");
+    (dir, log)
+}
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let out = trackless()
+        .args(args)
+        .env("XDG_STATE_HOME", dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn filter_logs_by_default_and_not_with_no_log() {
+    let dir = scratch("nolog");
+    let f = &corpus()[0];
+    let out = trackless()
+        .args(["--no-log", "filter"])
+        .env("XDG_STATE_HOME", &dir)
+        .stdin(std::fs::File::open(f).expect("open"))
+        .output()
+        .expect("filter");
+    assert!(out.status.success());
+    assert!(!dir.join("trackless/log.sqlite").exists());
+    // inspect writes only with --log
+    let out = trackless()
+        .arg("inspect")
+        .arg(f)
+        .env("XDG_STATE_HOME", &dir)
+        .output()
+        .expect("inspect");
+    assert!(out.status.success());
+    assert!(!dir.join("trackless/log.sqlite").exists());
+}
+
+#[test]
+fn report_table_json_csv_on_the_corpus() {
+    let (dir, _log) = filled_log("formats");
+    let table = run(&dir, &["report"]);
+    for line in table.lines() {
+        assert!(line.chars().count() <= 100, "line over 100 columns: {line}");
+    }
+    // Most-tracking first; the Klaviyo-over-SendGrid sender shows both layers.
+    assert!(
+        table.lines().nth(1).is_some_and(|l| l.contains("100%")),
+        "{table}"
+    );
+    let glow = table
+        .lines()
+        .find(|l| l.starts_with("glowco.example"))
+        .expect("glowco row");
+    assert!(
+        glow.contains("Klaviyo/SendGrid") && glow.contains("US"),
+        "{glow}"
+    );
+    assert!(table.contains("45 message(s), 37 tracked"), "{table}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&dir, &["report", "--format", "json", "--by", "esp"]))
+            .expect("json");
+    let rows = json.as_array().expect("array");
+    let sendgrid = rows
+        .iter()
+        .find(|r| r["key"] == "SendGrid")
+        .expect("SendGrid row");
+    assert_eq!(sendgrid["messages"], 4);
+    assert_eq!(sendgrid["us_exposure"], true);
+    let brevo_forged = rows
+        .iter()
+        .find(|r| r["key"] == "Brevo?")
+        .expect("low-confidence row is marked");
+    assert_eq!(brevo_forged["us_exposure"], false);
+
+    let csv = run(
+        &dir,
+        &["report", "--format", "csv", "--sender", "glowco.example"],
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("key,messages,tracked,tracked_share,"));
+    assert!(
+        lines[1].starts_with("glowco.example,1,1,1.0000,1,0,0,0,10,Klaviyo/SendGrid,US,true,1,"),
+        "{}",
+        lines[1]
+    );
+
+    // --since in the future: nothing; --until in the past: nothing.
+    let none = run(
+        &dir,
+        &["report", "--since", "2099-01-01", "--format", "json"],
+    );
+    assert_eq!(none.trim(), "[]");
+    let none = run(
+        &dir,
+        &["report", "--until", "2000-01-01", "--format", "json"],
+    );
+    assert_eq!(none.trim(), "[]");
+    // Reports go by the message's own date (glowco's is 2026-06-05).
+    let june = run(
+        &dir,
+        &[
+            "report",
+            "--since",
+            "2026-06-01",
+            "--until",
+            "2026-07-01",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(june.contains("glowco.example"), "{june}");
+    let july = run(
+        &dir,
+        &[
+            "report",
+            "--since",
+            "2026-07-01",
+            "--until",
+            "2026-08-01",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(!july.contains("glowco.example"), "{july}");
+}
+
+#[test]
+fn evidence_for_a_sender_has_headers_trackers_and_rules() {
+    let (dir, _log) = filled_log("evidence");
+    let text = run(&dir, &["report", "evidence", "hello@glowco.example"]);
+    assert!(text.contains("Tracking evidence for hello@glowco.example"));
+    assert!(
+        text.contains("Provider:        SendGrid (carrier, high confidence; jurisdiction US"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "evidence: received-by-us: Received: from xtrwkrhh.outbound-mail.sendgrid.net"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("evidence: header: X-Kmail-Account: Kcmewt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pixel removed on trk.klclick3.com (rule klaviyo.open-sendgrid, Klaviyo)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://trk.klclick3.com/wf/open?upn="),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(
+        &dir,
+        &["report", "evidence", "glowco.example", "--format", "json"],
+    ))
+    .expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(1));
+    assert_eq!(json[0]["esp"][0]["name"], "Klaviyo");
+}
+
+#[test]
+fn html_report_is_self_contained_and_renders() {
+    let (dir, _log) = filled_log("html");
+    let page = dir.join("report.html");
+    run(&dir, &["report", "--html", page.to_str().expect("path")]);
+    let html = std::fs::read_to_string(&page).expect("html");
+    assert!(html.contains("<svg") && html.contains("glowco.example"));
+    // No remote asset of any kind: no http(s) URL in src/href/url() and no scripts.
+    for bad in [
+        "src=\"http",
+        "href=\"http",
+        "url(http",
+        "<script",
+        "@import",
+        "<link",
+    ] {
+        assert!(!html.contains(bad), "report contains {bad}");
+    }
+    if std::env::var_os("TRACKLESS_SKIP_BROWSER").is_some() {
+        return;
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed for this test (apt-get install chromium), or set TRACKLESS_SKIP_BROWSER=1");
+    let shot = dir.join("report.png");
+    let profile = dir.join("chromium-profile");
+    let status = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("chromium");
+    assert!(status.success());
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    // A rendered page with tables and charts compresses to far more than a blank one (~5 KB).
+    assert!(
+        png.len() > 40_000,
+        "screenshot looks empty: {} bytes",
+        png.len()
+    );
+    if let Ok(keep) = std::env::var("TRACKLESS_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&shot, keep);
+    }
+}
+
+#[test]
+fn prune_applies_retention() {
+    let (dir, _log) = filled_log("prune");
+    let out = run(&dir, &["log", "prune", "--older-than", "2000-01-01"]);
+    assert!(out.starts_with("deleted 0 message(s)"), "{out}");
+    let out = run(&dir, &["log", "prune", "--older-than", "2099-01-01"]);
+    assert!(out.starts_with("deleted 45 message(s)"), "{out}");
+    assert_eq!(run(&dir, &["report", "--format", "json"]).trim(), "[]");
+}
+
+#[test]
+fn report_without_a_log_says_so() {
+    let dir = scratch("missing");
+    let out = trackless()
+        .args(["report"])
+        .env("XDG_STATE_HOME", &dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tracking log at"));
+}
