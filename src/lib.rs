@@ -17,6 +17,7 @@ pub mod links;
 pub mod log;
 pub mod plain;
 pub mod rules;
+pub mod serve;
 
 pub use crate::core::message::neutralise;
 pub use crate::core::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};

@@ -34,6 +34,8 @@ enum Command {
     },
     /// Who tracks me, through which provider, since when (reads the tracking log).
     Report(trackless::cli::report::ReportArgs),
+    /// Postfix/sendmail milter (before-queue): smtpd_milters = unix:/run/trackless/milter.sock
+    Milter(trackless::cli::daemon::DaemonArgs),
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
+        Command::Milter(args) => trackless::cli::daemon::milter(&args, &cli.policy, &cli.log),
         Command::Log { cmd } => trackless::cli::report::prune(
             &cmd,
             &cli.log.path(),

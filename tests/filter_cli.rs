@@ -114,7 +114,11 @@ fn filter_user_rules_add_a_tracker() {
 fn filter_unreadable_input_fails_clearly() {
     // A directory as stdin: read() fails with EISDIR.
     let dir = std::fs::File::open(std::env::temp_dir()).expect("open dir");
-    let out = trackless().args(["--no-log", "filter"]).stdin(dir).output().expect("run");
+    let out = trackless()
+        .args(["--no-log", "filter"])
+        .stdin(dir)
+        .output()
+        .expect("run");
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read"), "{err}");

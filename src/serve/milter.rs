@@ -1,0 +1,271 @@
+//! `trackless milter`: the before-queue integration (Postfix `smtpd_milters`), on indymilter.
+//! The callbacks follow the protocol's stages: collect the envelope, headers (exact, with
+//! their leading space) and body; at end of message run the core on a worker and, only when
+//! something changed, replace the body and the `X-Trackless` header. Every failure accepts the
+//! message unchanged.
+
+use super::{Envelope, Overload, Rewrite, Shared};
+use crate::core::header::{fold, HEADER};
+use crate::log::Mode;
+use bytes::Bytes;
+use indymilter::{
+    Actions, Callbacks, Config, ContextActions, EomContext, NegotiateContext, ProtoOpts, Status,
+};
+use std::ffi::CString;
+use std::sync::Arc;
+
+/// Per-connection state (one message at a time).
+#[derive(Debug, Default)]
+pub struct Session {
+    leading_space: bool,
+    noreply_header: bool,
+    noreply_body: bool,
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    oversize: bool,
+    /// `X-Trackless` headers the message arrived with (to delete them by index).
+    x_trackless: i32,
+    envelope: Envelope,
+}
+
+impl Session {
+    fn reset_message(&mut self) {
+        self.headers.clear();
+        self.body = Vec::new();
+        self.oversize = false;
+        self.x_trackless = 0;
+        self.envelope = Envelope::default();
+    }
+}
+
+fn text(c: &CString) -> String {
+    String::from_utf8_lossy(c.as_bytes()).into_owned()
+}
+
+/// Build the callbacks for a milter sharing `shared`.
+pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
+    let s_eom = shared.clone();
+    let s_body = shared;
+    Callbacks::new()
+        .on_negotiate(|cx, actions, opts| Box::pin(negotiate(cx, actions, opts)))
+        .on_mail(|cx, args| {
+            Box::pin(async move {
+                let s = cx.data.get_or_insert_with(Session::default);
+                s.reset_message();
+                s.envelope.sender = args.first().map(text);
+                Status::Continue
+            })
+        })
+        .on_rcpt(|cx, args| {
+            Box::pin(async move {
+                if let (Some(s), Some(r)) = (cx.data.as_mut(), args.first()) {
+                    s.envelope
+                        .recipients
+                        .push(text(r).trim_matches(['<', '>']).to_string());
+                }
+                Status::Continue
+            })
+        })
+        .on_header(|cx, name, value| {
+            Box::pin(async move {
+                let Some(s) = cx.data.as_mut() else {
+                    return Status::Continue;
+                };
+                let name = name.as_bytes();
+                if name.eq_ignore_ascii_case(HEADER.as_bytes()) {
+                    s.x_trackless += 1;
+                }
+                s.headers.extend_from_slice(name);
+                s.headers.push(b':');
+                if !s.leading_space {
+                    s.headers.push(b' ');
+                }
+                // Folded values arrive with bare LF line breaks; the message we rebuild is CRLF.
+                for (i, line) in value.as_bytes().split(|&b| b == b'\n').enumerate() {
+                    if i > 0 {
+                        s.headers.extend_from_slice(b"\r\n");
+                    }
+                    s.headers
+                        .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+                }
+                s.headers.extend_from_slice(b"\r\n");
+                if s.noreply_header {
+                    Status::Noreply
+                } else {
+                    Status::Continue
+                }
+            })
+        })
+        .on_eoh(|cx| {
+            Box::pin(async move {
+                if let Some(s) = cx.data.as_mut() {
+                    s.headers.extend_from_slice(b"\r\n");
+                }
+                Status::Continue
+            })
+        })
+        .on_body(move |cx, chunk| {
+            let shared = s_body.clone();
+            Box::pin(async move { body(cx, chunk, &shared) })
+        })
+        .on_eom(move |cx| {
+            let shared = s_eom.clone();
+            Box::pin(async move { eom(cx, &shared).await })
+        })
+        .on_abort(|cx| {
+            Box::pin(async move {
+                if let Some(s) = cx.data.as_mut() {
+                    s.reset_message();
+                }
+                Status::Continue
+            })
+        })
+}
+
+async fn negotiate(
+    cx: &mut NegotiateContext<Session>,
+    actions: Actions,
+    opts: ProtoOpts,
+) -> Status {
+    cx.requested_actions =
+        (Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY) & actions;
+    // Skip stages we do not use; ask for exact header values; no replies per header/chunk.
+    let wanted = ProtoOpts::NO_CONNECT
+        | ProtoOpts::NO_HELO
+        | ProtoOpts::NO_DATA
+        | ProtoOpts::NO_UNKNOWN
+        | ProtoOpts::LEADING_SPACE
+        | ProtoOpts::NOREPLY_HEADER
+        | ProtoOpts::NOREPLY_BODY;
+    cx.requested_opts = wanted & opts;
+    let granted = cx.requested_opts;
+    cx.data = Some(Session {
+        leading_space: granted.contains(ProtoOpts::LEADING_SPACE),
+        noreply_header: granted.contains(ProtoOpts::NOREPLY_HEADER),
+        noreply_body: granted.contains(ProtoOpts::NOREPLY_BODY),
+        ..Session::default()
+    });
+    Status::Continue
+}
+
+fn body(cx: &mut indymilter::Context<Session>, chunk: Bytes, shared: &Shared) -> Status {
+    let Some(s) = cx.data.as_mut() else {
+        return Status::Continue;
+    };
+    let noreply = if s.noreply_body {
+        Status::Noreply
+    } else {
+        Status::Continue
+    };
+    if s.oversize {
+        return noreply;
+    }
+    let max = shared.policy().limits.max_size;
+    if s.headers.len() + s.body.len() + chunk.len() > max {
+        // Too large to rewrite: stop buffering; end of message accepts it unchanged.
+        s.oversize = true;
+        s.body = Vec::new();
+        return noreply;
+    }
+    s.body.extend_from_slice(&chunk);
+    noreply
+}
+
+async fn eom(cx: &mut EomContext<Session>, shared: &Shared) -> Status {
+    let Some(mut s) = cx.data.take() else {
+        return Status::Accept;
+    };
+    s.envelope.queue_id = cx
+        .macros
+        .get(c"i")
+        .map(|v| String::from_utf8_lossy(v.to_bytes()).into_owned());
+    let status = if s.oversize {
+        tracing::info!(
+            queue_id = s.envelope.queue_id.as_deref().unwrap_or("-"),
+            "message over the size limit: accepted unchanged"
+        );
+        Status::Accept
+    } else {
+        let mut raw = std::mem::take(&mut s.headers);
+        raw.extend_from_slice(&s.body);
+        s.body = Vec::new();
+        match shared
+            .rewrite(Arc::new(raw), &s.envelope, Mode::Milter)
+            .await
+        {
+            Rewrite::Changed { bytes, header } => apply(cx, &s, &bytes, &header).await,
+            Rewrite::Unchanged | Rewrite::Failed(_) => Status::Accept,
+            Rewrite::Overloaded => match shared.overload {
+                Overload::Accept => Status::Accept,
+                Overload::Tempfail => Status::Tempfail,
+            },
+        }
+    };
+    s.reset_message();
+    cx.data = Some(s);
+    status
+}
+
+/// Send the changes: new body, old `X-Trackless` headers deleted, ours appended (so the result
+/// is what `trackless filter` writes, apart from the MTA's own headers).
+async fn apply(cx: &mut EomContext<Session>, s: &Session, bytes: &[u8], header: &str) -> Status {
+    let (_, new_body) = super::split_message(bytes);
+    if let Err(e) = cx.actions.replace_body(new_body).await {
+        tracing::error!(error = ?e, "replace_body failed: message accepted as the MTA has it");
+        return Status::Accept;
+    }
+    for index in (1..=s.x_trackless).rev() {
+        if let Err(e) = cx
+            .actions
+            .change_header(HEADER, index, None::<CString>)
+            .await
+        {
+            tracing::error!(error = ?e, "could not delete a forged X-Trackless header");
+        }
+    }
+    // The value folded as the filter folds it; milter header values fold with "\n".
+    let folded = fold(HEADER, header, b"\n");
+    let mut value = String::from_utf8_lossy(&folded[HEADER.len() + 1..]).into_owned();
+    if !s.leading_space {
+        value = value.trim_start_matches(' ').to_string();
+    }
+    if let Err(e) = cx.actions.add_header(HEADER, value).await {
+        tracing::error!(error = ?e, "could not add the X-Trackless header");
+    }
+    Status::Accept
+}
+
+/// Milter settings.
+pub fn config(max_connections: usize) -> Config {
+    Config {
+        max_connections,
+        actions: Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY,
+        ..Config::default()
+    }
+}
+
+/// Run the milter on `listener` until SIGTERM/SIGINT (SIGHUP reloads).
+pub async fn run(
+    listener: super::listen::Listener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+) -> std::io::Result<()> {
+    let shutdown = super::signals(shared.clone());
+    run_until(listener, shared, max_connections, shutdown).await
+}
+
+/// Run the milter until `shutdown` completes (messages in flight are finished).
+pub async fn run_until(
+    listener: impl indymilter::Listener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    shutdown: impl std::future::Future,
+) -> std::io::Result<()> {
+    indymilter::run(
+        listener,
+        callbacks(shared),
+        config(max_connections),
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,219 @@
+//! What the daemons (milter, SMTP/LMTP content filter) share: the reloadable policy, a bounded
+//! pool of rewrite workers off the I/O tasks, the overload rule, the tracking log, signals.
+
+pub mod listen;
+pub mod milter;
+
+use crate::core::message::neutralise;
+use crate::core::policy::Policy;
+use crate::log::{time, Keep, LogWriter, Mode, Record};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What to do when every rewrite worker is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overload {
+    /// Pass the message on unchanged (mail is never delayed).
+    #[default]
+    Accept,
+    /// Answer a temporary failure; the MTA retries later.
+    Tempfail,
+}
+
+/// Rebuilds the policy on SIGHUP (rules files and options re-read).
+pub type Reloader = Box<dyn Fn() -> Result<Policy, String> + Send + Sync>;
+
+/// State shared by every connection of a daemon.
+pub struct Shared {
+    policy: RwLock<Arc<Policy>>,
+    permits: Arc<Semaphore>,
+    /// How long a message may wait for a free worker before the overload rule applies.
+    pub queue_wait: Duration,
+    pub overload: Overload,
+    pub log: Option<LogWriter>,
+    pub keep: Keep,
+    reloader: Option<Reloader>,
+}
+
+/// The result of handing a message to a worker.
+pub enum Rewrite {
+    /// Rewritten: the new message and the value of its `X-Trackless` header.
+    Changed { bytes: Vec<u8>, header: String },
+    /// Nothing to change (or a limit was reached): pass the original on.
+    Unchanged,
+    /// Every worker was busy.
+    Overloaded,
+    /// The worker failed or timed out: pass the original on.
+    Failed(&'static str),
+}
+
+/// What the adapter knows about the message besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    pub sender: Option<String>,
+    pub recipients: Vec<String>,
+    /// MTA queue id, for log lines.
+    pub queue_id: Option<String>,
+}
+
+impl Shared {
+    pub fn new(
+        policy: Policy,
+        workers: usize,
+        overload: Overload,
+        log: Option<LogWriter>,
+        keep: Keep,
+        reloader: Option<Reloader>,
+    ) -> Shared {
+        Shared {
+            policy: RwLock::new(Arc::new(policy)),
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            queue_wait: Duration::from_secs(10),
+            overload,
+            log,
+            keep,
+            reloader,
+        }
+    }
+
+    /// The worker pool (its available permits show how busy the daemon is).
+    pub fn workers(&self) -> Arc<Semaphore> {
+        self.permits.clone()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-read rules and options (SIGHUP). Connections in flight keep the policy they started
+    /// with; a failed reload keeps the current one.
+    pub fn reload(&self) {
+        let Some(reloader) = &self.reloader else {
+            return;
+        };
+        match reloader() {
+            Ok(p) => {
+                if let Ok(mut slot) = self.policy.write() {
+                    *slot = Arc::new(p);
+                }
+                tracing::info!("rules and configuration reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "reload failed; keeping the current rules"),
+        }
+    }
+
+    /// Rewrite `raw` on a worker thread, bounded in number and time. Logs one line and one
+    /// tracking-log record per message.
+    pub async fn rewrite(&self, raw: Arc<Vec<u8>>, envelope: &Envelope, mode: Mode) -> Rewrite {
+        let start = Instant::now();
+        // A burst waits briefly for a worker; a daemon that stays saturated applies the
+        // overload rule instead of holding the MTA.
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => Ok(p),
+            Err(_) => tokio::time::timeout(self.queue_wait, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| ())
+                .and_then(|r| r.map_err(|_| ())),
+        };
+        let Ok(permit) = permit else {
+            tracing::warn!(
+                queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                "all rewrite workers busy: overload rule applied"
+            );
+            return Rewrite::Overloaded;
+        };
+        let policy = self.policy();
+        let limit = policy.limits.max_time + Duration::from_secs(5);
+        let keep = self.keep;
+        let env = envelope.clone();
+        let job_raw = raw.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let outcome = neutralise(&job_raw, &policy);
+            let record = Record::new(
+                &job_raw,
+                &outcome,
+                mode,
+                env.sender.as_deref(),
+                &env.recipients,
+                keep,
+                time::now(),
+            );
+            (outcome.into_owned(), record)
+        });
+        let (outcome, record) = match tokio::time::timeout(limit, job).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(_)) => {
+                tracing::error!(
+                    queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                    "rewrite worker failed: message passed on unchanged"
+                );
+                return Rewrite::Failed("worker failed");
+            }
+            Err(_) => {
+                tracing::error!(
+                    queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                    "rewrite timed out: message passed on unchanged"
+                );
+                return Rewrite::Failed("timeout");
+            }
+        };
+        let c = outcome.counts;
+        tracing::info!(
+            queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+            sender = envelope.sender.as_deref().unwrap_or(""),
+            from = record.from_addr.as_deref().unwrap_or(""),
+            esp = record.esp.as_deref().unwrap_or("-"),
+            changed = outcome.changed,
+            pixels = c.pixels,
+            fonts = c.fonts,
+            links = c.links_total,
+            unwrapped = c.links_unwrapped,
+            opaque = c.links_opaque,
+            skipped = record.skipped.as_deref().unwrap_or(""),
+            elapsed_ms = start.elapsed().as_millis() as u64,
+            "message"
+        );
+        if let Some(log) = &self.log {
+            log.record(record);
+        }
+        match (outcome.changed, outcome.header) {
+            (true, Some(header)) => Rewrite::Changed {
+                bytes: outcome.bytes.into_owned(),
+                header,
+            },
+            _ => Rewrite::Unchanged,
+        }
+    }
+}
+
+/// Wait for SIGTERM or SIGINT; run `on_hup` for each SIGHUP meanwhile.
+pub async fn signals(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: finishing messages in flight"); return; }
+            _ = int.recv() => { tracing::info!("SIGINT: finishing messages in flight"); return; }
+            _ = hup.recv() => shared.reload(),
+        }
+    }
+}
+
+/// Split a message into its header block (with the blank line) and body.
+pub fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let head = crate::core::header::top_block(bytes);
+    (head, &bytes[head.len()..])
+}

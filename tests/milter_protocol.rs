@@ -1,0 +1,365 @@
+//! The milter, spoken to as Postfix does (indymilter-test is the MTA side): negotiation,
+//! body and header replacement equal to `trackless filter`, clean mail untouched, oversized
+//! and malformed messages accepted unchanged, abort mid-message, many connections at once.
+
+use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use trackless::core::policy::Limits;
+use trackless::log::Keep;
+use trackless::serve::{milter, Overload, Shared};
+use trackless::{neutralise, Policy};
+
+const MTA_ACTIONS: Actions = Actions::all();
+
+struct Milter {
+    addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Milter {
+    async fn start(policy: Policy, workers: usize, overload: Overload) -> Milter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shared = Arc::new(Shared::new(
+            policy,
+            workers,
+            overload,
+            None,
+            Keep::default(),
+            None,
+        ));
+        let (stop, shutdown) = oneshot::channel::<()>();
+        let task = tokio::spawn(milter::run_until(listener, shared, 200, shutdown));
+        Milter {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn connect(&self) -> TestConnection {
+        TestConnection::configure()
+            .read_timeout(Duration::from_secs(20))
+            .write_timeout(Duration::from_secs(20))
+            .available_actions(MTA_ACTIONS)
+            .available_opts(ProtoOpts::all())
+            .open_tcp(self.addr)
+            .await
+            .expect("connect")
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.expect("join").expect("milter ran");
+    }
+}
+
+/// Header fields as an MTA sends them: name and the value after the colon (leading space
+/// kept), folded lines joined with LF.
+fn fields(raw: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+    let head = trackless::core::header::top_block(raw);
+    let body = raw[head.len()..].to_vec();
+    let mut out: Vec<(String, String)> = Vec::new();
+    let text = String::from_utf8_lossy(head);
+    for line in text.split_inclusive('\n') {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push('\n');
+                last.1.push_str(line);
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            out.push((n.to_string(), v.to_string()));
+        }
+    }
+    (out, body)
+}
+
+async fn send(conn: &mut TestConnection, raw: &[u8]) -> (Vec<EomAction>, Status) {
+    let (headers, body) = fields(raw);
+    assert_eq!(
+        conn.mail(["<bounce@esp.example>"]).await.expect("mail"),
+        Status::Continue
+    );
+    assert_eq!(
+        conn.rcpt(["<jane@example.net>"]).await.expect("rcpt"),
+        Status::Continue
+    );
+    for (n, v) in &headers {
+        let st = conn.header(n.as_str(), v.as_str()).await.expect("header");
+        assert!(matches!(st, Status::Noreply | Status::Continue), "{st:?}");
+    }
+    assert_eq!(conn.eoh().await.expect("eoh"), Status::Continue);
+    for chunk in body.chunks(65_535) {
+        let st = conn.body(chunk.to_vec()).await.expect("body");
+        assert!(matches!(st, Status::Noreply | Status::Continue), "{st:?}");
+    }
+    let (actions, status) = conn.eom().await.expect("eom");
+    (actions.actions, status)
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(name),
+    )
+    .expect("corpus file")
+}
+
+/// What the filter makes of the message, as the milter rebuilds it (CRLF).
+fn expected(raw: &[u8]) -> (Vec<u8>, Option<String>) {
+    let out = neutralise(raw, &Policy::default());
+    let head = trackless::core::header::top_block(&out.bytes);
+    (out.bytes[head.len()..].to_vec(), out.header)
+}
+
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let s = String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    s.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiates_only_what_it_needs() {
+    let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
+    let conn = m.connect().await;
+    assert_eq!(
+        conn.negotiated_actions(),
+        Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY
+    );
+    let opts = conn.negotiated_opts();
+    for o in [
+        ProtoOpts::LEADING_SPACE,
+        ProtoOpts::NO_CONNECT,
+        ProtoOpts::NO_HELO,
+        ProtoOpts::NOREPLY_HEADER,
+        ProtoOpts::NOREPLY_BODY,
+    ] {
+        assert!(opts.contains(o), "{o:?} not negotiated: {opts:?}");
+    }
+    conn.close().await.expect("close");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_like_the_filter_and_replaces_a_forged_header() {
+    let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
+    let mut conn = m.connect().await;
+    for name in [
+        "mailgun-newsletter.eml",
+        "klaviyo-over-sendgrid.eml",
+        "ses-custom-domain-latin1.eml",
+        "forward-rfc822-base64.eml",
+    ] {
+        let mut raw = b"X-Trackless: pixels=0; forged\r\n".to_vec();
+        raw.extend_from_slice(&crlf(&corpus(name)));
+        let (actions, status) = send(&mut conn, &raw).await;
+        assert_eq!(status, Status::Accept, "{name}");
+        let (body, header) = expected(&raw);
+        let replaced: Vec<u8> = actions
+            .iter()
+            .filter_map(|a| match a {
+                EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(replaced, body, "{name}: body differs from trackless filter");
+        assert!(
+            actions.contains(&EomAction::DeleteHeader {
+                name: c"X-Trackless".into(),
+                index: 1
+            }),
+            "{name}: {actions:?}"
+        );
+        let header = header.expect("header");
+        let added = actions.iter().find_map(|a| match a {
+            EomAction::AddHeader { name, value } if name.as_bytes() == b"X-Trackless" => {
+                Some(value.to_string_lossy().into_owned())
+            }
+            _ => None,
+        });
+        assert_eq!(
+            added.map(|v| v.replace("\n ", " ").trim().to_string()),
+            Some(header),
+            "{name}"
+        );
+    }
+    conn.close().await.expect("close");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_mail_gets_no_action() {
+    let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
+    let mut conn = m.connect().await;
+    for name in [
+        "personal-plain.eml",
+        "clean-newsletter.eml",
+        "smime-signed.eml",
+    ] {
+        let (actions, status) = send(&mut conn, &crlf(&corpus(name))).await;
+        assert_eq!(status, Status::Accept, "{name}");
+        assert!(actions.is_empty(), "{name}: {actions:?}");
+    }
+    conn.close().await.expect("close");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_are_accepted_unchanged() {
+    let policy = Policy {
+        limits: Limits {
+            max_size: 4096,
+            ..Limits::default()
+        },
+        ..Policy::default()
+    };
+    let m = Milter::start(policy, 2, Overload::Accept).await;
+    let mut conn = m.connect().await;
+    let (actions, status) = send(&mut conn, &crlf(&corpus("mailgun-newsletter.eml"))).await;
+    assert_eq!(status, Status::Accept);
+    assert!(
+        actions.is_empty(),
+        "oversized message was modified: {actions:?}"
+    );
+    // Malformed: broken MIME and binary junk in the body.
+    let mut junk = b"Content-Type: multipart/mixed; boundary=\"x\"\r\nContent-Transfer-Encoding: base64\r\n\r\n--x\r\n".to_vec();
+    junk.extend((0u8..=255).cycle().take(2000));
+    let (actions, status) = send(&mut conn, &junk).await;
+    assert_eq!(status, Status::Accept);
+    assert!(actions.is_empty());
+    conn.close().await.expect("close");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_mid_message_then_next_message_works() {
+    let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
+    let mut conn = m.connect().await;
+    let raw = crlf(&corpus("mailgun-newsletter.eml"));
+    let (headers, body) = fields(&raw);
+    conn.mail(["<a@b.example>"]).await.expect("mail");
+    conn.rcpt(["<jane@example.net>"]).await.expect("rcpt");
+    for (n, v) in headers.iter().take(5) {
+        conn.header(n.as_str(), v.as_str()).await.expect("header");
+    }
+    conn.eoh().await.expect("eoh");
+    conn.body(body[..100].to_vec()).await.expect("body");
+    conn.abort().await.expect("abort");
+    // The next message on the same connection is complete and correct.
+    let (actions, status) = send(&mut conn, &raw).await;
+    assert_eq!(status, Status::Accept);
+    let (expected_body, _) = expected(&raw);
+    let replaced: Vec<u8> = actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(replaced, expected_body);
+    conn.close().await.expect("close");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_at_once() {
+    let m = Milter::start(Policy::default(), 4, Overload::Accept).await;
+    let names = [
+        "mailgun-newsletter.eml",
+        "sendgrid-newsletter.eml",
+        "personal-plain.eml",
+        "mandrill-shipping.eml",
+        "brevo-newsletter.eml",
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let raw = crlf(&corpus(names[i % names.len()]));
+        let mut conn = m.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let (actions, status) = send(&mut conn, &raw).await;
+            conn.close().await.expect("close");
+            let (body, header) = expected(&raw);
+            let replaced: Vec<u8> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            let ok = replaced == body || (header.is_none() && replaced.is_empty());
+            if !ok {
+                eprintln!(
+                    "message {i}: replaced {} bytes, expected {} (header {header:?})",
+                    replaced.len(),
+                    body.len()
+                );
+            }
+            (status, header.is_some(), ok)
+        }));
+    }
+    for t in tasks {
+        let (status, _, ok) = t.await.expect("task");
+        assert_eq!(status, Status::Accept);
+        assert!(
+            ok,
+            "a concurrent message was rewritten differently from trackless filter"
+        );
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturated_workers_follow_the_overload_rule() {
+    for overload in [Overload::Tempfail, Overload::Accept] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut shared = Shared::new(Policy::default(), 1, overload, None, Keep::default(), None);
+        shared.queue_wait = Duration::from_millis(200);
+        let shared = Arc::new(shared);
+        let (stop, shutdown) = oneshot::channel::<()>();
+        let task = tokio::spawn(milter::run_until(listener, shared.clone(), 10, shutdown));
+        let m = Milter {
+            addr,
+            stop: Some(stop),
+            task,
+        };
+        let raw = crlf(&corpus("mailgun-newsletter.eml"));
+        // Every worker busy.
+        let held = shared.workers().acquire_owned().await.expect("permit");
+        let mut conn = m.connect().await;
+        let (actions, status) = send(&mut conn, &raw).await;
+        assert!(
+            actions.is_empty(),
+            "{overload:?}: message modified while saturated"
+        );
+        match overload {
+            Overload::Tempfail => assert!(matches!(status, Status::Tempfail { .. }), "{status:?}"),
+            Overload::Accept => assert_eq!(status, Status::Accept),
+        }
+        // Free again: the next message is rewritten.
+        drop(held);
+        let (actions, status) = send(&mut conn, &raw).await;
+        assert_eq!(status, Status::Accept);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, EomAction::ReplaceBody { .. })));
+        conn.close().await.expect("close");
+        m.stop().await;
+    }
+}
