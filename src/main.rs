@@ -36,6 +36,12 @@ enum Command {
     Report(trackless::cli::report::ReportArgs),
     /// Postfix/sendmail milter (before-queue): smtpd_milters = unix:/run/trackless/milter.sock
     Milter(trackless::cli::daemon::DaemonArgs),
+    /// After-queue content filter, SMTP in (Postfix content_filter = trackless:[127.0.0.1]:10025).
+    Smtp(trackless::cli::daemon::FilterArgs),
+    /// LMTP proxy (Postfix mailbox_transport/virtual_transport, or in front of Dovecot).
+    Lmtp(trackless::cli::daemon::FilterArgs),
+    /// Postfix pipe(8) filter: rewrite stdin, re-inject with sendmail -G -i -f SENDER -- RCPT…
+    Pipe(trackless::cli::pipe::PipeArgs),
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -56,6 +62,11 @@ fn main() -> ExitCode {
                 &e,
             );
             return ExitCode::from(u8::try_from(status).unwrap_or(1));
+        }
+        Err(e) if matches!(cli.command, Command::Pipe(_)) => {
+            // Postfix keeps the mail queued on EX_TEMPFAIL; it is retried once rules are fixed.
+            eprintln!("trackless pipe: {e}");
+            return ExitCode::from(trackless::cli::pipe::EX_TEMPFAIL as u8);
         }
         Err(e) => {
             eprintln!("trackless: {e}");
@@ -85,6 +96,25 @@ fn main() -> ExitCode {
             &mut std::io::stderr(),
         ),
         Command::Milter(args) => trackless::cli::daemon::milter(&args, &cli.policy, &cli.log),
+        Command::Smtp(args) => trackless::cli::daemon::content_filter(
+            trackless::serve::smtp::Proto::Smtp,
+            &args,
+            &cli.policy,
+            &cli.log,
+        ),
+        Command::Lmtp(args) => trackless::cli::daemon::content_filter(
+            trackless::serve::smtp::Proto::Lmtp,
+            &args,
+            &cli.policy,
+            &cli.log,
+        ),
+        Command::Pipe(args) => trackless::cli::pipe::run(
+            &args,
+            &policy,
+            &cli.log.config(false),
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+        ),
         Command::Log { cmd } => trackless::cli::report::prune(
             &cmd,
             &cli.log.path(),

@@ -293,7 +293,23 @@ fn killed_writer_leaves_a_consistent_database() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn child");
-        std::thread::sleep(Duration::from_millis(400 + 150 * round));
+        // Let it write for a while (it starts slowly in a debug build under load), then kill it
+        // at a different point each round.
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            let written = Connection::open(&path)
+                .ok()
+                .and_then(|c| {
+                    c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))
+                        .ok()
+                })
+                .unwrap_or(0);
+            if written > batch * (round as i64 + 1) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(7 + 13 * round));
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
         let store = Store::open(&path).expect("reopen after crash");

@@ -135,3 +135,104 @@ pub fn milter(args: &DaemonArgs, policy_args: &PolicyArgs, log_args: &LogArgs) -
         }
     }
 }
+
+/// Options of the SMTP/LMTP content filter.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Where filtered mail goes: smtp://127.0.0.1:10026, lmtp://host:port, lmtp:unix:/path.
+    #[arg(long, value_name = "TARGET")]
+    pub forward: crate::serve::forward::Target,
+    /// Name used in the greeting and EHLO/LHLO (default: the host name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Largest message accepted, in bytes (advertised as SIZE). Messages over the rewrite limit
+    /// but under this one are handed on unchanged.
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_size: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub max_recipients: usize,
+    /// Idle time allowed between commands (and per read in DATA), e.g. 300s.
+    #[arg(long, value_name = "DURATION", default_value = "300s")]
+    pub timeout: String,
+    /// Time allowed for each step with the downstream server, e.g. 60s.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub downstream_timeout: String,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `trackless smtp` / `trackless lmtp`: returns the exit status.
+pub fn content_filter(
+    proto: crate::serve::smtp::Proto,
+    args: &FilterArgs,
+    policy_args: &PolicyArgs,
+    log_args: &LogArgs,
+) -> i32 {
+    init_tracing();
+    let dur = |s: &str, what: &str| {
+        crate::log::time::parse_duration(s)
+            .map(|s| Duration::from_secs(s as u64))
+            .ok_or(format!("--{what} {s:?}: use a duration like 300s"))
+    };
+    let setup = (|| {
+        let shared = shared(&args.daemon, policy_args, log_args)?;
+        let timeout = dur(&args.timeout, "timeout")?;
+        let cfg = crate::serve::smtp::ServerConfig {
+            proto,
+            hostname: args.hostname.clone().unwrap_or_else(hostname),
+            max_size: args.max_size,
+            max_recipients: args.max_recipients,
+            command_timeout: timeout,
+            data_timeout: timeout,
+            downstream_timeout: dur(&args.downstream_timeout, "downstream-timeout")?,
+            forward: args.forward.clone(),
+        };
+        Ok::<_, String>((shared, Arc::new(cfg)))
+    })();
+    let (shared, cfg) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return 1;
+        }
+    };
+    let listen = args.daemon.listen.clone();
+    let result = rt.block_on(async {
+        let listener = listen::bind(&listen, args.daemon.socket_mode)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{listen}: {e}")))?;
+        tracing::info!(listen = %listen, forward = %cfg.forward, "trackless {} filter ready", if proto == crate::serve::smtp::Proto::Smtp { "SMTP" } else { "LMTP" });
+        let shutdown = crate::serve::signals(shared.clone());
+        crate::serve::smtp::serve(listener, shared.clone(), cfg, args.daemon.max_connections, shutdown).await
+    });
+    if let ListenAddr::Unix(p) = &listen {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(rt);
+    drop(shared);
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "content filter failed");
+            1
+        }
+    }
+}

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod filter;
 pub mod inspect;
+pub mod pipe;
 pub mod report;
 
 use crate::core::policy::{OpaqueLinks, Policy};

@@ -1,8 +1,10 @@
 //! What the daemons (milter, SMTP/LMTP content filter) share: the reloadable policy, a bounded
 //! pool of rewrite workers off the I/O tasks, the overload rule, the tracking log, signals.
 
+pub mod forward;
 pub mod listen;
 pub mod milter;
+pub mod smtp;
 
 use crate::core::message::neutralise;
 use crate::core::policy::Policy;

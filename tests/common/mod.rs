@@ -197,3 +197,4 @@ pub fn assert_only_rewrites_differ(
         );
     }
 }
+pub mod fake_mta;

@@ -1,0 +1,107 @@
+//! `trackless pipe` with a stand-in sendmail: the message handed on is what `trackless
+//! filter` writes; envelope arguments are passed as Postfix gave them; any failure to hand on
+//! exits 75 (EX_TEMPFAIL), never 69.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trackless-pipe-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// A sendmail that records its arguments and stdin, then exits with `code`.
+fn fake_sendmail(dir: &Path, code: i32) -> PathBuf {
+    let path = dir.join("sendmail");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/args'\ncat > '{d}/message'\nexit {code}\n",
+            d = dir.display()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn run_pipe(dir: &Path, sendmail: &Path, input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("XDG_STATE_HOME", dir)
+        .args(["pipe", "-f", "bounce@esp.example", "--sendmail"])
+        .arg(sendmail)
+        .args(["--", "jane@example.net", "bob@example.net"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(name),
+    )
+    .expect("corpus")
+}
+
+#[test]
+fn hands_the_rewritten_message_to_sendmail() {
+    let dir = scratch("ok");
+    let sendmail = fake_sendmail(&dir, 0);
+    let raw = corpus("mailgun-newsletter.eml");
+    let out = run_pipe(&dir, &sendmail, &raw);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = std::fs::read_to_string(dir.join("args")).expect("args");
+    assert_eq!(
+        args,
+        "-G\n-i\n-f\nbounce@esp.example\n--\njane@example.net\nbob@example.net\n"
+    );
+    let handed = std::fs::read(dir.join("message")).expect("message");
+    let expected = trackless::neutralise(&raw, &trackless::Policy::default());
+    assert!(expected.changed);
+    assert_eq!(handed, expected.bytes.as_ref());
+    assert!(
+        dir.join("trackless/log.sqlite").exists(),
+        "pipe logs like every adapter"
+    );
+}
+
+#[test]
+fn failure_to_hand_on_is_a_temporary_failure() {
+    let dir = scratch("fail");
+    let raw = corpus("mailgun-newsletter.eml");
+    let out = run_pipe(&dir, &fake_sendmail(&dir, 69), &raw);
+    assert_eq!(out.status.code(), Some(75));
+    let out = run_pipe(&dir, &dir.join("no-such-sendmail"), &raw);
+    assert_eq!(out.status.code(), Some(75));
+    // A broken rules file defers the mail too.
+    let rules = dir.join("bad.toml");
+    std::fs::write(&rules, "[[open]]\nid='x'\npath='/('\n").expect("rules");
+    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .args(["--rules"])
+        .arg(&rules)
+        .args(["pipe", "-f", "a@b.example", "--", "c@d.example"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(75));
+}

@@ -1,0 +1,361 @@
+//! The SMTP/LMTP content filter against a fake downstream MTA: pipelining, dot-stuffing both
+//! ways, 8BITMIME/SMTPUTF8 and DSN parameters passed through, size limit, timeouts, and the
+//! contract: 250 only after the downstream accepted; downstream down / 4xx / slow → 451;
+//! downstream 5xx passed back; LMTP per-recipient replies.
+
+mod common;
+
+use common::fake_mta::{converse, FakeMta, Final};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use trackless::log::Keep;
+use trackless::serve::forward::Target;
+use trackless::serve::smtp::{serve, Proto, ServerConfig};
+use trackless::serve::{Overload, Shared};
+use trackless::{neutralise, Policy};
+
+struct Filter {
+    addr: std::net::SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(proto: Proto, downstream: &str, max_size: usize, timeout: Duration) -> Filter {
+    let std = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    std.set_nonblocking(true).expect("nb");
+    let addr = std.local_addr().expect("addr");
+    let listener =
+        indymilter::EitherListener::Tcp(tokio::net::TcpListener::from_std(std).expect("tokio"));
+    let shared = Arc::new(Shared::new(
+        Policy::default(),
+        2,
+        Overload::Accept,
+        None,
+        Keep::default(),
+        None,
+    ));
+    let cfg = Arc::new(ServerConfig {
+        proto,
+        hostname: "filter.test".into(),
+        max_size,
+        max_recipients: 100,
+        command_timeout: timeout,
+        data_timeout: timeout,
+        downstream_timeout: Duration::from_secs(2),
+        forward: downstream.parse::<Target>().expect("target"),
+    });
+    let (stop, shutdown) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, shared, cfg, 20, shutdown));
+    Filter { addr, _stop: stop }
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    let raw = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(name),
+    )
+    .expect("corpus");
+    String::from_utf8_lossy(&raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// SMTP DATA encoding: dot-stuff and terminate.
+fn stuffed(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in msg.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+fn session(greet: &str, mail: &str, rcpts: &[&str], msg: &[u8]) -> Vec<u8> {
+    let mut s = format!("{greet} client.test\r\n{mail}\r\n").into_bytes();
+    for r in rcpts {
+        s.extend_from_slice(format!("{r}\r\n").as_bytes());
+    }
+    s.extend_from_slice(b"DATA\r\n");
+    s.extend_from_slice(&stuffed(msg));
+    s.extend_from_slice(b"QUIT\r\n");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_transaction_is_rewritten_and_forwarded_with_dsn() {
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut msg = corpus("mailgun-newsletter.eml");
+    // A line starting with a dot must survive dot-stuffing both ways.
+    msg.extend_from_slice(b".hidden line\r\n..two dots\r\n");
+    let input = session(
+        "EHLO",
+        "MAIL FROM:<bounce@esp.example> SIZE=12345 BODY=8BITMIME RET=HDRS ENVID=abc+2Bdef",
+        &[
+            "RCPT TO:<jane@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;jane@example.net",
+            "RCPT TO:<bob@example.net>",
+        ],
+        &msg,
+    );
+    let replies = converse(f.addr, &input, 7).await;
+    assert!(replies.len() >= 7, "{replies:?}");
+    assert!(replies[0].starts_with("220 filter.test"), "{replies:?}");
+    assert!(
+        replies[1].starts_with("250 DSN"),
+        "EHLO must end with the last capability: {replies:?}"
+    );
+    assert!(
+        replies[2].starts_with("250")
+            && replies[3].starts_with("250")
+            && replies[4].starts_with("250")
+    );
+    assert!(replies[5].starts_with("354"));
+    assert!(
+        replies[6].starts_with("250 2.0.0 queued as FAKE"),
+        "final reply is the downstream's: {replies:?}"
+    );
+    let got = mta.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(
+        r.mail, "MAIL FROM:<bounce@esp.example> BODY=8BITMIME RET=HDRS ENVID=abc+2Bdef",
+        "SIZE dropped, the rest as sent"
+    );
+    assert_eq!(
+        r.rcpts[0],
+        "RCPT TO:<jane@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;jane@example.net"
+    );
+    assert_eq!(r.rcpts[1], "RCPT TO:<bob@example.net>");
+    let expected = neutralise(&msg, &Policy::default());
+    assert!(expected.changed);
+    let mut want = expected.bytes.to_vec();
+    if !want.ends_with(b"\r\n") {
+        want.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(
+        r.data, want,
+        "downstream got something other than trackless filter's output"
+    );
+    assert!(r.data.ends_with(b".hidden line\r\n..two dots\r\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_8bit_utf8_message_passes_unchanged() {
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let msg = "From: Jörg <jörg@bücher.example>\r\nTo: anna@example.net\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHallo Anna, schöne Grüße!\r\n".as_bytes().to_vec();
+    let input = session(
+        "EHLO",
+        "MAIL FROM:<jörg@bücher.example> BODY=8BITMIME SMTPUTF8",
+        &["RCPT TO:<anna@example.net>"],
+        &msg,
+    );
+    let replies = converse(f.addr, &input, 6).await;
+    assert!(replies[5].starts_with("250"), "{replies:?}");
+    let got = mta.received();
+    assert_eq!(
+        got[0].mail,
+        "MAIL FROM:<jörg@bücher.example> BODY=8BITMIME SMTPUTF8"
+    );
+    assert_eq!(got[0].data, msg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_failures_map_to_the_safe_reply() {
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let msg = corpus("sendgrid-newsletter.eml");
+    for (fin, want) in [
+        (Final::TempFail, "451"),
+        (Final::PermFail, "554"),
+        (Final::Slow(Duration::from_secs(4)), "451"),
+        (Final::Accept, "250"),
+    ] {
+        mta.set_final(fin);
+        let replies = converse(
+            f.addr,
+            &session(
+                "EHLO",
+                "MAIL FROM:<a@b.example>",
+                &["RCPT TO:<jane@example.net>"],
+                &msg,
+            ),
+            6,
+        )
+        .await;
+        assert!(replies[5].starts_with(want), "{fin:?}: {replies:?}");
+    }
+    // A recipient the downstream refuses is refused here too; the other one still goes.
+    let replies = converse(
+        f.addr,
+        &session(
+            "EHLO",
+            "MAIL FROM:<a@b.example>",
+            &["RCPT TO:<reject@example.net>", "RCPT TO:<jane@example.net>"],
+            &msg,
+        ),
+        7,
+    )
+    .await;
+    assert!(replies[3].starts_with("550 5.1.1"), "{replies:?}");
+    assert!(
+        replies[4].starts_with("250") && replies[6].starts_with("250"),
+        "{replies:?}"
+    );
+    // Downstream down: 451 at MAIL, nothing accepted.
+    let dead = start(
+        Proto::Smtp,
+        "smtp://127.0.0.1:1",
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let replies = converse(
+        dead.addr,
+        &session(
+            "EHLO",
+            "MAIL FROM:<a@b.example>",
+            &["RCPT TO:<jane@example.net>"],
+            &msg,
+        ),
+        6,
+    )
+    .await;
+    assert!(replies[2].starts_with("451"), "{replies:?}");
+    assert!(
+        replies[3].starts_with("503"),
+        "RCPT without a sender: {replies:?}"
+    );
+    assert!(!replies.iter().any(|r| r.starts_with("250 2.0.0 queued")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_limit_and_command_timeout() {
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        5_000,
+        Duration::from_secs(1),
+    )
+    .await;
+    let msg = corpus("sendgrid-newsletter.eml");
+    assert!(msg.len() > 5_000);
+    let replies = converse(
+        f.addr,
+        &session(
+            "EHLO",
+            "MAIL FROM:<a@b.example> SIZE=999999",
+            &["RCPT TO:<jane@example.net>"],
+            &msg,
+        ),
+        3,
+    )
+    .await;
+    assert!(replies[2].starts_with("552"), "{replies:?}");
+    let replies = converse(
+        f.addr,
+        &session(
+            "EHLO",
+            "MAIL FROM:<a@b.example>",
+            &["RCPT TO:<jane@example.net>"],
+            &msg,
+        ),
+        6,
+    )
+    .await;
+    assert!(replies[5].starts_with("552"), "{replies:?}");
+    assert!(
+        mta.received().is_empty(),
+        "an oversized message went downstream"
+    );
+    // Idle client: 421 after the command timeout.
+    let replies = converse(f.addr, b"EHLO idle.test\r\n", 2).await;
+    assert!(replies[2].starts_with("421"), "{replies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lmtp_in_gives_one_reply_per_recipient_from_lmtp_downstream() {
+    let mta = FakeMta::start(true).await;
+    let f = start(
+        Proto::Lmtp,
+        &format!("lmtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let msg = corpus("brevo-newsletter.eml");
+    let input = session(
+        "LHLO",
+        "MAIL FROM:<a@b.example>",
+        &[
+            "RCPT TO:<jane@example.net>",
+            "RCPT TO:<quota@example.net>",
+            "RCPT TO:<bob@example.net>",
+        ],
+        &msg,
+    );
+    let replies = converse(f.addr, &input, 10).await;
+    // 220, LHLO, MAIL, 3×RCPT, 354, then three per-recipient replies, QUIT.
+    assert!(replies[6].starts_with("354"), "{replies:?}");
+    assert!(replies[7].starts_with("250"), "{replies:?}");
+    assert!(
+        replies[8].starts_with("451 4.2.2"),
+        "over-quota recipient must be retried: {replies:?}"
+    );
+    assert!(replies[9].starts_with("250"), "{replies:?}");
+    // EHLO is not LMTP.
+    let replies = converse(f.addr, b"EHLO x\r\nQUIT\r\n", 2).await;
+    assert!(replies[1].starts_with("500"), "{replies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_in_with_lmtp_downstream_never_loses_a_recipient() {
+    let mta = FakeMta::start(true).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("lmtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let msg = corpus("brevo-newsletter.eml");
+    let input = session(
+        "EHLO",
+        "MAIL FROM:<a@b.example>",
+        &["RCPT TO:<jane@example.net>", "RCPT TO:<quota@example.net>"],
+        &msg,
+    );
+    let replies = converse(f.addr, &input, 7).await;
+    assert!(
+        replies[6].starts_with("451"),
+        "mixed LMTP results must be retried, not acknowledged: {replies:?}"
+    );
+}
