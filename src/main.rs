@@ -42,6 +42,8 @@ enum Command {
     Lmtp(trackless::cli::daemon::FilterArgs),
     /// Postfix pipe(8) filter: rewrite stdin, re-inject with sendmail -G -i -f SENDER -- RCPT…
     Pipe(trackless::cli::pipe::PipeArgs),
+    /// Rewrite mail already delivered: Maildirs (with Maildir++ folders) and mbox files.
+    Batch(trackless::cli::batch::BatchArgs),
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -113,6 +115,13 @@ fn main() -> ExitCode {
             &policy,
             &cli.log.config(false),
             &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::Batch(args) => trackless::cli::batch::run(
+            &args,
+            &policy,
+            &cli.log,
+            &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
         Command::Log { cmd } => trackless::cli::report::prune(

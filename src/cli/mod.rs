@@ -1,5 +1,6 @@
 //! Command-line adapters around the core. `main.rs` only parses arguments and calls these.
 
+pub mod batch;
 pub mod daemon;
 pub mod filter;
 pub mod inspect;

@@ -67,6 +67,7 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX messages_seen ON messages(seen);
      CREATE INDEX messages_domain_seen ON messages(from_domain, seen);
      CREATE INDEX messages_from_seen ON messages(from_addr, seen);
+     CREATE INDEX messages_msgid ON messages(message_id_hash);
      CREATE TABLE esp (
         message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
         name TEXT NOT NULL,
@@ -263,7 +264,21 @@ impl Store {
             let mut hdr = tx
                 .prepare_cached("INSERT INTO headers (message, block) VALUES (?1, ?2)")
                 .map_err(sq)?;
+            let mut seen_batch = tx
+                .prepare_cached(
+                    "SELECT 1 FROM messages WHERE message_id_hash = ?1 AND mode = 'batch' LIMIT 1",
+                )
+                .map_err(sq)?;
             for r in records {
+                // Batch runs are repeatable: a message already logged by an earlier run is not
+                // counted twice.
+                if r.mode == "batch" {
+                    if let Some(h) = &r.message_id_hash {
+                        if seen_batch.exists([h]).map_err(sq)? {
+                            continue;
+                        }
+                    }
+                }
                 msg.execute(params![
                     r.ts,
                     r.date,

@@ -110,6 +110,14 @@ impl LogWriter {
         }
     }
 
+    /// Queue a record, waiting for room (batch mode: nothing is dropped, no mail is waiting).
+    pub fn record_blocking(&self, r: Record) {
+        let Some(tx) = &self.tx else { return };
+        if tx.send(r).is_err() {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

@@ -1,0 +1,126 @@
+//! `trackless batch PATH…`: Maildirs and mbox files already on disk.
+
+use super::LogArgs;
+use crate::batch::{self, Options, Summary};
+use crate::core::policy::Policy;
+use crate::log::{LogWriter, WriterConfig};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchArgs {
+    /// Maildir folders (with their Maildir++ sub-folders) and mbox files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Report what would change; touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the originals of rewritten messages (and mailboxes) in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
+    /// Only messages newer than this: a duration (7d) or a date (2026-11-01).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Messages processed at the same time (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// Exit status: 0 all fine, 1 some messages failed, 2 bad usage.
+pub fn run(
+    args: &BatchArgs,
+    policy: &Policy,
+    log_args: &LogArgs,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> i32 {
+    let since = match args
+        .since
+        .as_deref()
+        .map(|s| crate::log::time::parse_when(s, crate::log::time::now()))
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(warn, "trackless batch: --since: {e}");
+            return 2;
+        }
+    };
+    for p in &args.paths {
+        if !p.exists() {
+            let _ = writeln!(
+                warn,
+                "trackless batch: {}: no such file or directory",
+                p.display()
+            );
+            return 2;
+        }
+        if p.is_dir() && !batch::maildir::is_maildir(p) {
+            let _ = writeln!(
+                warn,
+                "trackless batch: {} is a directory but not a Maildir (no cur/ and new/)",
+                p.display()
+            );
+            return 2;
+        }
+    }
+    let log_cfg = log_args.config(false);
+    let opts = Options {
+        dry_run: args.dry_run,
+        backup: args.backup.clone(),
+        since,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        keep: log_cfg.keep,
+    };
+    // A dry run records nothing: it changed nothing.
+    let log = log_cfg.path.filter(|_| !args.dry_run).map(|path| {
+        LogWriter::spawn(WriterConfig {
+            path,
+            capacity: 4096,
+            retention: None,
+        })
+    });
+    batch::install_stop_handler();
+    let summary = Summary::default();
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    for p in &args.paths {
+        let result = if p.is_dir() {
+            batch::run_maildir(p, policy, &opts, log.as_ref(), &summary)
+        } else {
+            batch::run_mbox(p, policy, &opts, log.as_ref(), &summary)
+        };
+        if let Err(e) = result {
+            let _ = writeln!(warn, "trackless batch: {}: {e}", p.display());
+            status = 1;
+        }
+        if batch::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = writeln!(warn, "trackless batch: interrupted; messages in flight were finished; run again to continue");
+            break;
+        }
+    }
+    if let Some(l) = log {
+        l.close();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let seen = summary.seen.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "{}{} in {:.1} s ({:.0} messages/s)",
+        if args.dry_run { "dry run: " } else { "" },
+        summary.line(),
+        secs,
+        seen as f64 / secs.max(1e-9)
+    );
+    if let Ok(failures) = summary.failures.lock() {
+        for (path, e) in failures.iter() {
+            let _ = writeln!(warn, "failed: {path}: {e}");
+        }
+        if !failures.is_empty() {
+            status = 1;
+        }
+    }
+    status
+}

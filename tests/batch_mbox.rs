@@ -1,0 +1,190 @@
+//! `trackless batch` over mbox files: split only on real separators, escaping kept (mboxo and
+//! mboxrd), each message as `trackless filter` writes it, untouched messages byte for byte,
+//! nothing rewritten on a second run, locks respected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use trackless::batch::mbox::{self, Flavor};
+use trackless::{neutralise, Policy};
+
+fn corpus(names: &[&str]) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    names
+        .iter()
+        .map(|n| {
+            let raw = std::fs::read(dir.join(n)).expect("corpus");
+            // mbox files on disk use LF.
+            String::from_utf8_lossy(&raw)
+                .replace("\r\n", "\n")
+                .into_bytes()
+        })
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trackless-mbox-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
+
+/// An mbox of `messages` (escaped per flavor), each followed by a blank line.
+fn build(messages: &[Vec<u8>], flavor: Flavor) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in messages {
+        out.extend_from_slice(SEP);
+        out.extend_from_slice(&mbox::escape(m, flavor));
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn batch(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .args(["--no-log", "batch", "--jobs", "2"])
+        .arg(path)
+        .output()
+        .expect("run")
+}
+
+/// Messages of an mbox, unescaped.
+fn read_back(path: &Path, flavor: Flavor) -> Vec<Vec<u8>> {
+    let f = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
+    mbox::Reader::new(f)
+        .map(|m| {
+            let (_, stored) = m.expect("read");
+            let (msg, _) = mbox::split_trailer(&stored);
+            mbox::unescape(msg, flavor)
+        })
+        .collect()
+}
+
+fn messages_with_from_lines() -> Vec<Vec<u8>> {
+    let mut msgs = corpus(&[
+        "mailgun-newsletter.eml",
+        "personal-plain.eml",
+        "sendgrid-newsletter.eml",
+        "mandrill-shipping.eml",
+    ]);
+    // A body line starting with "From " (not after a blank line) and one with ">From ".
+    msgs.push(
+        b"From: Ann <ann@example.org>\nTo: jane@example.net\nSubject: quoting\nMessage-ID: <q1@example.org>\n\nHello,\nFrom my side all is fine.\n>From the archive, a quote.\nBye\n".to_vec(),
+    );
+    msgs
+}
+
+#[test]
+fn mboxrd_rewritten_like_the_filter() {
+    for flavor in [Flavor::Mboxrd, Flavor::Mboxo] {
+        let dir = scratch(&format!("{flavor:?}"));
+        let path = dir.join("inbox");
+        let msgs = messages_with_from_lines();
+        let mut data = build(&msgs, flavor);
+        if flavor == Flavor::Mboxrd {
+            // Make detection certain: a doubly quoted line.
+            data.extend_from_slice(SEP);
+            data.extend_from_slice(b"From: x@example.org\nSubject: rd\n\n>>From here\n\n");
+        }
+        std::fs::write(&path, &data).expect("write");
+        let out = batch(&path);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = read_back(&path, flavor);
+        let policy = Policy::default();
+        for (i, original) in msgs.iter().enumerate() {
+            // For mboxo the stored form is what is rewritten (unescaping is ambiguous).
+            let stored = if flavor == Flavor::Mboxo {
+                mbox::escape(original, flavor)
+            } else {
+                original.clone()
+            };
+            let expected = neutralise(&stored, &policy);
+            let want = if flavor == Flavor::Mboxo {
+                mbox::unescape(&mbox::escape(&expected.bytes, flavor), flavor)
+            } else {
+                expected.bytes.to_vec()
+            };
+            assert_eq!(
+                after[i], want,
+                "{flavor:?} message {i} differs from trackless filter"
+            );
+        }
+        assert_eq!(
+            after.len(),
+            msgs.len() + usize::from(flavor == Flavor::Mboxrd),
+            "{flavor:?}: messages merged or split"
+        );
+        // The quoted message survives whole, its From lines intact.
+        // (mboxo cannot be unescaped: there the stored, escaped form is what we read back.)
+        let quoting = String::from_utf8_lossy(&after[4]).into_owned();
+        let want = match flavor {
+            Flavor::Mboxrd => "\nFrom my side all is fine.\n>From the archive, a quote.\nBye\n",
+            Flavor::Mboxo => "\n>From my side all is fine.\n>From the archive, a quote.\nBye\n",
+        };
+        assert!(quoting.contains(want), "{flavor:?}: {quoting}");
+        // Second run: nothing rewritten, the file not even replaced.
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("meta"));
+        let bytes = std::fs::read(&path).expect("read");
+        let out = batch(&path);
+        assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 rewritten"));
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("meta")),
+            inode
+        );
+    }
+}
+
+#[test]
+fn untouched_messages_stay_byte_identical() {
+    let dir = scratch("clean");
+    let path = dir.join("clean.mbox");
+    let data = build(
+        &corpus(&["personal-plain.eml", "clean-newsletter.eml"]),
+        Flavor::Mboxo,
+    );
+    std::fs::write(&path, &data).expect("write");
+    let out = batch(&path);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(&path).expect("read"), data);
+}
+
+#[test]
+fn a_locked_mailbox_is_refused_clearly() {
+    let dir = scratch("locked");
+    let path = dir.join("inbox");
+    let data = build(&corpus(&["mailgun-newsletter.eml"]), Flavor::Mboxo);
+    std::fs::write(&path, &data).expect("write");
+    std::fs::write(dir.join("inbox.lock"), b"").expect("dotlock");
+    let out = batch(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dotlock"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        data,
+        "a locked mailbox was modified"
+    );
+    std::fs::remove_file(dir.join("inbox.lock")).expect("unlock");
+    // An fcntl lock held by another process.
+    let _held = mbox::Lock::take(&path).expect("lock");
+    let out = batch(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lock"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
