@@ -24,7 +24,8 @@
 #
 # All functions return non-zero on failure and print a diagnostic on stderr, so
 # they work under `set -euo pipefail`.  Variables they export: E2E_SMTP_PORT,
-# E2E_LMTP_PORT, E2E_LMTP_SOCKET.  See tests/e2e/README.md.
+# E2E_POSTFIX_DIR (e2e_postfix_start), E2E_LMTP_PORT, E2E_LMTP_SOCKET
+# (e2e_dovecot_start).  See tests/e2e/README.md.
 
 # Guard against being sourced twice (the traps and arrays would be reset).
 if [[ -n "${E2E_LIB_LOADED:-}" ]]; then
@@ -51,14 +52,20 @@ E2E_LIB_LOADED=1
 # Default timeout (seconds) of the e2e_wait_* functions.
 : "${E2E_TIMEOUT:=30}"
 
+# The directory of this file (for tests that keep fixtures beside it).
+# shellcheck disable=SC2034
 E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Daemons started by this shell: "postfix DIR", "dovecot DIR", "pid PID NAME".
 E2E_STARTED=()
 # Extra cleanup commands registered with e2e_on_exit (run first, last-in first).
 E2E_EXIT_CMDS=()
-# Ports handed out by e2e_free_port in this shell (never handed out twice).
-E2E_PORTS_GIVEN=" "
+# Ports handed out by e2e_free_port in this test run, one a line (a file, as
+# e2e_free_port usually runs in a $(...) subshell; $$ is the same there).
+E2E_PORTS_FILE="$E2E_STATE_DIR/ports.$$"
+# Scratch files of this run (wire data, transcripts); removed on exit, or by
+# e2e_reap_stale in a later run if this one is SIGKILLed.
+E2E_RUN_TMP="$E2E_STATE_DIR/run.$$"
 
 # --- small helpers -------------------------------------------------------------
 
@@ -86,13 +93,23 @@ e2e_elapsed() {
   awk -v a="$1" -v b="$(e2e_now)" 'BEGIN { printf "%.2f", b - a }'
 }
 
+# e2e_mktemp: creates and prints a new scratch file in $E2E_RUN_TMP.
+e2e_mktemp() {
+  mkdir -p "$E2E_RUN_TMP"
+  mktemp "$E2E_RUN_TMP/tmp.XXXXXX"
+}
+
 # e2e_tmpdir NAME: creates (afresh) and prints a directory $E2E_TMP/NAME for one
 # instance.  Its mode is 0755 and $E2E_TMP is 0755 too: Postfix's unprivileged
 # daemons (user postfix) and delivery agents (user nobody) must be able to
 # traverse it, which a `mktemp -d` directory (0700) does not allow.
 e2e_tmpdir() {
   local name=${1:?usage: e2e_tmpdir NAME}
-  local d="$E2E_TMP/$name"
+  local d="${E2E_TMP:?}/$name"
+  if [[ "$name" == */* || "$name" == . || "$name" == .. || "$E2E_TMP" != /?* ]]; then
+    e2e_die "e2e_tmpdir: NAME must be a plain name and E2E_TMP an absolute path"
+    return 1
+  fi
   mkdir -p "$E2E_TMP"
   chmod 0755 "$E2E_TMP"
   # A previous (killed) run may still have daemons in there.
@@ -121,11 +138,15 @@ e2e_check_traversable() {
 
 # e2e_free_port: prints a TCP port on 127.0.0.1 that nothing listens on, chosen
 # at random in 20000-32767 (below Linux's ephemeral range, so outgoing
-# connections do not grab it meanwhile) and never one already handed out by
-# this shell.  There is an unavoidable race between this check and the
-# daemon's bind; e2e_postfix_start retries with another port when it loses.
+# connections do not grab it meanwhile) and never one already handed out in
+# this test run (so two ports taken before either is bound differ).  There is
+# an unavoidable race between this check and the daemon's bind;
+# e2e_postfix_start and e2e_dovecot_start retry with another port when they
+# lose it.
 e2e_free_port() {
   local port i
+  mkdir -p "$E2E_STATE_DIR"
+  touch "$E2E_PORTS_FILE"
   for ((i = 0; i < 100; i++)); do
     port=$(perl -MIO::Socket::INET -e '
       for (1 .. 200) {
@@ -135,8 +156,8 @@ e2e_free_port() {
         close $s; print $p; exit 0;
       }
       exit 1;') || continue
-    if [[ "$E2E_PORTS_GIVEN" != *" $port "* ]]; then
-      E2E_PORTS_GIVEN+="$port "
+    if ! grep -qx "$port" "$E2E_PORTS_FILE"; then
+      printf '%s\n' "$port" >>"$E2E_PORTS_FILE"
       printf '%s\n' "$port"
       return 0
     fi
@@ -240,11 +261,13 @@ e2e_install_packages() {
 # --- daemon registry and cleanup ----------------------------------------------
 
 # e2e_proc_id PID: prints "PID:STARTTIME" (start time from /proc/PID/stat), an
-# identity that survives PID reuse; prints nothing if PID is not running.
+# identity that survives PID reuse; prints nothing if PID is not running (a
+# zombie counts as not running: a killed test shell may stay one for a while).
 e2e_proc_id() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
   stat=${stat##*) }
+  [[ "${stat%% *}" != [ZX] ]] || return 0
   # field 22 of stat is field 20 after "pid (comm) "
   printf '%s:%s\n' "$1" "$(awk '{ print $20 }' <<<"$stat")"
 }
@@ -252,11 +275,19 @@ e2e_proc_id() {
 # e2e_register KIND DIR: records that this shell started a daemon of KIND
 # (postfix|dovecot) in DIR, both in E2E_STARTED and in the on-disk registry.
 e2e_register() {
-  local kind=$1 dir=$2 key
-  E2E_STARTED+=("$kind $dir")
+  E2E_STARTED+=("$1 $2")
+  e2e_register_on_disk "$1" "$2"
+}
+
+# e2e_register_on_disk KIND WHAT: writes the registry entry of KIND (postfix,
+# dovecot: WHAT is the instance directory; pid: WHAT is PID:STARTTIME) with
+# the identity of the test shell that owns it.
+e2e_register_on_disk() {
+  local kind=$1 what=$2 key
+  [[ -n "$what" ]] || return 0
   mkdir -p "$E2E_STATE_DIR"
-  key=$(printf '%s %s' "$kind" "$dir" | md5sum | cut -c1-16)
-  printf '%s\n%s\n%s\n' "$kind" "$dir" "$(e2e_proc_id $$)" >"$E2E_STATE_DIR/$key"
+  key=$(printf '%s %s' "$kind" "$what" | md5sum | cut -c1-16)
+  printf '%s\n%s\n%s\n' "$kind" "$what" "$(e2e_proc_id $$)" >"$E2E_STATE_DIR/$key"
 }
 
 # e2e_unregister KIND DIR: removes the registry entry of KIND in DIR.
@@ -271,16 +302,22 @@ e2e_unregister() {
 e2e_reap_stale() {
   local f kind dir owner
   [[ -d "$E2E_STATE_DIR" ]] || return 0
+  for f in "$E2E_STATE_DIR"/ports.* "$E2E_STATE_DIR"/run.*; do
+    [[ -e "$f" ]] || continue
+    # scratch files of test shells that are gone
+    [[ -e "/proc/${f##*.}" ]] || rm -rf "$f"
+  done
   for f in "$E2E_STATE_DIR"/*; do
-    [[ -f "$f" ]] || continue
+    [[ -f "$f" && "$f" != */ports.* ]] || continue
     { read -r kind; read -r dir; read -r owner; } <"$f" || true
     if [[ -n "$owner" && "$(e2e_proc_id "${owner%%:*}")" == "$owner" ]]; then
       continue # its shell still runs
     fi
-    e2e_log "reaping $kind left running in $dir by a previous run"
+    [[ "$kind" == pid ]] || e2e_log "reaping $kind left running in $dir by a previous run"
     case "$kind" in
       postfix) e2e_postfix_stop "$dir" || true ;;
       dovecot) e2e_dovecot_stop "$dir" || true ;;
+      pid) [[ "$(e2e_proc_id "${dir%%:*}")" == "$dir" ]] && e2e_kill "${dir%%:*}" ;;
     esac
     rm -f "$f"
   done
@@ -294,7 +331,9 @@ e2e_on_exit() {
 
 # e2e_spawn LOGFILE CMD [ARGS...]: starts CMD in the background with stdout and
 # stderr in LOGFILE, sets E2E_LAST_PID to its PID, and registers it to be
-# killed (SIGTERM, then SIGKILL after 5s) by e2e_cleanup_on_exit.  Do not call
+# killed (SIGTERM, then SIGKILL after 5s) by e2e_cleanup_on_exit (and by
+# e2e_reap_stale in a later run if this one is SIGKILLed).  Meant for the
+# trackless daemon a test puts in front of or behind Postfix.  Do not call
 # it in $(...) (that would run it in a subshell); read E2E_LAST_PID instead:
 #     e2e_spawn "$dir/trackless.log" trackless milter --listen ...
 #     pid=$E2E_LAST_PID
@@ -304,6 +343,7 @@ e2e_spawn() {
   "$@" >"$log" 2>&1 </dev/null &
   E2E_LAST_PID=$!
   E2E_STARTED+=("pid $E2E_LAST_PID $1")
+  e2e_register_on_disk pid "$(e2e_proc_id "$E2E_LAST_PID")"
 }
 
 # e2e_kill PID: stops a process started with e2e_spawn (SIGTERM, SIGKILL after 5s).
@@ -311,7 +351,7 @@ e2e_kill() {
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    e2e_alive "$pid" || break
     sleep 0.05
   done
   kill -KILL "$pid" 2>/dev/null || true
@@ -324,6 +364,7 @@ e2e_kill() {
 # the EXIT trap (and INT/TERM/HUP exit through it); a test that sets its own
 # EXIT trap must call it from there.
 e2e_cleanup_on_exit() {
+  local - # set +e below stays local to this function
   local i entry kind a b
   set +e
   for ((i = ${#E2E_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
@@ -337,10 +378,15 @@ e2e_cleanup_on_exit() {
     case "$kind" in
       postfix) e2e_postfix_stop "$a" ;;
       dovecot) e2e_dovecot_stop "$a" ;;
-      pid) b=${a%% *}; e2e_kill "$b" ;;
+      pid)
+        b=${a%% *}
+        e2e_unregister pid "$(e2e_proc_id "$b")"
+        e2e_kill "$b"
+        ;;
     esac
   done
   E2E_STARTED=()
+  rm -rf "$E2E_PORTS_FILE" "$E2E_RUN_TMP"
   return 0
 }
 
@@ -364,7 +410,7 @@ e2e_postfix_master_pid() {
   local pidfile="$1/spool/pid/master.pid" pid
   [[ -f "$pidfile" ]] || return 1
   pid=$(tr -dc 0-9 <"$pidfile")
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ -n "$pid" ]] && e2e_alive "$pid" || return 1
   # make sure it is a Postfix master and not a reused PID
   [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == master ]] || return 1
   printf '%s\n' "$pid"
@@ -468,6 +514,11 @@ biff = no
 maillog_file_prefixes = $dir
 maillog_file = $dir/maillog
 
+# Pass long lines on unchanged: by default the smtp(8) and lmtp(8) clients
+# break lines longer than 998 bytes with CRLF SPACE (content filters, LMTP).
+smtp_line_length_limit = 0
+lmtp_line_length_limit = 0
+
 # Fast retries and no artificial delays in tests.
 queue_run_delay = 1s
 minimal_backoff_time = 1s
@@ -516,6 +567,39 @@ e2emaildir unix -       n       n       -       -       pipe
 EOF
 }
 
+# e2e_drop_overridden FILE main|master: comments out the base settings of a
+# generated main.cf/master.cf that the lines after its "EXTRA_..._FILE lines
+# follow" marker define again: a main.cf parameter set again (Postfix would
+# use the last one anyway, but warns "overriding earlier entry" in every
+# process), or a master.cf service with the same name and type (with its
+# continuation lines).  The commented lines start with "#overridden# ".
+e2e_drop_overridden() {
+  perl -e '
+    my ($kind, $file) = @ARGV;
+    open(my $in, "<", $file) or die "e2e: $file: $!\n";
+    my @lines = <$in>;
+    close($in);
+    my ($mark) = grep { $lines[$_] =~ /^# --- EXTRA_\w+_FILE lines follow/ } 0 .. $#lines;
+    exit 0 unless defined $mark;
+    my $key = $kind eq "main"
+      ? sub { $_[0] =~ /^\s*([A-Za-z0-9_]+)\s*=/ ? $1 : undef }
+      : sub { $_[0] =~ /^(\S+)\s+(\S+)\s/ && $1 !~ /^#/ ? "$1 $2" : undef };
+    my %later;
+    for my $i ($mark + 1 .. $#lines) { my $k = $key->($lines[$i]); $later{$k} = 1 if defined $k }
+    my $drop = 0;
+    for my $i (0 .. $mark - 1) {
+      my $k = $key->($lines[$i]);
+      if (defined $k) { $drop = $later{$k} ? 1 : 0 }
+      elsif ($lines[$i] !~ /^[ \t]/) { $drop = 0 }
+      $lines[$i] = "#overridden# $lines[$i]" if $drop;
+    }
+    open(my $out, ">", "$file.tmp") or die "e2e: $file.tmp: $!\n";
+    print {$out} @lines;
+    close($out) or die "e2e: $file.tmp: $!\n";
+    rename("$file.tmp", $file) or die "e2e: rename $file.tmp: $!\n";
+  ' "$2" "$1"
+}
+
 # e2e_postfix_start DIR [EXTRA_MAIN_CF_FILE] [EXTRA_MASTER_CF_FILE]: creates and
 # starts a private Postfix instance in DIR:
 #   DIR/etc/      config_directory (main.cf, master.cf, deliver-maildir)
@@ -523,16 +607,17 @@ EOF
 #   DIR/mail/<localpart>/Maildir/      delivered mail for <localpart>@$E2E_DOMAIN
 #   DIR/maillog   the mail log (postlogd)
 # smtpd listens on 127.0.0.1:$E2E_SMTP_PORT (a free port, exported; also
-# written to DIR/smtp-port).  The lines of EXTRA_MAIN_CF_FILE are appended to
-# main.cf and those of EXTRA_MASTER_CF_FILE to master.cf (a later main.cf
-# setting overrides an earlier one, so e.g. "virtual_transport = lmtp:..." or
-# "smtpd_milters = ..." there take effect).  Any instance already running in DIR
+# written to DIR/smtp-port; E2E_POSTFIX_DIR is set to DIR).  The lines of
+# EXTRA_MAIN_CF_FILE are appended to main.cf and those of EXTRA_MASTER_CF_FILE
+# to master.cf; a parameter or service defined there replaces the base one
+# (see e2e_drop_overridden), so e.g. "virtual_transport = lmtp:..." or
+# "smtpd_milters = ..." take effect.  Any instance already running in DIR
 # is stopped first and DIR's etc/spool/data/mail/maillog are recreated, so the
 # call is idempotent.  Returns when smtpd accepts connections.
 e2e_postfix_start() {
   local dir=${1:?usage: e2e_postfix_start DIR [EXTRA_MAIN_CF_FILE] [EXTRA_MASTER_CF_FILE]}
   local extra_main=${2:-} extra_master=${3:-}
-  local t0 port attempt out
+  local t0 port out _
   t0=$(e2e_now)
   [[ -z "$extra_main" || -r "$extra_main" ]] || { e2e_die "cannot read $extra_main"; return 1; }
   [[ -z "$extra_master" || -r "$extra_master" ]] || { e2e_die "cannot read $extra_master"; return 1; }
@@ -544,8 +629,8 @@ e2e_postfix_start() {
   e2e_reap_stale
   e2e_postfix_stop "$dir" 2>/dev/null || true
 
-  for attempt in 1 2 3; do
-    rm -rf "$dir/etc" "$dir/spool" "$dir/data" "$dir/mail" "$dir/maillog"
+  for _ in 1 2 3; do
+    rm -rf "${dir:?}/etc" "${dir:?}/spool" "${dir:?}/data" "${dir:?}/mail" "${dir:?}/maillog"
     mkdir -p "$dir/etc" "$dir/spool" "$dir/data" "$dir/mail"
     # data_directory must belong to mail_owner (postfix check only warns).
     chown postfix: "$dir/data"
@@ -555,14 +640,24 @@ e2e_postfix_start() {
     e2e_postfix_write_config "$dir" "$port"
     if [[ -n "$extra_main" ]]; then cat "$extra_main" >>"$dir/etc/main.cf"; echo >>"$dir/etc/main.cf"; fi
     if [[ -n "$extra_master" ]]; then cat "$extra_master" >>"$dir/etc/master.cf"; echo >>"$dir/etc/master.cf"; fi
+    e2e_drop_overridden "$dir/etc/main.cf" main
+    e2e_drop_overridden "$dir/etc/master.cf" master
     : >"$dir/maillog"
+    e2e_backdate "$dir/etc/main.cf" "$dir/etc/master.cf"
+    # A broken main.cf would silently fall back to the system's queue
+    # directory, where this library could neither see nor stop the master.
+    if [[ "$(postconf -c "$dir/etc" -h queue_directory 2>&1)" != "$dir/spool" ]]; then
+      postconf -c "$dir/etc" -n >/dev/null || true
+      e2e_die "$dir/etc/main.cf does not set queue_directory = $dir/spool (broken EXTRA_MAIN_CF_FILE?)"
+      return 1
+    fi
     # `postfix start` runs `postfix check` (creates the queue directories with
     # the right owners) and then `master -w`, which returns only once the
     # master has bound its sockets.
     if out=$(postfix -c "$dir/etc" start 2>&1); then
       e2e_register postfix "$dir"
       if e2e_wait_port "$port" 10; then
-        export E2E_SMTP_PORT=$port
+        export E2E_SMTP_PORT=$port E2E_POSTFIX_DIR=$dir
         printf '%s\n' "$port" >"$dir/smtp-port"
         e2e_log "postfix started in $dir, smtpd on 127.0.0.1:$port ($(e2e_elapsed "$t0")s)"
         return 0
@@ -579,31 +674,91 @@ e2e_postfix_start() {
   e2e_die "postfix did not start in $dir (config: $dir/etc, log: $dir/maillog)"
 }
 
-# e2e_postfix_stop DIR: stops the Postfix instance in DIR (`postfix stop`, then
-# SIGKILL to the master and its children after 10s) and waits until its master
-# is gone.  Succeeds when none was running.
+# e2e_postfix_stop DIR: stops the Postfix instance in DIR and waits until all
+# its processes are gone.  It SIGTERMs the master directly, as `postfix stop`
+# does (that script then polls in whole seconds): the master SIGTERMs its
+# process group and exits at once; children still alive after E2E_STOP_GRACE
+# seconds (default 0.3) are SIGKILLed.  Succeeds when none was running.
 e2e_postfix_stop() {
-  local dir=${1:?usage: e2e_postfix_stop DIR} pid i
+  local dir=${1:?usage: e2e_postfix_stop DIR} pid
   [[ -d "$dir" ]] || return 0
   dir=$(cd "$dir" && pwd)
   if pid=$(e2e_postfix_master_pid "$dir"); then
-    postfix -c "$dir/etc" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      pkill -KILL -P "$pid" 2>/dev/null || true
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    e2e_stop_group "$pid"
   fi
   e2e_unregister postfix "$dir"
 }
 
-# e2e_postfix_reload DIR: `postfix reload` (re-reads main.cf/master.cf after a
-# test edited them, e.g. with `postconf -c DIR/etc -e name=value`).
+# e2e_alive PID: succeeds when PID runs and is not a zombie (daemons that
+# double-fork are re-parented to PID 1, which in a container may be slow to
+# reap them, so kill -0 alone would see them alive).
+e2e_alive() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [[ "${st%% *}" != [ZX] ]]
+}
+
+# e2e_group_alive PGID: succeeds when a live (non-zombie) process of process
+# group PGID remains.
+e2e_group_alive() {
+  ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^[ZX]/ { found = 1 } END { exit !found }'
+}
+
+# e2e_stop_group PID [WAIT]: stops the daemon PID, which leads its own process
+# group (Postfix and Dovecot masters call setsid): SIGTERM to PID, up to WAIT
+# seconds (default 5) for it to exit, up to E2E_STOP_GRACE seconds (default
+# 0.3) for the rest of the group, then SIGKILL to whatever is left of it.
+e2e_stop_group() {
+  local pid=$1 wait=${2:-5} pgid i steps
+  steps=$(awk -v g="${E2E_STOP_GRACE:-0.3}" 'BEGIN { printf "%d", g * 100 }')
+  pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < wait * 100; i++)); do
+    e2e_alive "$pid" || break
+    sleep 0.01
+  done
+  if [[ "$pgid" == "$pid" ]]; then
+    for ((i = 0; i < steps; i++)); do
+      e2e_group_alive "$pgid" || return 0
+      sleep 0.01
+    done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+      e2e_group_alive "$pgid" || return 0
+      sleep 0.01
+    done
+    e2e_die "processes of group $pgid survive SIGKILL"
+    return 1
+  fi
+  e2e_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+  return 0
+}
+
+# e2e_backdate FILE...: sets the modification time of FILEs 2 seconds into the
+# past.  Postfix reads main.cf through load_file(), which re-reads a "hot"
+# file -- mtime not older than one second before the read began -- pausing
+# 0.3s each time, so every Postfix command and daemon that starts within ~2s
+# of a change to main.cf waits that long (measured: `postfix start` 2.1s
+# instead of 0.3s).  Call it after editing DIR/etc/main.cf by hand.
+e2e_backdate() {
+  touch -d "@$(($(date +%s) - 2))" "$@"
+}
+
+# e2e_postfix_reload DIR: `postfix reload` after a test edited main.cf or
+# master.cf (e.g. with e2e_postconf DIR -e name=value), then waits until the
+# master logged the reload and 0.5s more: the reload is asynchronous, and
+# daemons of the old generation may still serve a connection or two.
+# Restarting with e2e_postfix_start is the deterministic alternative.
 e2e_postfix_reload() {
-  postfix -c "${1:?usage: e2e_postfix_reload DIR}/etc" reload >/dev/null 2>&1
+  local dir=${1:?usage: e2e_postfix_reload DIR} before i
+  before=$(grep -c 'postfix/master.*: reload --' "$dir/maillog" || true)
+  postfix -c "$dir/etc" reload >/dev/null 2>&1 || { e2e_maillog_tail "$dir" 10; e2e_die "postfix reload failed"; return 1; }
+  for ((i = 0; i < 200; i++)); do
+    (($(grep -c 'postfix/master.*: reload --' "$dir/maillog" || true) > before)) && break
+    sleep 0.05
+  done
+  sleep 0.5
 }
 
 # e2e_postconf DIR [ARGS...]: runs postconf against the instance in DIR, e.g.
@@ -613,6 +768,7 @@ e2e_postconf() {
   local dir=${1:?usage: e2e_postconf DIR [ARGS...]}
   shift
   postconf -c "$dir/etc" "$@"
+  e2e_backdate "$dir/etc/main.cf" "$dir/etc/master.cf"
 }
 
 # e2e_queue_empty DIR: succeeds when the instance's queue is empty
@@ -676,9 +832,9 @@ e2e_wire_data() {
 # e2e_send FILE [RCPT...]: sends the message in FILE (.eml, LF or CRLF line
 # ends) to the Postfix instance on 127.0.0.1:$E2E_SMTP_PORT with swaks, from
 # $E2E_FROM to RCPT... (default $E2E_RCPT), the message bytes unchanged (see
-# e2e_wire_data).  Returns swaks' status (0 = accepted for all recipients);
-# the SMTP transcript goes to $E2E_SEND_LOG (default FILE's name under /tmp)
-# and is printed on failure.  Environment: E2E_SERVER (default
+# e2e_wire_data).  Returns swaks' status (0 = accepted for all recipients;
+# non-zero when the server refused or the connection failed).  The swaks
+# transcript is printed on failure, and kept in $E2E_SEND_LOG when that is set.  Environment: E2E_SERVER (default
 # 127.0.0.1:$E2E_SMTP_PORT), E2E_PROTOCOL (SMTP, ESMTP or LMTP), E2E_SOCKET
 # (a unix socket instead of E2E_SERVER), E2E_SWAKS_ARGS (extra arguments).
 e2e_send() {
@@ -693,8 +849,8 @@ e2e_send() {
     [[ -n "${E2E_SERVER:-}${E2E_SMTP_PORT:-}" ]] || { e2e_die "E2E_SMTP_PORT is not set (start Postfix first)"; return 1; }
     target=(--server "${E2E_SERVER:-127.0.0.1:$E2E_SMTP_PORT}")
   fi
-  wire=$(mktemp /tmp/trackless-e2e-wire.XXXXXX)
-  log=${E2E_SEND_LOG:-$(mktemp /tmp/trackless-e2e-swaks.XXXXXX)}
+  wire=$(e2e_mktemp)
+  log=${E2E_SEND_LOG:-$(e2e_mktemp)}
   e2e_wire_data "$file" "$wire"
   local to
   to=$(IFS=,; printf '%s' "${rcpts[*]}")
@@ -725,21 +881,29 @@ e2e_send_many() {
     esac
   done
   shift $((OPTIND - 1))
-  local faildir f n=0 running=0 failed
-  faildir=$(mktemp -d /tmp/trackless-e2e-many.XXXXXX)
+  local faildir f n=0 failed
+  mkdir -p "$E2E_RUN_TMP"
+  faildir=$(mktemp -d "$E2E_RUN_TMP/many.XXXXXX")
   local -a rcpts
   IFS=, read -r -a rcpts <<<"$rcpt"
+  # Wait only for our own senders: a bare `wait` would also wait for daemons
+  # the test started with e2e_spawn.  (wait -n -p needs bash 5.1.)
+  local -A live=()
+  local fin
   for f in "$@"; do
     n=$((n + 1))
     (e2e_send "$f" "${rcpts[@]}" 2>"$faildir/$n.err" || echo "$f" >"$faildir/$n.failed") &
-    running=$((running + 1))
-    if ((running >= jobs)); then
-      wait -n || true
-      running=$((running - 1))
-    fi
+    live[$!]=1
+    while ((${#live[@]} >= jobs)); do
+      fin=
+      wait -n -p fin "${!live[@]}" || true
+      [[ -n "$fin" ]] && unset "live[$fin]"
+    done
   done
-  wait || true
-  failed=$(cat "$faildir"/*.failed 2>/dev/null | wc -l)
+  for fin in "${!live[@]}"; do
+    wait "$fin" || true
+  done
+  failed=$(find "$faildir" -name '*.failed' | wc -l)
   if ((failed)); then
     cat "$faildir"/*.err >&2 2>/dev/null | head -n 60 >&2 || true
     rm -rf "$faildir"
@@ -747,6 +911,47 @@ e2e_send_many() {
     return 1
   fi
   rm -rf "$faildir"
+}
+
+# --- content filter ---------------------------------------------------------------
+
+# e2e_content_filter_config MAIN_OUT MASTER_OUT NEXTHOP REINJECT_PORT [smtp|lmtp]
+# writes the main.cf and master.cf lines of a Postfix after-queue content
+# filter (FILTER_README's "advanced" setup) for e2e_postfix_start:
+#   main.cf:   content_filter = e2efilter:NEXTHOP
+#   master.cf: e2efilter, a smtp(8) (or lmtp(8)) client service that hands
+#              every message to the filter at NEXTHOP -- "[127.0.0.1]:PORT"
+#              for SMTP, "inet:127.0.0.1:PORT" or "unix:/path" for LMTP
+#              (XFORWARD is offered; 8-bit is not converted to QP);
+#              127.0.0.1:REINJECT_PORT, the smtpd the filter sends the
+#              result back to, with content_filter and milters off and only
+#              127.0.0.0/8 allowed to relay.
+# Such a message is delivered with two Postfix Received headers (use RECEIVED=2
+# with e2e_strip_postfix_headers / e2e_assert_same_message).  Pointing NEXTHOP
+# at the re-injection port itself gives a filter-less loop (selftest.sh).
+e2e_content_filter_config() {
+  local main_out=$1 master_out=$2 nexthop=$3 reinject=$4 proto=${5:-smtp}
+  case "$proto" in
+    smtp | lmtp) ;;
+    *) e2e_die "e2e_content_filter_config: protocol must be smtp or lmtp, not $proto"; return 1 ;;
+  esac
+  printf 'content_filter = e2efilter:%s\n' "$nexthop" >"$main_out"
+  cat >"$master_out" <<EOF
+e2efilter unix  -       -       n       -       10      $proto
+  -o ${proto}_send_xforward_command=yes
+  -o disable_mime_output_conversion=yes
+  -o ${proto}_line_length_limit=0
+127.0.0.1:$reinject inet n  -       n       -       10      smtpd
+  -o content_filter=
+  -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters
+  -o smtpd_helo_restrictions=
+  -o smtpd_client_restrictions=
+  -o smtpd_sender_restrictions=
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject
+  -o mynetworks=127.0.0.0/8
+  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
+EOF
 }
 
 # --- checking deliveries ---------------------------------------------------------
@@ -804,38 +1009,55 @@ e2e_delivered_files() {
   e2e_maildir_files "$1/mail/$2/Maildir"
 }
 
-# e2e_find_message MAILDIR MESSAGE-ID: prints the path of the message in
-# MAILDIR whose Message-ID header contains MESSAGE-ID; fails if none or several.
+# e2e_find_message MAILDIR NEEDLE [HEADER]: prints the path of the one message
+# in MAILDIR whose HEADER header (default Message-ID; case-insensitive name,
+# first line of the field only) contains the literal text NEEDLE; fails if
+# there is none or more than one.
 e2e_find_message() {
-  local md=$1 id=$2 f found=()
+  local md=$1 needle=$2 header=${3:-Message-ID} f found=()
   while IFS= read -r f; do
-    if perl -ne 'BEGIN { $id = shift } last if /^\r?$/; if (/^Message-ID:.*\Q$id\E/i) { $m = 1; last } END { exit !$m }' "$id" "$f"; then
+    if perl -ne '
+        BEGIN { ($h, $n) = splice(@ARGV, 0, 2) }
+        last if /^\r?$/;
+        if (/^\Q$h\E:.*\Q$n\E/i) { $m = 1; last }
+        END { exit !$m }' "$header" "$needle" "$f"; then
       found+=("$f")
     fi
   done < <(e2e_maildir_files "$md")
   if ((${#found[@]} != 1)); then
-    e2e_die "${#found[@]} messages with Message-ID $id in $md"
+    e2e_die "${#found[@]} messages in $md have \"$needle\" in $header (expected 1)"
     return 1
   fi
   printf '%s\n' "${found[0]}"
 }
 
+# e2e_header_names FILE [N]: prints the names of the first N (default 6) header
+# fields of the message FILE, one a line (to check which headers come first).
+e2e_header_names() {
+  perl -ne 'BEGIN { $n = shift } last if /^\r?$/ || $c >= $n; if (/^([^\s:]+):/) { print "$1\n"; $c++ }' "${2:-6}" "$1"
+}
+
 # e2e_strip_postfix_headers FILE [RECEIVED]: prints the message FILE delivered
 # by the Postfix instance with the headers Postfix added removed, so that it
-# can be compared with what was sent.  Verified on Debian 12 (Postfix 3.7) with
-# this library's configuration, a message delivered by virtual(8) starts with,
-# in this order:
-#     Return-Path: <envelope sender>           \  prepended by virtual(8) on
-#     X-Original-To: <recipient as received>    > delivery (X-Original-To only
-#     Delivered-To: <final recipient>          /  with enable_original_recipient)
-#     Received: from HELO (... [127.0.0.1])    \  prepended by cleanup(8) for
-#             by mx.e2e.test (Postfix) with ESMTP id QUEUEID    smtpd(8): one
-#             for <rcpt>; DATE                 /  per smtpd the mail went through
-# followed by the message exactly as sent, except that line ends are LF (see
-# e2e_normalise_sent).  The function removes the first three if present (each
-# at most once, in that order) and then exactly RECEIVED (default 1) Received
-# headers with their continuation lines -- 2 for an after-queue content filter
-# that re-injects through a second smtpd.  It fails if fewer are there.
+# can be compared with what was sent.  Verified on Debian 12 (Postfix 3.7.11)
+# with this library's configuration, a delivered message starts with, in this
+# order:
+#     Return-Path: <envelope sender>         \  prepended at delivery by the
+#     X-Original-To: <recipient as received>  > delivery agent (pipe(8) flags
+#     Delivered-To: <final recipient>        /  R, O, D; virtual(8) and local(8)
+#                                               add the same three)
+#     Received: from HELO (unknown [127.0.0.1])        \  written by smtpd(8)
+#             by mx.e2e.test (Postfix) with ESMTP id QUEUEID  ahead of the data
+#             for <rcpt>; DATE                         /  it received ("for"
+#                                                only with a single recipient)
+# then the message as sent (line ends LF, see e2e_normalise_sent).  Postfix
+# adds nothing else here: no Message-ID/Date/From/To for messages lacking them
+# (local_header_rewrite_clients is empty), and no header is rewritten.  After
+# an after-queue content filter that re-injects through a second smtpd there
+# are two Received headers (the re-injecting smtpd's on top).
+# The function removes the first three if present (each at most once, in that
+# order), then exactly RECEIVED (default 1) Received headers with their
+# continuation lines, and fails if fewer are there.
 e2e_strip_postfix_headers() {
   local file=${1:?usage: e2e_strip_postfix_headers FILE [RECEIVED]} nrecv=${2:-1}
   perl -e '
@@ -855,14 +1077,23 @@ e2e_strip_postfix_headers() {
   ' "$file" "$nrecv"
 }
 
-# e2e_strip_dovecot_headers FILE: prints a message delivered by Dovecot LMTP
-# with the headers Dovecot added removed: it prepends "Return-Path:",
-# "Delivered-To:" and one "Received: from ... by ... with LMTP id ..." header
-# (lmtp_add_received_header = yes).  Only those, at the top, are removed.
+# e2e_strip_dovecot_headers FILE [POSTFIX_RECEIVED]: prints a message that
+# Dovecot's LMTP server delivered, with the headers Dovecot added removed.
+# Verified with Dovecot 2.3.19 (Debian 12), it prepends, in this order:
+#     Return-Path: <envelope sender>
+#     Delivered-To: <recipient>        (only when the LMTP transaction had a
+#                                       single recipient)
+#     Received: from LHLO-NAME ([client IP])   (no IP over a unix socket)
+#             by lmtp.e2e.test with LMTP id ...
+#             (envelope-from <sender>)
+#             for <recipient>; DATE            ("for" only with one recipient)
+# Those are removed, then POSTFIX_RECEIVED (default 0) more Received headers:
+# 1 when the message came through the Postfix instance (its smtpd's Received;
+# Postfix's lmtp client adds none).  Fails if fewer are there.
 e2e_strip_dovecot_headers() {
-  local file=${1:?usage: e2e_strip_dovecot_headers FILE}
+  local file=${1:?usage: e2e_strip_dovecot_headers FILE [POSTFIX_RECEIVED]} nrecv=${2:-0}
   perl -e '
-    my ($file) = @ARGV;
+    my ($file, $nrecv) = @ARGV;
     open(my $fh, "<:raw", $file) or die "e2e: cannot read $file: $!\n";
     local $/; my $msg = <$fh>;
     my $field = qr/[^\n]*\n(?:[ \t][^\n]*\n)*/;
@@ -871,29 +1102,55 @@ e2e_strip_dovecot_headers() {
     }
     $msg =~ s/\AReceived:$field//i
       or die "e2e: $file: no Received header added by Dovecot at the top\n";
+    for my $i (1 .. $nrecv) {
+      $msg =~ s/\AReceived:$field//i
+        or die "e2e: $file: expected $nrecv Received header(s) added by Postfix below Dovecot\x27s, found " . ($i - 1) . "\n";
+    }
     print $msg;
-  ' "$file"
+  ' "$file" "$nrecv"
 }
 
-# e2e_normalise_sent FILE: prints FILE as the delivery agents store it:
-# every CRLF becomes LF (Postfix and Dovecot store Maildir files with LF line
-# ends whatever was sent; a bare CR elsewhere in a line is kept), and a final
-# line end is added when missing.
+# e2e_normalise_sent FILE [VIA]: prints the message in FILE as a delivery
+# agent stores it after it was sent with e2e_send (all verified on Debian 12):
+#  - every CRLF becomes LF: Postfix (pipe(8) here, and virtual(8)/local(8)
+#    alike) and Dovecot write Maildir files with LF line ends, whatever was
+#    sent; a bare LF stays LF;
+#  - a final line end is added when FILE lacks one (SMTP cannot carry a
+#    partial last line; e2e_wire_data adds CRLF);
+#  - VIA=postfix (the default): a bare CR (one not followed by LF) becomes a
+#    space -- Postfix does that on receipt, via smtpd and via sendmail alike;
+#    VIA=dovecot (LMTP straight to Dovecot): bare CRs are kept.
+# Everything else (8-bit bytes, long lines, "\n" text, leading dots) is kept,
+# given smtp_line_length_limit = lmtp_line_length_limit = 0 (see main.cf).
 e2e_normalise_sent() {
-  perl -0777 -pe 's/\r\n/\n/g; $_ .= "\n" if length && !/\n\z/;' "$1"
+  local via=${2:-postfix}
+  perl -0777 -pe '
+    BEGIN { $via = shift }
+    s/\r\n/\n/g;
+    $_ .= "\n" if length && !/\n\z/;
+    tr/\r/ / if $via eq "postfix";
+  ' "$via" "$1"
 }
 
 # e2e_assert_same_message SENT DELIVERED [RECEIVED] [postfix|dovecot]: fails
-# unless DELIVERED, with the headers the delivery added removed
-# (e2e_strip_postfix_headers with RECEIVED, or e2e_strip_dovecot_headers), is
-# byte-identical to e2e_normalise_sent SENT.  Prints a diff on failure.
+# unless the delivered message file DELIVERED, less the headers the delivery
+# path added, is byte-identical to e2e_normalise_sent SENT.  Prints a diff
+# (cat -A notation) on failure.
+#   postfix (default): delivered by the Postfix instance's Maildir transport;
+#       RECEIVED (default 1) = number of Postfix Received headers (2 after an
+#       after-queue content filter that re-injects through a second smtpd).
+#   dovecot: delivered by Dovecot LMTP; RECEIVED (default 0) = number of
+#       Postfix Received headers below Dovecot's (1 when Postfix handed the
+#       message to Dovecot, or to an LMTP proxy in front of it).
 e2e_assert_same_message() {
-  local sent=$1 got=$2 nrecv=${3:-1} kind=${4:-postfix} a b rc=0
-  a=$(mktemp /tmp/trackless-e2e-cmp.XXXXXX)
-  b=$(mktemp /tmp/trackless-e2e-cmp.XXXXXX)
-  e2e_normalise_sent "$sent" >"$a"
+  local sent=$1 got=$2 kind=${4:-postfix} nrecv a b rc=0 via=postfix
+  if [[ "$kind" == dovecot ]]; then nrecv=${3:-0}; else nrecv=${3:-1}; fi
+  [[ "$kind" == dovecot && "$nrecv" == 0 ]] && via=dovecot
+  a=$(e2e_mktemp)
+  b=$(e2e_mktemp)
+  e2e_normalise_sent "$sent" "$via" >"$a"
   if [[ "$kind" == dovecot ]]; then
-    e2e_strip_dovecot_headers "$got" >"$b" || rc=$?
+    e2e_strip_dovecot_headers "$got" "$nrecv" >"$b" || rc=$?
   else
     e2e_strip_postfix_headers "$got" "$nrecv" >"$b" || rc=$?
   fi
@@ -914,7 +1171,7 @@ e2e_dovecot_master_pid() {
   local pidfile="$1/dovecot-run/master.pid" pid
   [[ -f "$pidfile" ]] || return 1
   pid=$(tr -dc 0-9 <"$pidfile")
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ -n "$pid" ]] && e2e_alive "$pid" || return 1
   [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == dovecot ]] || return 1
   printf '%s\n' "$pid"
 }
@@ -930,7 +1187,7 @@ e2e_dovecot_master_pid() {
 # Any Dovecot already running for DIR is stopped first.  Returns once both
 # listeners accept connections.
 e2e_dovecot_start() {
-  local dir=${1:?usage: e2e_dovecot_start DIR} t0 port attempt
+  local dir=${1:?usage: e2e_dovecot_start DIR} t0 port _
   t0=$(e2e_now)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -938,8 +1195,8 @@ e2e_dovecot_start() {
   e2e_check_traversable "$dir" || return 1
   e2e_reap_stale
   e2e_dovecot_stop "$dir" 2>/dev/null || true
-  for attempt in 1 2 3; do
-    rm -rf "$dir/dovecot-run" "$dir/dovecot-state" "$dir/dovecot-mail" "$dir/dovecot.log" "$dir/dovecot-lmtp"
+  for _ in 1 2 3; do
+    rm -rf "${dir:?}/dovecot-run" "${dir:?}/dovecot-state" "${dir:?}/dovecot-mail" "${dir:?}/dovecot.log" "${dir:?}/dovecot-lmtp"
     mkdir -p "$dir/dovecot-run" "$dir/dovecot-state" "$dir/dovecot-mail"
     chown "$E2E_MAIL_UID:$E2E_MAIL_GID" "$dir/dovecot-mail"
     port=$(e2e_free_port)
@@ -949,6 +1206,7 @@ e2e_dovecot_start() {
 base_dir = $dir/dovecot-run
 state_dir = $dir/dovecot-state
 instance_name = trackless-e2e
+hostname = lmtp.e2e.test
 protocols = lmtp
 listen = 127.0.0.1
 ssl = no
@@ -1001,23 +1259,17 @@ EOF
   e2e_die "dovecot did not start in $dir (config: $dir/dovecot.conf, log: $dir/dovecot.log)"
 }
 
-# e2e_dovecot_stop DIR: stops the Dovecot of DIR (SIGTERM to its master,
-# SIGKILL to it and its children after 10s) and waits until it is gone.
-# Succeeds when none was running.
+# e2e_dovecot_stop DIR: stops the Dovecot of DIR (e2e_stop_group: SIGTERM to
+# its master, which otherwise takes ~1s to exit, then SIGKILL to what is left
+# of its process group after E2E_STOP_GRACE seconds) and waits until it is
+# gone.  Succeeds when
+# none was running.
 e2e_dovecot_stop() {
-  local dir=${1:?usage: e2e_dovecot_stop DIR} pid i
+  local dir=${1:?usage: e2e_dovecot_stop DIR} pid
   [[ -d "$dir" ]] || return 0
   dir=$(cd "$dir" && pwd)
   if pid=$(e2e_dovecot_master_pid "$dir"); then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      pkill -KILL -P "$pid" 2>/dev/null || true
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    e2e_stop_group "$pid" 0
   fi
   e2e_unregister dovecot "$dir"
 }
