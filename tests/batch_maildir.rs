@@ -316,6 +316,15 @@ fn killed_mid_run_leaves_every_message_whole_and_a_rerun_completes() {
     for p in files(&root) {
         assert_eq!(std::fs::read(&p).expect("read"), rewritten[&base(&p)]);
     }
+    for folder in [root.clone(), root.join(".Newsletters")] {
+        let left = std::fs::read_dir(folder.join("tmp")).expect("tmp").count();
+        assert_eq!(
+            left,
+            0,
+            "{}: temporary files of the killed run were not cleaned",
+            folder.display()
+        );
+    }
 }
 
 #[test]

@@ -179,7 +179,9 @@ fn process(raw: &[u8], policy: &Policy, keep: Keep) -> (Option<Vec<u8>>, Record)
     (new, record)
 }
 
-fn backup_copy(backup: &Path, root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Copy an original into the backup directory (made durable by the group's flush, before the
+/// original is replaced).
+fn backup_copy(backup: &Path, root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let rel = path.strip_prefix(root).unwrap_or(path);
     let dest = backup.join(rel);
     if let Some(d) = dest.parent() {
@@ -193,15 +195,15 @@ fn backup_copy(backup: &Path, root: &Path, path: &Path, bytes: &[u8]) -> std::io
         opts.mode(0o600);
     }
     match opts.open(&dest) {
-        Ok(mut f) => {
-            f.write_all(bytes)?;
-            f.sync_all()
-        }
+        Ok(mut f) => f.write_all(bytes).map(|()| dest),
         // Already backed up by an earlier (interrupted) run: that is the original.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dest),
         Err(e) => Err(e),
     }
 }
+
+/// Messages a worker takes at a time: their replacements share one flush to disk.
+const GROUP: usize = 64;
 
 /// Run over a Maildir (and its folders).
 pub fn run_maildir(
@@ -211,6 +213,9 @@ pub fn run_maildir(
     log: Option<&LogWriter>,
     summary: &Summary,
 ) -> std::io::Result<()> {
+    if !opts.dry_run {
+        maildir::clean_stale_tmp(root);
+    }
     let files = maildir::messages(root)?;
     let total = files.len() as u64;
     let progress = Progress::new(total);
@@ -221,10 +226,14 @@ pub fn run_maildir(
                 if STOP.load(Ordering::Relaxed) {
                     return;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = files.get(i) else { return };
-                one_maildir_message(root, path, policy, opts, log, summary);
-                progress.tick(summary, total);
+                let start = next.fetch_add(GROUP, Ordering::Relaxed);
+                let Some(group) = files
+                    .get(start..(start + GROUP).min(files.len()))
+                    .filter(|g| !g.is_empty())
+                else {
+                    return;
+                };
+                maildir_group(root, group, policy, opts, log, summary, &progress, total);
             });
         }
     });
@@ -232,46 +241,90 @@ pub fn run_maildir(
     Ok(())
 }
 
-fn one_maildir_message(
+#[allow(clippy::too_many_arguments)]
+fn maildir_group(
     root: &Path,
-    path: &Path,
+    group: &[PathBuf],
     policy: &Policy,
     opts: &Options,
     log: Option<&LogWriter>,
     summary: &Summary,
+    progress: &Progress,
+    total: u64,
 ) {
-    if let Some(since) = opts.since {
-        let newer = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .is_some_and(|d| d.as_secs() as i64 >= since);
-        if !newer {
-            summary.skipped.fetch_add(1, Ordering::Relaxed);
-            return;
+    let mut pending: Vec<maildir::Pending> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    for path in group {
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(since) = opts.since {
+            let newer = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_some_and(|d| d.as_secs() as i64 >= since);
+            if !newer {
+                summary.skipped.fetch_add(1, Ordering::Relaxed);
+                progress.tick(summary, total);
+                continue;
+            }
+        }
+        let raw = match std::fs::read(path) {
+            Ok(r) => r,
+            Err(e) => {
+                summary.fail(path, e);
+                progress.tick(summary, total);
+                continue;
+            }
+        };
+        let (new, record) = process(&raw, policy, opts.keep);
+        match new {
+            Some(new) if !opts.dry_run => {
+                if let Some(b) = &opts.backup {
+                    if let Err(e) = backup_copy(b, root, path, &raw) {
+                        summary.fail(path, format!("backup failed, message left as it was: {e}"));
+                        progress.tick(summary, total);
+                        continue;
+                    }
+                }
+                pending.push(maildir::Pending {
+                    path: path.clone(),
+                    bytes: new,
+                });
+                records.push(record);
+            }
+            Some(_) => {
+                summary.add(Some(&record), true);
+                if let Some(l) = log {
+                    l.record_blocking(record);
+                }
+                progress.tick(summary, total);
+            }
+            None => {
+                summary.add(Some(&record), false);
+                if let Some(l) = log {
+                    l.record_blocking(record);
+                }
+                progress.tick(summary, total);
+            }
         }
     }
-    let raw = match std::fs::read(path) {
-        Ok(r) => r,
-        Err(e) => return summary.fail(path, e),
-    };
-    let (new, record) = process(&raw, policy, opts.keep);
-    if let Some(new) = &new {
-        if !opts.dry_run {
-            if let Some(b) = &opts.backup {
-                if let Err(e) = backup_copy(b, root, path, &raw) {
-                    return summary
-                        .fail(path, format!("backup failed, message left as it was: {e}"));
+    for ((item, result), record) in pending
+        .iter()
+        .zip(maildir::replace_many(&pending))
+        .zip(records)
+    {
+        match result {
+            Ok(_) => {
+                summary.add(Some(&record), true);
+                if let Some(l) = log {
+                    l.record_blocking(record);
                 }
             }
-            if let Err(e) = maildir::replace(path, new) {
-                return summary.fail(path, e);
-            }
+            Err(e) => summary.fail(&item.path, e),
         }
-    }
-    summary.add(Some(&record), new.is_some());
-    if let Some(l) = log {
-        l.record_blocking(record);
+        progress.tick(summary, total);
     }
 }
 
