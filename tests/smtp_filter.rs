@@ -359,3 +359,55 @@ async fn smtp_in_with_lmtp_downstream_never_loses_a_recipient() {
         "mixed LMTP results must be retried, not acknowledged: {replies:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_finishes_the_transaction_in_flight_then_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(f.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<jane@example.net>\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("2.1.5") {
+        let n = s.read(&mut buf).await.expect("read");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // Stop the filter while the transaction is open.
+    drop(f);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let msg = stuffed(&corpus("personal-plain.eml"));
+    s.write_all(b"DATA\r\n").await.expect("write");
+    s.write_all(&msg).await.expect("write");
+    let mut rest = String::new();
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("timeout")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        rest.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        rest.contains("250 2.0.0 queued as FAKE"),
+        "the transaction in flight was finished: {rest}"
+    );
+    assert!(
+        rest.trim_end()
+            .ends_with("421 4.3.2 shutting down, try again later"),
+        "{rest}"
+    );
+    assert_eq!(mta.received().len(), 1);
+}

@@ -69,10 +69,13 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, reply: &str) -> std::io::Result<
 }
 
 /// Serve one upstream connection.
+/// Serve one upstream connection. When `stop` turns true the session finishes the transaction
+/// in progress, then says 421 and closes (the MTA reconnects to the restarted filter).
 pub async fn session<S>(
     stream: S,
     shared: Arc<Shared>,
     cfg: Arc<ServerConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -92,15 +95,28 @@ where
     let mut tx = Transaction::new();
     let mut down: Option<Downstream> = None;
     let mut line = Vec::with_capacity(512);
+    let mut stopping = *stop.borrow();
     loop {
         line.clear();
-        let read = tokio::time::timeout(
-            cfg.command_timeout,
-            (&mut rd)
-                .take(MAX_LINE as u64 + 2)
-                .read_until(b'\n', &mut line),
-        )
-        .await;
+        if stopping && tx.sender.is_none() {
+            let _ = send(&mut wr, "421 4.3.2 shutting down, try again later\r\n").await;
+            break;
+        }
+        // Wait for a command; a stop request between transactions ends the session at once.
+        let read = loop {
+            let limit = (MAX_LINE + 2).saturating_sub(line.len()) as u64;
+            let mut limited = (&mut rd).take(limit);
+            tokio::select! {
+                r = tokio::time::timeout(cfg.command_timeout, limited.read_until(b'\n', &mut line)) => break r,
+                changed = stop.changed(), if !stopping => {
+                    stopping = changed.is_err() || *stop.borrow();
+                    if stopping && tx.sender.is_none() && line.is_empty() {
+                        let _ = send(&mut wr, "421 4.3.2 shutting down, try again later\r\n").await;
+                        return Ok(());
+                    }
+                }
+            }
+        };
         let n = match read {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(e),
@@ -427,6 +443,7 @@ pub async fn serve(
     let mut listener = listener;
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -441,12 +458,12 @@ pub async fn serve(
                 continue;
             }
         };
-        let (shared, cfg) = (shared.clone(), cfg.clone());
+        let (shared, cfg, stop) = (shared.clone(), cfg.clone(), stop_rx.clone());
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 tasks.spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = session(stream, shared, cfg).await {
+                    if let Err(e) = session(stream, shared, cfg, stop).await {
                         tracing::debug!(error = %e, "session ended");
                     }
                 });
@@ -464,7 +481,8 @@ pub async fn serve(
         }
         while tasks.try_join_next().is_some() {}
     }
-    // Finish the sessions in flight (each ends at QUIT, EOF or a timeout).
+    // Finish the transactions in flight; idle sessions are closed with 421.
+    let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
