@@ -26,7 +26,7 @@ async fn start(proto: Proto, downstream: &str, max_size: usize, timeout: Duratio
     std.set_nonblocking(true).expect("nb");
     let addr = std.local_addr().expect("addr");
     let listener =
-        indymilter::EitherListener::Tcp(tokio::net::TcpListener::from_std(std).expect("tokio"));
+        indymilter::EitherListener::Tcp(trackless::serve::listen::NoDelay(tokio::net::TcpListener::from_std(std).expect("tokio")));
     let shared = Arc::new(Shared::new(
         Policy::default(),
         2,

@@ -161,12 +161,15 @@ impl Downstream {
         timeout: Duration,
     ) -> Result<Downstream, Reply> {
         let stream: Box<dyn Io> = match &target.addr {
-            Addr::Tcp(a) => Box::new(
-                tokio::time::timeout(timeout, tokio::net::TcpStream::connect(a.as_str()))
+            Addr::Tcp(a) => {
+                let s = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(a.as_str()))
                     .await
                     .map_err(|_| Reply::tempfail("connection timed out"))?
-                    .map_err(io_fail)?,
-            ),
+                    .map_err(io_fail)?;
+                // Commands and the final ".": small writes that must not wait for ACKs.
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
             Addr::Unix(p) => Box::new(
                 tokio::time::timeout(timeout, tokio::net::UnixStream::connect(p))
                     .await

@@ -54,7 +54,22 @@ impl std::str::FromStr for ListenAddr {
 }
 
 /// A TCP or unix listener.
-pub type Listener = indymilter::EitherListener<tokio::net::TcpListener, tokio::net::UnixListener>;
+pub type Listener = indymilter::EitherListener<NoDelay, tokio::net::UnixListener>;
+
+/// A TCP listener whose connections have Nagle's algorithm off: milter and SMTP are
+/// request/response protocols of small writes, where Nagle and delayed ACKs add ~40 ms stalls.
+pub struct NoDelay(pub tokio::net::TcpListener);
+
+impl indymilter::Listener for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn poll_accept(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<Self::Io>> {
+        self.0.poll_accept(cx).map_ok(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        })
+    }
+}
 
 /// Bind a TCP or unix listener. A unix socket gets `mode` (e.g. 0o660 so the MTA's group can
 /// connect); a stale socket left by a crashed instance is removed, a live one is an error.
@@ -64,7 +79,7 @@ pub fn bind(addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
             let std = std::net::TcpListener::bind(a)?;
             std.set_nonblocking(true)?;
             Ok(indymilter::EitherListener::Tcp(
-                tokio::net::TcpListener::from_std(std)?,
+                NoDelay(tokio::net::TcpListener::from_std(std)?),
             ))
         }
         ListenAddr::Unix(path) => Ok(indymilter::EitherListener::Unix(bind_unix(path, mode)?)),
