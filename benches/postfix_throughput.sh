@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Postfix throughput with trackless vs without, on this machine, with real corpus messages.
 #   benches/postfix_throughput.sh [N] [CONCURRENCY] [MODES...]    (run as root)
-# MODES: milter smtp lmtp (default: milter smtp). For each mode: messages/s from the first
+# MODES: milter (unix socket) milter-inet smtp lmtp (default: milter smtp). For each mode: messages/s from the first
 # SMTP connection to the last delivery into the Maildir, the ratio to plain Postfix, and the
 # added per-message latency (median and p99 of Postfix's "delays=a" - time until the message
 # was queued, which includes the milter - or of the whole delivery for content filters).
@@ -34,6 +34,12 @@ run() {
   case "$mode" in
     none) ;;
     milter)
+      # A unix socket, as in production (packaging/postfix/main.cf.milter).
+      e2e_spawn "$dir/trackless.log" "$T" --no-log milter --listen "unix:$dir/milter.sock" --socket-mode 0666
+      e2e_wait_socket "$dir/milter.sock"
+      printf 'smtpd_milters = unix:%s/milter.sock\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$dir" >"$extra_main"
+      ;;
+    milter-inet)
       port=$(e2e_free_port)
       e2e_spawn "$dir/trackless.log" "$T" --no-log milter --listen "inet:127.0.0.1:$port"
       e2e_wait_port "$port"

@@ -25,8 +25,9 @@ async fn start(proto: Proto, downstream: &str, max_size: usize, timeout: Duratio
     let std = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     std.set_nonblocking(true).expect("nb");
     let addr = std.local_addr().expect("addr");
-    let listener =
-        indymilter::EitherListener::Tcp(trackless::serve::listen::NoDelay(tokio::net::TcpListener::from_std(std).expect("tokio")));
+    let listener = indymilter::EitherListener::Tcp(trackless::serve::listen::NoDelay(
+        tokio::net::TcpListener::from_std(std).expect("tokio"),
+    ));
     let shared = Arc::new(Shared::new(
         Policy::default(),
         2,
