@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod cli;
+pub mod config;
 pub mod core;
 pub mod esp;
 pub mod html;

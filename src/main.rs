@@ -11,6 +11,10 @@ use std::process::ExitCode;
     about = "Neutralise email trackers: pixels, redirect links, remote fonts"
 )]
 struct Cli {
+    /// Configuration file [default: ~/.config/trackless/trackless.toml, else
+    /// /etc/trackless/trackless.toml, if they exist]. Flags override it.
+    #[arg(long, value_name = "FILE", global = true, env = "TRACKLESS_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     policy: trackless::cli::PolicyArgs,
     #[command(flatten)]
@@ -44,6 +48,8 @@ enum Command {
     Pipe(trackless::cli::pipe::PipeArgs),
     /// Rewrite mail already delivered: Maildirs (with Maildir++ folders) and mbox files.
     Batch(trackless::cli::batch::BatchArgs),
+    /// Check the configuration file and print the effective settings.
+    CheckConfig,
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -53,10 +59,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let policy = match trackless::cli::policy(&cli.policy) {
+    let loaded = trackless::cli::Settings::load(cli.config.as_deref(), cli.policy, cli.log)
+        .and_then(|settings| Ok((settings.policy()?, settings)));
+    let (policy, settings) = match loaded {
         Ok(p) => p,
         Err(e) if matches!(cli.command, Command::Filter) => {
-            // A filter must not lose mail over a broken rules file.
+            // A filter must not lose mail over a broken configuration or rules file.
             let status = trackless::cli::filter::pass_through(
                 &mut std::io::stdin().lock(),
                 &mut std::io::stdout().lock(),
@@ -70,6 +78,10 @@ fn main() -> ExitCode {
             eprintln!("trackless pipe: {e}");
             return ExitCode::from(trackless::cli::pipe::EX_TEMPFAIL as u8);
         }
+        Err(e) if matches!(cli.command, Command::CheckConfig) => {
+            eprintln!("trackless check-config: {e}");
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("trackless: {e}");
             return ExitCode::from(2);
@@ -78,14 +90,14 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Filter => trackless::cli::filter::run(
             &policy,
-            &cli.log.config(false),
+            &settings.log(false, false),
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
         Command::Inspect { json, files } => trackless::cli::inspect::run(
             &policy,
-            &cli.log.config(true),
+            &settings.log(false, true),
             &files,
             json,
             &mut std::io::stdout().lock(),
@@ -93,40 +105,51 @@ fn main() -> ExitCode {
         ),
         Command::Report(args) => trackless::cli::report::run(
             &args,
-            &cli.log.path(),
+            &settings.log_path(false),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
-        Command::Milter(args) => trackless::cli::daemon::milter(&args, &cli.policy, &cli.log),
+        Command::Milter(args) => trackless::cli::daemon::milter(&args, &settings),
         Command::Smtp(args) => trackless::cli::daemon::content_filter(
             trackless::serve::smtp::Proto::Smtp,
             &args,
-            &cli.policy,
-            &cli.log,
+            &settings,
         ),
         Command::Lmtp(args) => trackless::cli::daemon::content_filter(
             trackless::serve::smtp::Proto::Lmtp,
             &args,
-            &cli.policy,
-            &cli.log,
+            &settings,
         ),
-        Command::Pipe(args) => trackless::cli::pipe::run(
-            &args,
-            &policy,
-            &cli.log.config(false),
-            &mut std::io::stdin().lock(),
-            &mut std::io::stderr(),
-        ),
+        Command::Pipe(args) => {
+            let sendmail = args
+                .sendmail
+                .clone()
+                .or(settings.config.pipe.sendmail.clone())
+                .unwrap_or_else(|| "/usr/sbin/sendmail".into());
+            trackless::cli::pipe::run(
+                &args,
+                &sendmail,
+                &policy,
+                &settings.log(false, false),
+                &mut std::io::stdin().lock(),
+                &mut std::io::stderr(),
+            )
+        }
         Command::Batch(args) => trackless::cli::batch::run(
             &args,
             &policy,
-            &cli.log,
+            &settings,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::CheckConfig => trackless::cli::check::run(
+            &settings,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
         Command::Log { cmd } => trackless::cli::report::prune(
             &cmd,
-            &cli.log.path(),
+            &settings.log_path(false),
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),

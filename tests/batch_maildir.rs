@@ -84,6 +84,7 @@ fn base(path: &Path) -> String {
 
 fn batch(args: &[&str], root: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .arg("--no-log")
         .arg("batch")
         .args(args)
@@ -268,6 +269,7 @@ fn killed_mid_run_leaves_every_message_whole_and_a_rerun_completes() {
         .map(|(k, v)| (k.clone(), neutralise(v, &policy).bytes.into_owned()))
         .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .args(["--no-log", "batch", "--jobs", "2"])
         .arg(&root)
         .stdout(std::process::Stdio::null())

@@ -46,6 +46,7 @@ fn build(messages: &[Vec<u8>], flavor: Flavor) -> Vec<u8> {
 
 fn batch(path: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .args(["--no-log", "batch", "--jobs", "2"])
         .arg(path)
         .output()

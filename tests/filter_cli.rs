@@ -7,7 +7,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn trackless() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trackless"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
+    c.env("TRACKLESS_CONFIG", "/dev/null");
+    c
 }
 
 fn run_filter(args: &[&str], input: &[u8]) -> std::process::Output {

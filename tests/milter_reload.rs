@@ -48,7 +48,8 @@ async fn sighup_reloads_rules_sigterm_stops_cleanly() {
     )
     .expect("rules");
     let sock = dir.join("milter.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .args(["--no-log", "--rules"])
         .arg(&rules)
         .args(["milter", "--listen"])

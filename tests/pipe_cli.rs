@@ -31,6 +31,7 @@ fn fake_sendmail(dir: &Path, code: i32) -> PathBuf {
 
 fn run_pipe(dir: &Path, sendmail: &Path, input: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .env("XDG_STATE_HOME", dir)
         .args(["pipe", "-f", "bounce@esp.example", "--sendmail"])
         .arg(sendmail)
@@ -97,6 +98,7 @@ fn failure_to_hand_on_is_a_temporary_failure() {
     let rules = dir.join("bad.toml");
     std::fs::write(&rules, "[[open]]\nid='x'\npath='/('\n").expect("rules");
     let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
         .args(["--rules"])
         .arg(&rules)
         .args(["pipe", "-f", "a@b.example", "--", "c@d.example"])

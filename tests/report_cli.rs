@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn trackless() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trackless"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
+    c.env("TRACKLESS_CONFIG", "/dev/null");
+    c
 }
 
 fn corpus() -> Vec<PathBuf> {

@@ -1,6 +1,6 @@
 //! `trackless batch PATH…`: Maildirs and mbox files already on disk.
 
-use super::LogArgs;
+use super::Settings;
 use crate::batch::{self, Options, Summary};
 use crate::core::policy::Policy;
 use crate::log::{LogWriter, WriterConfig};
@@ -15,13 +15,13 @@ pub struct BatchArgs {
     /// Report what would change; touch nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Keep the originals of rewritten messages (and mailboxes) in DIR.
+    /// Keep the originals of rewritten messages (and mailboxes) in DIR [default: [batch] backup]
     #[arg(long, value_name = "DIR")]
     pub backup: Option<PathBuf>,
     /// Only messages newer than this: a duration (7d) or a date (2026-11-01).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
-    /// Messages processed at the same time (default: the number of CPUs).
+    /// Messages processed at the same time [default: [batch] jobs, or the number of CPUs]
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 }
@@ -30,7 +30,7 @@ pub struct BatchArgs {
 pub fn run(
     args: &BatchArgs,
     policy: &Policy,
-    log_args: &LogArgs,
+    settings: &Settings,
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> i32 {
@@ -64,13 +64,15 @@ pub fn run(
             return 2;
         }
     }
-    let log_cfg = log_args.config(false);
+    let log_cfg = settings.log(false, false);
+    let cfg = &settings.config.batch;
     let opts = Options {
         dry_run: args.dry_run,
-        backup: args.backup.clone(),
+        backup: args.backup.clone().or(cfg.backup.clone()),
         since,
         jobs: args
             .jobs
+            .or(cfg.jobs.map(|n| n.get()))
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         keep: log_cfg.keep,
     };

@@ -1,78 +1,142 @@
 //! `trackless milter` (and later the SMTP/LMTP content filters): set up logging, the shared
 //! state, the listener, and run until SIGTERM.
 
-use super::{LogArgs, PolicyArgs};
+use super::Settings;
+use crate::config::values::parse_duration;
+use crate::config::{Config, DaemonSection, FilterSection, LogSection};
 use crate::log::{LogWriter, WriterConfig};
+use crate::serve::forward::Target;
 use crate::serve::listen::{self, ListenAddr};
+use crate::serve::smtp::Proto;
 use crate::serve::{Overload, Shared};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Options every daemon shares.
-#[derive(Debug, Clone, clap::Args)]
+/// Options every daemon shares. Each falls back to the daemon's section of the config file
+/// (`[milter]`, `[smtp]`, `[lmtp]`), then to the default shown.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct DaemonArgs {
     /// Where to listen: unix:/path or inet:127.0.0.1:port (loopback by default).
     #[arg(long, value_name = "ADDR")]
-    pub listen: ListenAddr,
-    /// Mode of a unix socket (the MTA's group must be able to connect).
-    #[arg(long, value_name = "OCTAL", default_value = "0660", value_parser = listen::parse_mode)]
-    pub socket_mode: u32,
-    /// Messages rewritten at the same time (default: the number of CPUs).
+    pub listen: Option<ListenAddr>,
+    /// Mode of a unix socket (the MTA's group must be able to connect) [default: 0660]
+    #[arg(long, value_name = "OCTAL", value_parser = listen::parse_mode)]
+    pub socket_mode: Option<u32>,
+    /// Messages rewritten at the same time [default: the number of CPUs]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Simultaneous MTA connections.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_connections: usize,
-    /// How long a message may wait for a free worker (e.g. 10s) before --on-overload applies.
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub queue_wait: String,
-    /// When every worker is busy: pass the message on unchanged, or answer a temporary failure.
-    #[arg(long, value_enum, default_value = "accept")]
-    pub on_overload: Overload,
+    /// Simultaneous MTA connections [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a message may wait for a free worker before --on-overload applies [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub queue_wait: Option<String>,
+    /// When every worker is busy: pass the message on unchanged, or answer a temporary
+    /// failure [default: accept]
+    #[arg(long, value_enum)]
+    pub on_overload: Option<Overload>,
     /// Delete log entries older than this (e.g. 180d), checked at start and daily.
     #[arg(long, value_name = "DURATION")]
     pub retention: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9567) [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// A daemon's effective settings: flags, then config file, then defaults.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub listen: ListenAddr,
+    pub socket_mode: u32,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub queue_wait: Duration,
+    pub on_overload: Overload,
+    pub retention: Option<Duration>,
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+    parse_duration(value).map_err(|e| format!("--{flag}: {e}"))
+}
+
+impl DaemonSettings {
+    /// `name` is the config section (`milter`, `smtp`, `lmtp`), for messages.
+    pub fn resolve(
+        name: &str,
+        args: &DaemonArgs,
+        section: &DaemonSection,
+        log: &LogSection,
+    ) -> Result<DaemonSettings, String> {
+        let listen = args
+            .listen
+            .clone()
+            .or_else(|| section.listen.as_ref().map(|l| l.0.clone()))
+            .ok_or(format!(
+                "no listening address: give --listen or set listen in [{name}] of the config file"
+            ))?;
+        let retention = match &args.retention {
+            Some(r) => Some(duration("retention", r)?),
+            None => log.retention.map(|d| d.0),
+        };
+        let queue_wait = match &args.queue_wait {
+            Some(q) => duration("queue-wait", q)?,
+            None => section.queue_wait.map_or(Duration::from_secs(10), |d| d.0),
+        };
+        Ok(DaemonSettings {
+            listen,
+            socket_mode: args
+                .socket_mode
+                .or(section.socket_mode.map(|m| m.0))
+                .unwrap_or(0o660),
+            workers: args
+                .workers
+                .or(section.workers.map(|n| n.get()))
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+            max_connections: args
+                .max_connections
+                .or(section.max_connections.map(|n| n.get()))
+                .unwrap_or(100)
+                .max(1),
+            queue_wait,
+            on_overload: args.on_overload.or(section.on_overload).unwrap_or_default(),
+            retention,
+            metrics: args.metrics.or(section.metrics.as_ref().map(|m| m.0)),
+        })
+    }
 }
 
 /// Build what every daemon needs: the shared state (policy, workers, log writer).
-pub fn shared(
-    args: &DaemonArgs,
-    policy_args: &PolicyArgs,
-    log_args: &LogArgs,
-) -> Result<Arc<Shared>, String> {
-    let policy = super::policy(policy_args)?;
-    let retention = args
-        .retention
-        .as_deref()
-        .map(|r| {
-            crate::log::time::parse_duration(r)
-                .ok_or(format!("--retention {r:?}: use a duration like 180d"))
-        })
-        .transpose()?
-        .map(|s| Duration::from_secs(s as u64));
-    let log = (!log_args.no_log).then(|| {
-        let path = log_args
-            .log
-            .clone()
-            .unwrap_or_else(|| crate::log::store::default_path(true));
+pub fn shared(d: &DaemonSettings, settings: &Settings) -> Result<Arc<Shared>, String> {
+    let policy = settings.policy()?;
+    let log_cfg = settings.log(true, false);
+    let log = log_cfg.path.clone().map(|path| {
         LogWriter::spawn(WriterConfig {
             path,
-            capacity: 10_000,
-            retention,
+            capacity: settings.config.log.queue.map_or(10_000, |q| q.get()),
+            retention: d.retention,
         })
     });
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let reload_args = policy_args.clone();
-    let reloader: crate::serve::Reloader = Box::new(move || super::policy(&reload_args));
-    let keep = log_args.config(false).keep;
-    let queue_wait = crate::log::time::parse_duration(&args.queue_wait).ok_or(format!(
-        "--queue-wait {:?}: use a duration like 10s",
-        args.queue_wait
-    ))?;
-    let mut shared = Shared::new(policy, workers, args.on_overload, log, keep, Some(reloader));
-    shared.queue_wait = Duration::from_secs(queue_wait as u64);
+    // SIGHUP re-reads the config file (policy, allow-list, limits, rules) and the rules files.
+    let source = settings.config.source.clone();
+    let policy_args = settings.policy_args.clone();
+    let reloader: crate::serve::Reloader = Box::new(move || {
+        let cfg = match &source {
+            Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        super::policy(&cfg, &policy_args)
+    });
+    let mut shared = Shared::new(
+        policy,
+        d.workers,
+        d.on_overload,
+        log,
+        log_cfg.keep,
+        Some(reloader),
+    );
+    shared.queue_wait = d.queue_wait;
     Ok(Arc::new(shared))
 }
 
@@ -94,9 +158,16 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// `trackless milter`: returns the exit status.
-pub fn milter(args: &DaemonArgs, policy_args: &PolicyArgs, log_args: &LogArgs) -> i32 {
+pub fn milter(args: &DaemonArgs, settings: &Settings) -> i32 {
     init_tracing();
-    let shared = match shared(args, policy_args, log_args) {
+    let setup = DaemonSettings::resolve(
+        "milter",
+        args,
+        &settings.config.milter,
+        &settings.config.log,
+    )
+    .and_then(|d| Ok((shared(&d, settings)?, d)));
+    let (shared, d) = match setup {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
@@ -111,12 +182,12 @@ pub fn milter(args: &DaemonArgs, policy_args: &PolicyArgs, log_args: &LogArgs) -
         }
     };
     let result = rt.block_on(async {
-        let listener = listen::bind(&args.listen, args.socket_mode)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", args.listen)))?;
-        tracing::info!(listen = %args.listen, "trackless milter ready");
-        crate::serve::milter::run(listener, shared.clone(), args.max_connections).await
+        let listener = listen::bind(&d.listen, d.socket_mode)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
+        tracing::info!(listen = %d.listen, "trackless milter ready");
+        crate::serve::milter::run(listener, shared.clone(), d.max_connections).await
     });
-    if let ListenAddr::Unix(p) = &args.listen {
+    if let ListenAddr::Unix(p) = &d.listen {
         let _ = std::fs::remove_file(p);
     }
     // Flush the tracking log before exiting.
@@ -136,29 +207,91 @@ pub fn milter(args: &DaemonArgs, policy_args: &PolicyArgs, log_args: &LogArgs) -
     }
 }
 
-/// Options of the SMTP/LMTP content filter.
-#[derive(Debug, Clone, clap::Args)]
+/// Options of the SMTP/LMTP content filter; each falls back to `[smtp]`/`[lmtp]` of the config
+/// file, then to the default shown.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct FilterArgs {
     #[command(flatten)]
     pub daemon: DaemonArgs,
     /// Where filtered mail goes: smtp://127.0.0.1:10026, lmtp://host:port, lmtp:unix:/path.
     #[arg(long, value_name = "TARGET")]
-    pub forward: crate::serve::forward::Target,
-    /// Name used in the greeting and EHLO/LHLO (default: the host name).
+    pub forward: Option<Target>,
+    /// Name used in the greeting and EHLO/LHLO [default: the host name]
     #[arg(long)]
     pub hostname: Option<String>,
     /// Largest message accepted, in bytes (advertised as SIZE). Messages over the rewrite limit
-    /// but under this one are handed on unchanged.
-    #[arg(long, default_value_t = 100 << 20)]
-    pub max_size: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub max_recipients: usize,
-    /// Idle time allowed between commands (and per read in DATA), e.g. 300s.
-    #[arg(long, value_name = "DURATION", default_value = "300s")]
-    pub timeout: String,
-    /// Time allowed for each step with the downstream server, e.g. 60s.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub downstream_timeout: String,
+    /// but under this one are handed on unchanged [default: 100M]
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::values::parse_size)]
+    pub max_size: Option<usize>,
+    /// Recipients accepted per transaction [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_recipients: Option<usize>,
+    /// Idle time allowed between commands (and per read in DATA) [default: 300s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Time allowed for each step with the downstream server [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub downstream_timeout: Option<String>,
+}
+
+/// A content filter's effective settings.
+#[derive(Debug, Clone)]
+pub struct FilterSettings {
+    pub daemon: DaemonSettings,
+    pub server: crate::serve::smtp::ServerConfig,
+}
+
+impl FilterSettings {
+    pub fn resolve(
+        proto: Proto,
+        args: &FilterArgs,
+        cfg: &Config,
+    ) -> Result<FilterSettings, String> {
+        let (name, section): (&str, &FilterSection) = match proto {
+            Proto::Smtp => ("smtp", &cfg.smtp),
+            Proto::Lmtp => ("lmtp", &cfg.lmtp),
+        };
+        let daemon = DaemonSettings::resolve(name, &args.daemon, &section.daemon(), &cfg.log)?;
+        let forward = args
+            .forward
+            .clone()
+            .or_else(|| section.forward.as_ref().map(|f| f.0.clone()))
+            .ok_or(format!(
+                "no downstream: give --forward or set forward in [{name}] of the config file"
+            ))?;
+        let timeout = match &args.timeout {
+            Some(t) => duration("timeout", t)?,
+            None => section.timeout.map_or(Duration::from_secs(300), |d| d.0),
+        };
+        let downstream_timeout = match &args.downstream_timeout {
+            Some(t) => duration("downstream-timeout", t)?,
+            None => section
+                .downstream_timeout
+                .map_or(Duration::from_secs(60), |d| d.0),
+        };
+        let server = crate::serve::smtp::ServerConfig {
+            proto,
+            hostname: args
+                .hostname
+                .clone()
+                .or(section.hostname.clone())
+                .unwrap_or_else(hostname),
+            max_size: args
+                .max_size
+                .or(section.max_size.map(|s| s.0))
+                .unwrap_or(100 << 20),
+            max_recipients: args
+                .max_recipients
+                .or(section.max_recipients.map(|n| n.get()))
+                .unwrap_or(1000)
+                .max(1),
+            command_timeout: timeout,
+            data_timeout: timeout,
+            downstream_timeout,
+            forward,
+        };
+        Ok(FilterSettings { daemon, server })
+    }
 }
 
 fn hostname() -> String {
@@ -171,34 +304,11 @@ fn hostname() -> String {
 }
 
 /// `trackless smtp` / `trackless lmtp`: returns the exit status.
-pub fn content_filter(
-    proto: crate::serve::smtp::Proto,
-    args: &FilterArgs,
-    policy_args: &PolicyArgs,
-    log_args: &LogArgs,
-) -> i32 {
+pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings) -> i32 {
     init_tracing();
-    let dur = |s: &str, what: &str| {
-        crate::log::time::parse_duration(s)
-            .map(|s| Duration::from_secs(s as u64))
-            .ok_or(format!("--{what} {s:?}: use a duration like 300s"))
-    };
-    let setup = (|| {
-        let shared = shared(&args.daemon, policy_args, log_args)?;
-        let timeout = dur(&args.timeout, "timeout")?;
-        let cfg = crate::serve::smtp::ServerConfig {
-            proto,
-            hostname: args.hostname.clone().unwrap_or_else(hostname),
-            max_size: args.max_size,
-            max_recipients: args.max_recipients,
-            command_timeout: timeout,
-            data_timeout: timeout,
-            downstream_timeout: dur(&args.downstream_timeout, "downstream-timeout")?,
-            forward: args.forward.clone(),
-        };
-        Ok::<_, String>((shared, Arc::new(cfg)))
-    })();
-    let (shared, cfg) = match setup {
+    let setup = FilterSettings::resolve(proto, args, &settings.config)
+        .and_then(|f| Ok((shared(&f.daemon, settings)?, f)));
+    let (shared, f) = match setup {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
@@ -212,15 +322,16 @@ pub fn content_filter(
             return 1;
         }
     };
-    let listen = args.daemon.listen.clone();
+    let d = f.daemon;
+    let cfg = Arc::new(f.server);
     let result = rt.block_on(async {
-        let listener = listen::bind(&listen, args.daemon.socket_mode)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{listen}: {e}")))?;
-        tracing::info!(listen = %listen, forward = %cfg.forward, "trackless {} filter ready", if proto == crate::serve::smtp::Proto::Smtp { "SMTP" } else { "LMTP" });
+        let listener = listen::bind(&d.listen, d.socket_mode)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
+        tracing::info!(listen = %d.listen, forward = %cfg.forward, "trackless {} filter ready", if proto == Proto::Smtp { "SMTP" } else { "LMTP" });
         let shutdown = crate::serve::signals(shared.clone());
-        crate::serve::smtp::serve(listener, shared.clone(), cfg, args.daemon.max_connections, shutdown).await
+        crate::serve::smtp::serve(listener, shared.clone(), cfg, d.max_connections, shutdown).await
     });
-    if let ListenAddr::Unix(p) = &listen {
+    if let ListenAddr::Unix(p) = &d.listen {
         let _ = std::fs::remove_file(p);
     }
     drop(rt);

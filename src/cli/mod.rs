@@ -1,15 +1,19 @@
 //! Command-line adapters around the core. `main.rs` only parses arguments and calls these.
 
 pub mod batch;
+pub mod check;
 pub mod daemon;
 pub mod filter;
 pub mod inspect;
 pub mod pipe;
 pub mod report;
 
-use crate::core::policy::{OpaqueLinks, Policy};
+use crate::config::Config;
+use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
+use crate::links::params::ParamRules;
+use crate::log::{Keep, LogConfig};
 use crate::rules::Rules;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options every mode shares (global command-line flags).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -20,8 +24,9 @@ pub struct PolicyArgs {
     pub rules: Vec<PathBuf>,
     /// What to do with click trackers that cannot be unwrapped offline: keep them as they are,
     /// or mark them with a visible " [tracked]" and a title.
-    #[arg(long, value_name = "keep|mark", default_value = "keep", global = true)]
-    pub opaque_links: OpaqueLinksArg,
+    /// [default: keep, or the config file's policy.opaque_links]
+    #[arg(long, value_name = "keep|mark", global = true)]
+    pub opaque_links: Option<OpaqueLinksArg>,
     /// Leave links alone (only pixels and fonts are removed).
     #[arg(long, global = true)]
     pub no_links: bool,
@@ -56,29 +61,6 @@ pub struct LogArgs {
     pub keep_headers: bool,
 }
 
-impl LogArgs {
-    /// The log path to read or write.
-    pub fn path(&self) -> PathBuf {
-        self.log
-            .clone()
-            .unwrap_or_else(|| crate::log::store::default_path(false))
-    }
-
-    /// Logging as a one-shot command does it: on by default unless `--no-log`; with
-    /// `explicit_only`, only when `--log` was given (inspect).
-    pub fn config(&self, explicit_only: bool) -> crate::log::LogConfig {
-        let on = !self.no_log && (!explicit_only || self.log.is_some());
-        crate::log::LogConfig {
-            path: on.then(|| self.path()),
-            keep: crate::log::Keep {
-                subject: self.log_subject,
-                recipients: self.log_recipients,
-                headers: self.keep_headers,
-            },
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OpaqueLinksArg {
     #[default]
@@ -86,21 +68,121 @@ pub enum OpaqueLinksArg {
     Mark,
 }
 
-/// Build the policy from command-line options.
-pub fn policy(args: &PolicyArgs) -> Result<Policy, String> {
-    let mut policy = if args.rules.is_empty() {
+/// The configuration file and the global flags that override it.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub config: Config,
+    pub policy_args: PolicyArgs,
+    pub log_args: LogArgs,
+}
+
+impl Settings {
+    /// Read the configuration file: `path` (from `--config`), else the default one if it
+    /// exists, else built-in defaults.
+    pub fn load(
+        path: Option<&Path>,
+        policy_args: PolicyArgs,
+        log_args: LogArgs,
+    ) -> Result<Settings, String> {
+        let config = match path.map(Path::to_path_buf).or_else(Config::default_path) {
+            Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        Ok(Settings {
+            config,
+            policy_args,
+            log_args,
+        })
+    }
+
+    /// The policy: config file, then flags (rules files add up; other flags win).
+    pub fn policy(&self) -> Result<Policy, String> {
+        policy(&self.config, &self.policy_args)
+    }
+
+    /// Where the log is and what it keeps. `daemon` picks the system default path;
+    /// `explicit_only` (inspect) logs only when `--log` was given.
+    pub fn log(&self, daemon: bool, explicit_only: bool) -> LogConfig {
+        let (a, c) = (&self.log_args, &self.config.log);
+        let on = !a.no_log
+            && if explicit_only {
+                a.log.is_some()
+            } else {
+                a.log.is_some() || c.enabled != Some(false)
+            };
+        LogConfig {
+            path: on.then(|| self.log_path(daemon)),
+            keep: Keep {
+                subject: a.log_subject || c.subject == Some(true),
+                recipients: a.log_recipients || c.recipients == Some(true),
+                headers: a.keep_headers || c.headers == Some(true),
+            },
+        }
+    }
+
+    /// The log to read (report) or write.
+    pub fn log_path(&self, daemon: bool) -> PathBuf {
+        self.log_args
+            .log
+            .clone()
+            .or_else(|| self.config.log.path.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| crate::log::store::default_path(daemon))
+    }
+}
+
+/// Build the policy from the configuration file and command-line options.
+pub fn policy(cfg: &Config, args: &PolicyArgs) -> Result<Policy, String> {
+    let p = &cfg.policy;
+    for f in &p.rules {
+        if let Err(e) = std::fs::File::open(f) {
+            return Err(format!("{}: {}: {e}", cfg.at("policy.rules"), f.display()));
+        }
+    }
+    let files: Vec<&PathBuf> = p.rules.iter().chain(&args.rules).collect();
+    let extra = ParamRules {
+        names: p.tracking_params.clone(),
+        prefixes: p.tracking_param_prefixes.clone(),
+    };
+    let mut policy = if files.is_empty() && extra == ParamRules::default() {
         Policy::default()
     } else {
-        Rules::load(&args.rules)
-            .map(Policy::with_rules)
-            .map_err(|e| e.to_string())?
+        let mut rules = Rules::load(&files).map_err(|e| e.to_string())?;
+        rules.params.merge(extra);
+        Policy::with_rules(rules)
     };
     policy.opaque_links = match args.opaque_links {
-        OpaqueLinksArg::Keep => OpaqueLinks::Keep,
-        OpaqueLinksArg::Mark => OpaqueLinks::Mark,
+        Some(OpaqueLinksArg::Keep) => OpaqueLinks::Keep,
+        Some(OpaqueLinksArg::Mark) => OpaqueLinks::Mark,
+        None => p.opaque_links.unwrap_or_default(),
     };
-    policy.links = !args.no_links;
-    policy.trust.authserv_ids = args.authserv_ids.clone();
-    policy.trust.own_hosts = args.own_hosts.clone();
+    policy.links = !args.no_links && p.links != Some(false);
+    policy.trust.authserv_ids = if args.authserv_ids.is_empty() {
+        p.authserv_ids.clone()
+    } else {
+        args.authserv_ids.clone()
+    };
+    policy.trust.own_hosts = if args.own_hosts.is_empty() {
+        p.own_hosts.clone()
+    } else {
+        args.own_hosts.clone()
+    };
+    let h = Heuristics::default();
+    policy.heuristics = Heuristics {
+        pixels: p.pixel_heuristics.unwrap_or(h.pixels),
+        pixel_max_px: p.pixel_max_px.unwrap_or(h.pixel_max_px),
+    };
+    let l = &cfg.limits;
+    let d = Limits::default();
+    policy.limits = Limits {
+        max_size: l.max_size.map_or(d.max_size, |s| s.0),
+        max_depth: l.max_depth.map_or(d.max_depth, |n| n.get()),
+        html_memory: l.html_memory.map_or(d.html_memory, |s| s.0),
+        max_time: l.max_time.map_or(d.max_time, |t| t.0),
+    };
+    policy.allow = AllowList {
+        senders: cfg.allow.senders.clone(),
+        domains: cfg.allow.domains.clone(),
+        require_dkim: cfg.allow.require_dkim.unwrap_or(true),
+    };
     Ok(policy)
 }

@@ -16,9 +16,9 @@ pub struct PipeArgs {
     /// Envelope sender (Postfix: -f ${sender}); empty for bounces.
     #[arg(short = 'f', long = "from", value_name = "SENDER", default_value = "")]
     pub sender: String,
-    /// The re-injection command.
-    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sendmail")]
-    pub sendmail: String,
+    /// The re-injection command [default: [pipe] sendmail, or /usr/sbin/sendmail]
+    #[arg(long, value_name = "PATH")]
+    pub sendmail: Option<String>,
     /// Recipients (Postfix: -- ${recipient}).
     #[arg(last = true, required = true, value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
@@ -27,6 +27,7 @@ pub struct PipeArgs {
 /// Returns the exit status.
 pub fn run(
     args: &PipeArgs,
+    sendmail: &str,
     policy: &Policy,
     log: &LogConfig,
     input: &mut dyn Read,
@@ -38,7 +39,7 @@ pub fn run(
         return EX_TEMPFAIL;
     }
     let outcome = neutralise(&raw, policy);
-    let mut child = match Command::new(&args.sendmail)
+    let mut child = match Command::new(sendmail)
         .args(["-G", "-i", "-f", &args.sender, "--"])
         .args(&args.recipients)
         .stdin(Stdio::piped())
@@ -46,7 +47,7 @@ pub fn run(
     {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(warn, "trackless pipe: cannot run {}: {e}", args.sendmail);
+            let _ = writeln!(warn, "trackless pipe: cannot run {sendmail}: {e}");
             return EX_TEMPFAIL;
         }
     };
@@ -62,7 +63,7 @@ pub fn run(
             let _ = writeln!(
                 warn,
                 "trackless pipe: {} did not take the message ({w:?}, {st:?}); Postfix will retry",
-                args.sendmail
+                sendmail
             );
             return EX_TEMPFAIL;
         }

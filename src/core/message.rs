@@ -87,6 +87,12 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
             None,
         );
     }
+    if let Some(entry) = super::allow::check(header::top_block(raw), &policy.allow, &policy.trust) {
+        return (
+            pass_through(raw, vec![Finding::skip(SkipReason::AllowListed, "", entry)]),
+            None,
+        );
+    }
     let deadline = Instant::now() + policy.limits.max_time;
     let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
     let Some(msg) = parser().parse(raw) else {

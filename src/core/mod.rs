@@ -1,5 +1,6 @@
 //! The pure core: bytes in, rewritten bytes and findings out. No I/O.
 
+pub mod allow;
 pub mod encode;
 pub mod header;
 pub mod message;

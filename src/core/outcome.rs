@@ -83,6 +83,8 @@ pub enum SkipReason {
     InternalError,
     /// A nested message could not be decoded or re-parsed consistently.
     NestedMessage,
+    /// The sender is on the allow-list: nothing is rewritten.
+    AllowListed,
 }
 
 impl SkipReason {
@@ -104,6 +106,7 @@ impl SkipReason {
             SkipReason::RewriteError => "rewrite-error",
             SkipReason::InternalError => "internal-error",
             SkipReason::NestedMessage => "nested-message",
+            SkipReason::AllowListed => "allow-listed",
         }
     }
 
@@ -118,6 +121,7 @@ impl SkipReason {
                 | SkipReason::MemoryLimit
                 | SkipReason::RewriteError
                 | SkipReason::InternalError
+                | SkipReason::AllowListed
         )
     }
 }

@@ -31,13 +31,51 @@ impl Default for Limits {
 }
 
 /// What to do with click trackers whose destination cannot be recovered offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OpaqueLinks {
     /// Leave the link as it is (it is still recorded).
     #[default]
     Keep,
     /// Add a visible ` [tracked]` marker after the link and a `title` on it.
     Mark,
+}
+
+/// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heuristics {
+    /// Judge remote images by their size and CSS at all. Off: only rule matches are pixels.
+    pub pixels: bool,
+    /// Largest width/height (CSS px) that still counts as invisible.
+    pub pixel_max_px: f32,
+}
+
+impl Default for Heuristics {
+    fn default() -> Self {
+        Heuristics {
+            pixels: true,
+            pixel_max_px: 1.0,
+        }
+    }
+}
+
+/// Senders whose mail is not rewritten at all (still attributed and logged as allow-listed).
+#[derive(Debug, Clone, Default)]
+pub struct AllowList {
+    /// Exact addresses (compared case-insensitively).
+    pub senders: Vec<String>,
+    /// Domains; a domain also covers its sub-domains.
+    pub domains: Vec<String>,
+    /// Only believe the From address when one of our trusted Authentication-Results headers
+    /// shows `dkim=pass` for its domain (or a parent of it). Off: the From header alone decides,
+    /// and anyone can forge it.
+    pub require_dkim: bool,
+}
+
+impl AllowList {
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty() && self.domains.is_empty()
+    }
 }
 
 /// Everything `neutralise` needs besides the message.
@@ -50,6 +88,8 @@ pub struct Policy {
     pub links: bool,
     /// Which Received hop and Authentication-Results headers ESP attribution believes.
     pub trust: Trust,
+    pub heuristics: Heuristics,
+    pub allow: AllowList,
 }
 
 impl Default for Policy {
@@ -60,6 +100,8 @@ impl Default for Policy {
             opaque_links: OpaqueLinks::Keep,
             links: true,
             trust: Trust::default(),
+            heuristics: Heuristics::default(),
+            allow: AllowList::default(),
         }
     }
 }

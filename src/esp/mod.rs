@@ -362,21 +362,14 @@ fn truncate(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Attribute a message from its top-level header block and the vendors of the trackers the
-/// core found in its body. One pass over the header fields; each kind of signal is one
-/// `RegexSet` over all providers.
-pub fn attribute(
-    block: &[u8],
-    tracker_vendors: &[(String, String)],
-    rules: &EspRules,
+/// The Received hop our MX recorded (index among `fields` and the hop) and the DKIM domains
+/// verified (`dkim=pass`) by an Authentication-Results header we trust. `names` are the field
+/// names lowercased.
+pub fn trusted_hop(
+    fields: &[Field],
+    names: &[String],
     trust: &Trust,
-) -> Vec<Attribution> {
-    if rules.rules.is_empty() {
-        return Vec::new();
-    }
-    let fields = headers::fields(block);
-    let names: Vec<String> = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
-
+) -> (Option<(usize, Hop)>, Vec<String>) {
     // The hop our MX recorded: the first Received (from the top) that did not come from this
     // machine or from one of our own hosts.
     let mut our_hop: Option<(usize, Hop)> = None;
@@ -404,7 +397,7 @@ pub fn attribute(
             .unwrap_or(fields.len()),
         None => 0,
     };
-    for (f, name) in fields.iter().zip(&names).take(limit) {
+    for (f, name) in fields.iter().zip(names).take(limit) {
         if name != "authentication-results" {
             continue;
         }
@@ -423,6 +416,25 @@ pub fn attribute(
             verified.extend(pass);
         }
     }
+    (our_hop, verified)
+}
+
+/// Attribute a message from its top-level header block and the vendors of the trackers the
+/// core found in its body. One pass over the header fields; each kind of signal is one
+/// `RegexSet` over all providers.
+pub fn attribute(
+    block: &[u8],
+    tracker_vendors: &[(String, String)],
+    rules: &EspRules,
+    trust: &Trust,
+) -> Vec<Attribution> {
+    if rules.rules.is_empty() {
+        return Vec::new();
+    }
+    let fields = headers::fields(block);
+    let names: Vec<String> = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
+
+    let (our_hop, verified) = trusted_hop(&fields, &names, trust);
 
     let mut ev: Vec<Vec<Evidence>> = vec![Vec::new(); rules.rules.len()];
     let mut add = |rule: usize, signal: Signal, detail: String| {

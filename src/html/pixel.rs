@@ -1,6 +1,7 @@
 //! Is this image a tracking pixel? By rule (a known open-tracking URL shape, whatever its size)
 //! or by shape (a remote image nobody can see).
 
+use crate::core::policy::Heuristics;
 use crate::rules::{Rules, UrlView};
 
 /// Why an image counts as a pixel.
@@ -24,6 +25,16 @@ pub struct Shape<'a> {
 /// Classify the image at `src` (entities decoded). `cid:`, `data:` and relative URLs are never
 /// pixels; remote ones are if a rule matches or if they cannot be seen.
 pub fn classify(src: &str, shape: Shape<'_>, rules: &Rules) -> Option<Verdict> {
+    classify_with(src, shape, rules, &Heuristics::default())
+}
+
+/// [`classify`] with the shape heuristics of the policy (off, or another size threshold).
+pub fn classify_with(
+    src: &str,
+    shape: Shape<'_>,
+    rules: &Rules,
+    heuristics: &Heuristics,
+) -> Option<Verdict> {
     let view = UrlView::parse(src)?;
     if let Some(rule) = rules.open.first_match(&view.subject) {
         return Some(Verdict::Rule {
@@ -31,12 +42,20 @@ pub fn classify(src: &str, shape: Shape<'_>, rules: &Rules) -> Option<Verdict> {
             vendor: rule.vendor.clone(),
         });
     }
-    invisible(shape).map(Verdict::Invisible)
+    if !heuristics.pixels {
+        return None;
+    }
+    invisible_within(shape, heuristics.pixel_max_px).map(Verdict::Invisible)
 }
 
 /// Does this shape hide the image? Both dimensions ≤ 1, or one ≤ 1 and the other not given,
 /// or hidden by CSS. A 1×20 spacer or a 600×1 rule line is visible and stays.
 pub fn invisible(shape: Shape<'_>) -> Option<&'static str> {
+    invisible_within(shape, 1.0)
+}
+
+/// [`invisible`] with another size threshold: both dimensions ≤ `max_px` count as invisible.
+pub fn invisible_within(shape: Shape<'_>, max_px: f32) -> Option<&'static str> {
     let mut width = shape.width.and_then(length_px);
     let mut height = shape.height.and_then(length_px);
     if let Some(style) = shape.style {
@@ -63,7 +82,7 @@ pub fn invisible(shape: Shape<'_>) -> Option<&'static str> {
             }
         }
     }
-    let tiny = |v: Option<f32>| v.is_some_and(|v| v <= 1.0);
+    let tiny = |v: Option<f32>| v.is_some_and(|v| v <= max_px);
     match (width, height) {
         (Some(_), Some(_)) if tiny(width) && tiny(height) => Some("heuristic:1x1"),
         (Some(_), None) if tiny(width) => Some("heuristic:1x1"),

@@ -115,7 +115,7 @@ fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         style: style.as_deref(),
     };
     let context = if tag == "input" { "input" } else { "img" };
-    match pixel::classify(&src, shape, &st.ctx.policy.rules) {
+    match pixel::classify_with(&src, shape, &st.ctx.policy.rules, &st.ctx.policy.heuristics) {
         Some(Verdict::Rule { id, vendor }) => {
             st.record(
                 Kind::Pixel,

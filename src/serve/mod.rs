@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// What to do when every rewrite worker is busy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Overload {
     /// Pass the message on unchanged (mail is never delayed).
     #[default]

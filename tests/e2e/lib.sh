@@ -37,6 +37,9 @@ E2E_LIB_LOADED=1
 
 # Base of the directories e2e_tmpdir makes; must be traversable by the
 # postfix and nobody users (so not under a 0700 mktemp directory).
+# The tests give trackless every setting as flags: an installed /etc/trackless/trackless.toml
+# (the .deb's) must not change what they check.
+export TRACKLESS_CONFIG=/dev/null
 : "${E2E_TMP:=/tmp/trackless-e2e}"
 # Registry of running daemons, used to reap those of killed runs.
 : "${E2E_STATE_DIR:=/tmp/trackless-e2e-state}"
