@@ -1,6 +1,6 @@
 //! The `trackless` command: parse arguments, build the policy, run the chosen mode.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +8,8 @@ use std::process::ExitCode;
 #[command(
     name = "trackless",
     version,
-    about = "Neutralise email trackers: pixels, redirect links, remote fonts"
+    about = "Neutralise email trackers: pixels, redirect links, remote fonts",
+    after_long_help = "Files:\n  /etc/trackless/trackless.toml   configuration, see trackless.toml(5) and `trackless check-config`\n  ~/.config/trackless/trackless.toml   a user's own configuration (read instead of the system one)\n  /var/lib/trackless/log.sqlite   the daemons' tracking log\n  ~/.local/state/trackless/log.sqlite   the tracking log of filter, pipe, batch and report\n\nEnvironment:\n  TRACKLESS_CONFIG   configuration file (like --config; /dev/null: built-in defaults)\n  TRACKLESS_LOG      log level of the daemons (error, warn, info, debug)\n\nSignals (daemons): SIGHUP re-reads the configuration and rules; SIGTERM finishes the messages in flight and stops."
 )]
 struct Cli {
     /// Configuration file [default: ~/.config/trackless/trackless.toml, else
@@ -38,7 +39,7 @@ enum Command {
     },
     /// Who tracks me, through which provider, since when (reads the tracking log).
     Report(trackless::cli::report::ReportArgs),
-    /// Postfix/sendmail milter (before-queue): smtpd_milters = unix:/run/trackless/milter.sock
+    /// Postfix/sendmail milter (before-queue; Postfix: smtpd_milters = unix:trackless/milter.sock).
     Milter(trackless::cli::daemon::DaemonArgs),
     /// After-queue content filter, SMTP in (Postfix content_filter = trackless:[127.0.0.1]:10025).
     Smtp(trackless::cli::daemon::FilterArgs),
@@ -50,6 +51,14 @@ enum Command {
     Batch(trackless::cli::batch::BatchArgs),
     /// Check the configuration file and print the effective settings.
     CheckConfig,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (trackless.1 and one per command) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -59,6 +68,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These need no configuration (packaging runs them at build time).
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "trackless", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match write_man_pages(dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("trackless man: {}: {e}", dir.display());
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     let loaded = trackless::cli::Settings::load(cli.config.as_deref(), cli.policy, cli.log)
         .and_then(|settings| Ok((settings.policy()?, settings)));
     let (policy, settings) = match loaded {
@@ -147,6 +174,7 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
+        Command::Completions { .. } | Command::Man { .. } => 0,
         Command::Log { cmd } => trackless::cli::report::prune(
             &cmd,
             &settings.log_path(false),
@@ -155,4 +183,24 @@ fn main() -> ExitCode {
         ),
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+/// trackless.1 for the whole command and trackless-NAME.1 for each visible sub-command.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    std::fs::write(dir.join("trackless.1"), &buf)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("trackless-{}", sub.get_name());
+        let page = sub
+            .clone()
+            .name(name.clone())
+            .version(env!("CARGO_PKG_VERSION"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.1")), &buf)?;
+    }
+    Ok(())
 }
