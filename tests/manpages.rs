@@ -37,7 +37,10 @@ fn man_pages_cover_every_command() {
     ] {
         let page = std::fs::read_to_string(dir.join(format!("trackless-{sub}.1")))
             .unwrap_or_else(|e| panic!("trackless-{sub}.1: {e}"));
-        assert!(page.contains(&format!(".TH trackless-{sub} 1")), "{sub}: {page}");
+        assert!(
+            page.contains(&format!(".TH trackless-{sub} 1")),
+            "{sub}: {page}"
+        );
     }
     assert!(
         !dir.join("trackless-man.1").exists(),

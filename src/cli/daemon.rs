@@ -151,6 +151,27 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Bind the metrics listener, if one is configured, and serve it in the background.
+async fn start_metrics(
+    addr: Option<std::net::SocketAddr>,
+    shared: &Arc<Shared>,
+) -> std::io::Result<()> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let listener = crate::serve::metrics::bind(addr).await?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "metrics listener is not on loopback");
+    }
+    let s = shared.clone();
+    tokio::spawn(crate::serve::metrics::serve(
+        listener,
+        Arc::new(move || s.render_metrics()),
+    ));
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    Ok(())
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -184,6 +205,7 @@ pub fn milter(args: &DaemonArgs, settings: &Settings) -> i32 {
     let result = rt.block_on(async {
         let listener = listen::bind(&d.listen, d.socket_mode)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
+        start_metrics(d.metrics, &shared).await?;
         tracing::info!(listen = %d.listen, "trackless milter ready");
         crate::serve::milter::run(listener, shared.clone(), d.max_connections).await
     });
@@ -327,6 +349,7 @@ pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings) -> i
     let result = rt.block_on(async {
         let listener = listen::bind(&d.listen, d.socket_mode)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
+        start_metrics(d.metrics, &shared).await?;
         tracing::info!(listen = %d.listen, forward = %cfg.forward, "trackless {} filter ready", if proto == Proto::Smtp { "SMTP" } else { "LMTP" });
         let shutdown = crate::serve::signals(shared.clone());
         crate::serve::smtp::serve(listener, shared.clone(), cfg, d.max_connections, shutdown).await

@@ -3,6 +3,7 @@
 
 pub mod forward;
 pub mod listen;
+pub mod metrics;
 pub mod milter;
 pub mod smtp;
 
@@ -37,6 +38,8 @@ pub struct Shared {
     pub log: Option<LogWriter>,
     pub keep: Keep,
     reloader: Option<Reloader>,
+    /// Counters for the metrics endpoint.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The result of handing a message to a worker.
@@ -77,6 +80,7 @@ impl Shared {
             log,
             keep,
             reloader,
+            metrics: Arc::new(metrics::Metrics::new()),
         }
     }
 
@@ -90,6 +94,11 @@ impl Shared {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The metrics page: message counters plus the tracking log's.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self.log.as_ref().map(|l| l.stats()))
     }
 
     /// Re-read rules and options (SIGHUP). Connections in flight keep the policy they started
@@ -127,6 +136,8 @@ impl Shared {
                 queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
                 "all rewrite workers busy: overload rule applied"
             );
+            self.metrics
+                .message(metrics::Ended::Overloaded, start.elapsed());
             return Rewrite::Overloaded;
         };
         let policy = self.policy();
@@ -155,6 +166,8 @@ impl Shared {
                     queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
                     "rewrite worker failed: message passed on unchanged"
                 );
+                self.metrics
+                    .message(metrics::Ended::Failed("worker-failed"), start.elapsed());
                 return Rewrite::Failed("worker failed");
             }
             Err(_) => {
@@ -162,6 +175,8 @@ impl Shared {
                     queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
                     "rewrite timed out: message passed on unchanged"
                 );
+                self.metrics
+                    .message(metrics::Ended::Failed("timeout"), start.elapsed());
                 return Rewrite::Failed("timeout");
             }
         };
@@ -180,6 +195,13 @@ impl Shared {
             skipped = record.skipped.as_deref().unwrap_or(""),
             elapsed_ms = start.elapsed().as_millis() as u64,
             "message"
+        );
+        self.metrics.message(
+            metrics::Ended::Done {
+                outcome: &outcome,
+                esp: record.esp.as_deref(),
+            },
+            start.elapsed(),
         );
         if let Some(log) = &self.log {
             log.record(record);
