@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use trackless::log::{Keep, LogWriter, Mode, Record, Store, WriterConfig};
+use trackless::log::{Keep, LogTarget, LogWriter, Mode, Record, Store, WriterConfig};
 use trackless::{neutralise, Policy};
 
 fn tmp(name: &str) -> PathBuf {
@@ -204,7 +204,7 @@ fn daemon_writer_batches_and_counts_drops() {
     let path = tmp("writer");
     let records = corpus_records(1_790_000_000);
     let writer = LogWriter::spawn(WriterConfig {
-        path: path.clone(),
+        path: LogTarget::Sqlite(path.clone()),
         capacity: 10_000,
         retention: None,
     });
@@ -219,7 +219,9 @@ fn daemon_writer_batches_and_counts_drops() {
 
     // Unwritable log: mail flow (record()) never blocks or panics; failures are counted.
     let writer = LogWriter::spawn(WriterConfig {
-        path: PathBuf::from("/proc/trackless-cannot-write-here/log.sqlite"),
+        path: LogTarget::Sqlite(PathBuf::from(
+            "/proc/trackless-cannot-write-here/log.sqlite",
+        )),
         capacity: 4,
         retention: None,
     });

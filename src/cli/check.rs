@@ -137,8 +137,41 @@ fn check(settings: &Settings, w: &mut dyn Write) -> Result<Vec<String>, String> 
     o.table("log").map_err(io)?;
     o.kv("enabled", Value::Boolean(log.path.is_some()))
         .map_err(io)?;
-    o.kv("path", str(settings.log_path(true).display()))
-        .map_err(io)?;
+    let target = settings.log_path(true);
+    o.kv("path", str(&target)).map_err(io)?;
+    match &target {
+        crate::log::LogTarget::Postgres(url) => {
+            if target.shown() != *url {
+                o.note("(password not shown)").map_err(io)?;
+            }
+            if log.path.is_some() {
+                // The daemons would start and keep filtering without it; the admin wants to
+                // know now.
+                match crate::log::Db::open(&target) {
+                    Ok(_) => o
+                        .note("PostgreSQL reachable, schema up to date")
+                        .map_err(io)?,
+                    Err(e) => {
+                        let at = if settings.log_args.log.is_some() {
+                            "--log".to_string()
+                        } else {
+                            cfg.at("log.path")
+                        };
+                        return Err(format!("{at}: {e}"));
+                    }
+                }
+            }
+        }
+        crate::log::LogTarget::Sqlite(p) => {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            if log.path.is_some() && dir.is_some_and(|d| !d.exists()) {
+                warnings.push(format!(
+                    "log directory {} does not exist yet (it is created on first write)",
+                    dir.map(|d| d.display().to_string()).unwrap_or_default()
+                ));
+            }
+        }
+    }
     if settings.log_args.log.is_none() && cfg.log.path.is_none() {
         o.note(&format!(
             "(the daemons' default; filter, pipe, batch and report use {})",

@@ -103,7 +103,7 @@ pub fn run(
         }
     }
     if let Some(path) = &log.path {
-        let written = crate::log::Store::open(path).and_then(|mut s| s.insert(&records));
+        let written = crate::log::Db::open(path).and_then(|mut s| s.insert(&records));
         if let Err(e) = written {
             let _ = writeln!(warn, "trackless inspect: {e}");
             status = 1;

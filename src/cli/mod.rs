@@ -11,7 +11,7 @@ pub mod report;
 use crate::config::Config;
 use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
 use crate::links::params::ParamRules;
-use crate::log::{Keep, LogConfig};
+use crate::log::{Keep, LogConfig, LogTarget};
 use crate::rules::Rules;
 use std::path::{Path, PathBuf};
 
@@ -43,8 +43,9 @@ pub struct PolicyArgs {
 /// Tracking log options (global command-line flags).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LogArgs {
-    /// The tracking log (SQLite). Default: $XDG_STATE_HOME/trackless/log.sqlite
-    /// (~/.local/state/trackless/log.sqlite).
+    /// The tracking log: a SQLite file or a postgres://user:pass@host/db URL. Default: [log]
+    /// path of the config file, else ~/.local/state/trackless/log.sqlite
+    /// (/var/lib/trackless/log.sqlite for the daemons).
     #[arg(long = "log", value_name = "PATH", global = true)]
     pub log: Option<PathBuf>,
     /// Do not write the tracking log.
@@ -120,13 +121,13 @@ impl Settings {
         }
     }
 
-    /// The log to read (report) or write.
-    pub fn log_path(&self, daemon: bool) -> PathBuf {
-        self.log_args
-            .log
-            .clone()
-            .or_else(|| self.config.log.path.as_ref().map(PathBuf::from))
-            .unwrap_or_else(|| crate::log::store::default_path(daemon))
+    /// The log to read (report) or write: a SQLite file or a PostgreSQL URL.
+    pub fn log_path(&self, daemon: bool) -> LogTarget {
+        match (&self.log_args.log, &self.config.log.path) {
+            (Some(p), _) => LogTarget::from_path(p),
+            (None, Some(p)) => LogTarget::parse(p),
+            (None, None) => LogTarget::Sqlite(crate::log::store::default_path(daemon)),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::log::evidence;
 use crate::log::report::{self, By, Filter, Format};
-use crate::log::{html, time, Store};
+use crate::log::{html, time, Db, LogTarget};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -81,14 +81,13 @@ fn filter(period: &Period, sender: Option<String>) -> Result<Filter, String> {
     })
 }
 
-fn open_existing(path: &Path) -> Result<Store, String> {
-    if !path.exists() {
+fn open_existing(log: &LogTarget) -> Result<Db, String> {
+    if !log.exists() {
         return Err(format!(
-            "no tracking log at {} (trackless filter and the daemons write it; or give --log PATH)",
-            path.display()
+            "no tracking log at {log} (trackless filter and the daemons write it; or give --log PATH)"
         ));
     }
-    Store::open(path).map_err(|e| e.to_string())
+    Db::open(log).map_err(|e| e.to_string())
 }
 
 fn period_text(f: &Filter) -> String {
@@ -101,7 +100,7 @@ fn period_text(f: &Filter) -> String {
 }
 
 /// Run `report`; returns the exit status.
-pub fn run(args: &ReportArgs, log: &Path, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
     match run_inner(args, log, out) {
         Ok(()) => 0,
         // `trackless report | head` is normal use.
@@ -113,8 +112,8 @@ pub fn run(args: &ReportArgs, log: &Path, out: &mut dyn Write, warn: &mut dyn Wr
     }
 }
 
-fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), String> {
-    let store = open_existing(log)?;
+fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), String> {
+    let mut store = open_existing(log)?;
     let io = |e: std::io::Error| e.to_string();
     if let Some(ReportSub::Evidence {
         who,
@@ -124,7 +123,7 @@ fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), S
     }) = &args.sub
     {
         let f = filter(period, Some(who.clone()))?;
-        let items = evidence::collect(store.conn(), &f, *limit).map_err(|e| e.to_string())?;
+        let items = store.evidence(&f, *limit).map_err(|e| e.to_string())?;
         return match format {
             Format::Json => serde_json::to_string_pretty(&items)
                 .map_err(|e| e.to_string())
@@ -133,7 +132,7 @@ fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), S
         };
     }
     let f = filter(&args.period, args.sender.clone())?;
-    let rows = report::summarise(store.conn(), args.by, &f).map_err(|e| e.to_string())?;
+    let rows = store.summarise(args.by, &f).map_err(|e| e.to_string())?;
     match args.format {
         Format::Table => report::write_table(&rows, args.by, out).map_err(io)?,
         Format::Json => report::write_json(&rows, out).map_err(io)?,
@@ -143,10 +142,10 @@ fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), S
         let by_domain = if args.by == By::Domain {
             rows.clone()
         } else {
-            report::summarise(store.conn(), By::Domain, &f).map_err(|e| e.to_string())?
+            store.summarise(By::Domain, &f).map_err(|e| e.to_string())?
         };
-        let by_esp = report::summarise(store.conn(), By::Esp, &f).map_err(|e| e.to_string())?;
-        let weeks = report::trackers_per_week(store.conn(), &f).map_err(|e| e.to_string())?;
+        let by_esp = store.summarise(By::Esp, &f).map_err(|e| e.to_string())?;
+        let weeks = store.trackers_per_week(&f).map_err(|e| e.to_string())?;
         let page = html::page(
             "trackless: who tracks me",
             &period_text(&f),
@@ -160,7 +159,7 @@ fn run_inner(args: &ReportArgs, log: &Path, out: &mut dyn Write) -> Result<(), S
 }
 
 /// Run `log prune`.
-pub fn prune(cmd: &LogCmd, log: &Path, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+pub fn prune(cmd: &LogCmd, log: &LogTarget, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
     let LogCmd::Prune { older_than } = cmd;
     let result = time::parse_when(older_than, time::now()).and_then(|before| {
         let mut store = open_existing(log)?;

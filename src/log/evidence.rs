@@ -147,7 +147,7 @@ pub fn collect(
     Ok(out)
 }
 
-fn message_id_of(block: &str) -> Option<String> {
+pub(crate) fn message_id_of(block: &str) -> Option<String> {
     let mut lines = block.lines().peekable();
     while let Some(line) = lines.next() {
         if line.len() > 11 && line[..11].eq_ignore_ascii_case("message-id:") {

@@ -57,28 +57,49 @@ pub struct Filter {
     pub sender: Option<String>,
 }
 
+/// A parameter of a filter condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
+
 impl Filter {
-    /// SQL condition and parameters.
+    /// SQL condition and parameters, with SQLite placeholders (`?1`).
     pub fn sql(&self) -> (String, Vec<rusqlite::types::Value>) {
-        use rusqlite::types::Value;
+        let (cond, params) = self.condition(|n| format!("?{n}"));
+        let values = params
+            .into_iter()
+            .map(|p| match p {
+                Param::Int(i) => rusqlite::types::Value::Integer(i),
+                Param::Text(t) => rusqlite::types::Value::Text(t),
+            })
+            .collect();
+        (cond, values)
+    }
+
+    /// SQL condition and parameters; `placeholder(n)` writes the n-th (1-based) parameter
+    /// (`?1` for SQLite, `$1` for PostgreSQL).
+    pub fn condition(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<Param>) {
         let mut cond = vec!["1=1".to_string()];
         let mut params = Vec::new();
         if let Some(s) = self.since {
-            cond.push(format!("seen >= ?{}", params.len() + 1));
-            params.push(Value::Integer(s));
+            cond.push(format!("seen >= {}", placeholder(params.len() + 1)));
+            params.push(Param::Int(s));
         }
         if let Some(u) = self.until {
-            cond.push(format!("seen < ?{}", params.len() + 1));
-            params.push(Value::Integer(u));
+            cond.push(format!("seen < {}", placeholder(params.len() + 1)));
+            params.push(Param::Int(u));
         }
         if let Some(s) = &self.sender {
             let s = s.trim().to_ascii_lowercase();
-            if s.contains('@') {
-                cond.push(format!("from_addr = ?{}", params.len() + 1));
+            let col = if s.contains('@') {
+                "from_addr"
             } else {
-                cond.push(format!("from_domain = ?{}", params.len() + 1));
-            }
-            params.push(Value::Text(s));
+                "from_domain"
+            };
+            cond.push(format!("{col} = {}", placeholder(params.len() + 1)));
+            params.push(Param::Text(s));
         }
         (cond.join(" AND "), params)
     }
@@ -103,53 +124,60 @@ pub struct Row {
     pub last_seen: String,
 }
 
-/// One row per group, most tracking first.
-///
-/// One plain scan of the log, aggregated here: SQLite's GROUP BY with DISTINCT aggregates
-/// sorts the whole table through temporary b-trees, which takes several times longer on a
-/// million rows than reading them once.
-pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>, StoreError> {
-    use rusqlite::types::ValueRef;
-    let col = by.column();
-    let (cond, params) = filter.sql();
-    let sql = format!(
-        "SELECT {col}, esp, jurisdiction, from_domain, tracked, pixels, fonts, links_unwrapped,
+/// The columns a summary reads from each message, in this order (shared by the backends).
+pub fn scan_sql(by: By, cond: &str) -> String {
+    format!(
+        "SELECT {}, esp, jurisdiction, from_domain, tracked, pixels, fonts, links_unwrapped,
                 links_cleaned, links_opaque, us_exposure, seen
-         FROM messages WHERE {cond}"
-    );
-    let err = |source| StoreError::Sqlite {
-        path: "report".into(),
-        source,
-    };
-    struct Acc {
-        row: Row,
-        domains: std::collections::HashSet<String>,
-        first: i64,
-        last: i64,
-    }
-    fn text(v: ValueRef<'_>) -> Option<&str> {
-        match v {
-            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
-            _ => None,
+         FROM messages WHERE {cond}",
+        by.column()
+    )
+}
+
+/// One message as a summary sees it (the columns of [`scan_sql`]).
+#[derive(Debug, Default)]
+pub struct ScanRow<'a> {
+    pub key: Option<&'a str>,
+    pub esp: Option<&'a str>,
+    pub jurisdiction: Option<&'a str>,
+    pub from_domain: Option<&'a str>,
+    pub tracked: i64,
+    pub pixels: i64,
+    pub fonts: i64,
+    pub links_unwrapped: i64,
+    pub links_cleaned: i64,
+    pub links_opaque: i64,
+    pub us_exposure: i64,
+    pub seen: i64,
+}
+
+struct Acc {
+    row: Row,
+    domains: std::collections::HashSet<String>,
+    first: i64,
+    last: i64,
+}
+
+/// Groups messages into report rows. Every backend feeds it the same [`ScanRow`]s, so
+/// reports agree whatever the log is stored in.
+pub struct Summary {
+    by: By,
+    groups: std::collections::HashMap<String, Acc>,
+}
+
+impl Summary {
+    pub fn new(by: By) -> Summary {
+        Summary {
+            by,
+            groups: std::collections::HashMap::new(),
         }
     }
-    fn int(v: ValueRef<'_>) -> i64 {
-        match v {
-            ValueRef::Integer(i) => i,
-            _ => 0,
-        }
-    }
-    let mut groups: std::collections::HashMap<String, Acc> = std::collections::HashMap::new();
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
-        .map_err(err)?;
-    while let Some(r) = rows.next().map_err(err)? {
-        let v = |i: usize| r.get_ref(i).map_err(err);
-        let key = text(v(0)?).unwrap_or("(none)");
-        let acc = match groups.get_mut(key) {
+
+    pub fn add(&mut self, r: &ScanRow<'_>) {
+        let key = r.key.unwrap_or("(none)");
+        let acc = match self.groups.get_mut(key) {
             Some(a) => a,
-            None => groups.entry(key.to_string()).or_insert_with(|| Acc {
+            None => self.groups.entry(key.to_string()).or_insert_with(|| Acc {
                 row: Row {
                     key: key.to_string(),
                     messages: 0,
@@ -174,61 +202,115 @@ pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>,
         };
         let row = &mut acc.row;
         row.messages += 1;
-        row.tracked += int(v(4)?) as u64;
-        row.pixels += int(v(5)?) as u64;
-        row.fonts += int(v(6)?) as u64;
-        row.links_unwrapped += int(v(7)?) as u64;
-        row.links_cleaned += int(v(8)?) as u64;
-        row.links_opaque += int(v(9)?) as u64;
-        row.us_exposure |= int(v(10)?) != 0;
-        if let Some(e) = text(v(1)?) {
+        row.tracked += r.tracked as u64;
+        row.pixels += r.pixels as u64;
+        row.fonts += r.fonts as u64;
+        row.links_unwrapped += r.links_unwrapped as u64;
+        row.links_cleaned += r.links_cleaned as u64;
+        row.links_opaque += r.links_opaque as u64;
+        row.us_exposure |= r.us_exposure != 0;
+        if let Some(e) = r.esp {
             if !row.esps.iter().any(|x| x == e) {
                 row.esps.push(e.to_string());
             }
         }
-        if let Some(j) = text(v(2)?) {
+        if let Some(j) = r.jurisdiction {
             if !row.jurisdictions.iter().any(|x| x == j) {
                 row.jurisdictions.push(j.to_string());
             }
         }
         // Distinct sender domains only matter per ESP (a domain or sender row has one).
-        if let Some(d) = text(v(3)?) {
-            if (by == By::Esp || acc.domains.is_empty()) && !acc.domains.contains(d) {
+        if let Some(d) = r.from_domain {
+            if (self.by == By::Esp || acc.domains.is_empty()) && !acc.domains.contains(d) {
                 acc.domains.insert(d.to_string());
             }
         }
-        let seen = int(v(11)?);
-        acc.first = acc.first.min(seen);
-        acc.last = acc.last.max(seen);
+        acc.first = acc.first.min(r.seen);
+        acc.last = acc.last.max(r.seen);
     }
-    let mut out: Vec<Row> = groups
-        .into_values()
-        .map(|mut a| {
-            a.row.esps.sort();
-            a.row.jurisdictions.sort();
-            a.row.senders = a.domains.len() as u64;
-            a.row.tracked_share = if a.row.messages > 0 {
-                a.row.tracked as f64 / a.row.messages as f64
-            } else {
-                0.0
-            };
-            a.row.first_seen = time::date(a.first);
-            a.row.last_seen = time::date(a.last);
-            a.row
-        })
-        .collect();
-    // Most tracking first: tracked messages, then trackers, then volume, then name.
-    out.sort_by(|a, b| {
-        b.tracked
-            .cmp(&a.tracked)
-            .then(
-                (b.pixels + b.links_opaque + b.links_unwrapped)
-                    .cmp(&(a.pixels + a.links_opaque + a.links_unwrapped)),
-            )
-            .then(b.messages.cmp(&a.messages))
-            .then(a.key.cmp(&b.key))
-    });
-    Ok(out)
+
+    /// The rows, most tracking first.
+    pub fn finish(self) -> Vec<Row> {
+        let mut out: Vec<Row> = self
+            .groups
+            .into_values()
+            .map(|mut a| {
+                a.row.esps.sort();
+                a.row.jurisdictions.sort();
+                a.row.senders = a.domains.len() as u64;
+                a.row.tracked_share = if a.row.messages > 0 {
+                    a.row.tracked as f64 / a.row.messages as f64
+                } else {
+                    0.0
+                };
+                a.row.first_seen = time::date(a.first);
+                a.row.last_seen = time::date(a.last);
+                a.row
+            })
+            .collect();
+        // Most tracking first: tracked messages, then trackers, then volume, then name.
+        out.sort_by(|a, b| {
+            b.tracked
+                .cmp(&a.tracked)
+                .then(
+                    (b.pixels + b.links_opaque + b.links_unwrapped)
+                        .cmp(&(a.pixels + a.links_opaque + a.links_unwrapped)),
+                )
+                .then(b.messages.cmp(&a.messages))
+                .then(a.key.cmp(&b.key))
+        });
+        out
+    }
+}
+
+/// One row per group, most tracking first (SQLite).
+///
+/// One plain scan of the log, aggregated here: SQLite's GROUP BY with DISTINCT aggregates
+/// sorts the whole table through temporary b-trees, which takes several times longer on a
+/// million rows than reading them once.
+pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>, StoreError> {
+    use rusqlite::types::ValueRef;
+    let (cond, params) = filter.sql();
+    let sql = scan_sql(by, &cond);
+    let err = |source| StoreError::Sqlite {
+        path: "report".into(),
+        source,
+    };
+    fn text(v: ValueRef<'_>) -> Option<&str> {
+        match v {
+            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+            _ => None,
+        }
+    }
+    fn int(v: ValueRef<'_>) -> i64 {
+        match v {
+            ValueRef::Integer(i) => i,
+            _ => 0,
+        }
+    }
+    let mut summary = Summary::new(by);
+    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let v = |i: usize| r.get_ref(i).map_err(err);
+        summary.add(&ScanRow {
+            key: text(v(0)?),
+            esp: text(v(1)?),
+            jurisdiction: text(v(2)?),
+            from_domain: text(v(3)?),
+            tracked: int(v(4)?),
+            pixels: int(v(5)?),
+            fonts: int(v(6)?),
+            links_unwrapped: int(v(7)?),
+            links_cleaned: int(v(8)?),
+            links_opaque: int(v(9)?),
+            us_exposure: int(v(10)?),
+            seen: int(v(11)?),
+        });
+    }
+    Ok(summary.finish())
 }
 
 fn fit(s: &str, width: usize) -> String {
@@ -362,18 +444,23 @@ pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Trackers per ISO week: (week start in unix seconds, count) rows, for every backend.
+pub fn weeks_sql(cond: &str) -> String {
+    // 1970-01-01 was a Thursday: shift by 3 days so weeks start on Monday.
+    format!(
+        "SELECT ((seen + 259200) / 604800) * 604800 - 259200 AS week,
+                CAST(SUM(pixels + fonts + links_unwrapped + links_cleaned + links_opaque) AS BIGINT)
+         FROM messages WHERE {cond} GROUP BY week ORDER BY week"
+    )
+}
+
 /// Trackers per ISO week (Monday) over the filter, for the HTML chart: (week start, count).
 pub fn trackers_per_week(
     conn: &Connection,
     filter: &Filter,
 ) -> Result<Vec<(String, u64)>, StoreError> {
     let (cond, params) = filter.sql();
-    // 1970-01-01 was a Thursday: shift by 3 days so weeks start on Monday.
-    let sql = format!(
-        "SELECT ((seen + 259200) / 604800) * 604800 - 259200 AS week,
-                SUM(pixels + fonts + links_unwrapped + links_cleaned + links_opaque)
-         FROM messages WHERE {cond} GROUP BY week ORDER BY week"
-    );
+    let sql = weeks_sql(&cond);
     let err = |source| StoreError::Sqlite {
         path: "report".into(),
         source,

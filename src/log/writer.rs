@@ -1,12 +1,12 @@
 //! The daemons' log writer: a bounded channel into one writer thread that inserts in batched
-//! transactions. Logging never blocks or loses mail: when the channel is full or the database
-//! is unavailable, records are dropped and counted, and the failure is reported at most once
-//! a minute.
+//! transactions. Logging never blocks or loses mail. While the log is unavailable (PostgreSQL
+//! down, disk full) the writer keeps its current batch and retries every few seconds; records
+//! wait in the bounded channel and are written when the log comes back; what does not fit is
+//! dropped and counted. Failures are reported at most once a minute.
 
+use super::db::{Db, LogTarget};
 use super::record::Record;
-use super::store::Store;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -57,7 +57,7 @@ impl RateLimited {
 /// Where to write, how long to keep.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub path: PathBuf,
+    pub path: LogTarget,
     pub capacity: usize,
     /// Delete messages older than this, checked at start and once a day.
     pub retention: Option<Duration>,
@@ -69,6 +69,7 @@ pub struct LogWriter {
     stats: Arc<Stats>,
     full: Arc<std::sync::Mutex<RateLimited>>,
     handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl LogWriter {
@@ -76,9 +77,11 @@ impl LogWriter {
         let (tx, rx) = mpsc::sync_channel(config.capacity.max(1));
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("trackless-log".into())
-            .spawn(move || run(config, rx, &thread_stats))
+            .spawn(move || run(config, rx, &thread_stats, &thread_stop))
             .ok();
         LogWriter {
             tx: Some(tx),
@@ -87,6 +90,7 @@ impl LogWriter {
                 Duration::from_secs(60),
             ))),
             handle,
+            stop,
         }
     }
 
@@ -127,7 +131,10 @@ impl LogWriter {
         self.shutdown();
     }
 
+    /// Flush and stop. A log that is unavailable at this point gets one more try; what it
+    /// cannot take is counted as failed rather than holding up the exit.
     fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -141,71 +148,124 @@ impl Drop for LogWriter {
     }
 }
 
-fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats) {
-    let mut store: Option<Store> = None;
+/// How long the writer waits before trying an unavailable log again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Insert failures in a row on a working connection before a batch is given up as bad data.
+const MAX_INSERT_FAILURES: u32 = 3;
+
+fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicBool) {
+    let mut db: Option<Db> = None;
     let mut errors = RateLimited::new(Duration::from_secs(60));
     let mut last_prune: Option<Instant> = None;
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    let mut insert_failures = 0u32;
+    let mut retry_at: Option<Instant> = None;
+    let mut outage: Option<Instant> = None;
     loop {
-        let first = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(r) => Some(r),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        batch.extend(first);
+        if let Some(at) = retry_at {
+            // A batch is waiting for the log to come back: take nothing more from the channel
+            // (it fills, and the daemons count what no longer fits), but notice a stop.
+            while Instant::now() < at && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            retry_at = None;
+        } else if batch.is_empty() {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(r) => batch.push(r),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
         }
-        if store.is_none() {
-            match Store::open(&config.path) {
-                Ok(s) => store = Some(s),
+        if db.as_ref().is_some_and(Db::is_closed) {
+            db = None;
+        }
+        if db.is_none() {
+            match Db::open(&config.path) {
+                Ok(d) => {
+                    if let Some(since) = outage.take() {
+                        tracing::info!(
+                            log = %config.path,
+                            after_s = since.elapsed().as_secs(),
+                            "tracking log available again"
+                        );
+                    }
+                    db = Some(d);
+                }
                 Err(e) => {
-                    errors.hit(|n| tracing::warn!(error = %e, failures = n, "tracking log unavailable; mail is not affected"));
+                    outage.get_or_insert_with(Instant::now);
+                    errors.hit(|n| tracing::warn!(error = %e, failures = n, "tracking log unavailable; mail is not affected, records wait in the queue"));
                 }
             }
         }
-        if let Some(s) = store.as_mut() {
-            if let Some(keep) = config.retention {
-                if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400)) {
-                    let before = super::time::now() - keep.as_secs() as i64;
-                    match s.prune(before) {
-                        Ok(n) if n > 0 => {
-                            tracing::info!(deleted = n, "tracking log retention applied")
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "tracking log retention failed"),
+        let Some(d) = db.as_mut() else {
+            if stop.load(Ordering::Relaxed) {
+                give_up(&mut batch, &rx, stats, &config.path);
+                break;
+            }
+            if !batch.is_empty() {
+                retry_at = Some(Instant::now() + RETRY);
+            }
+            continue;
+        };
+        if let Some(keep) = config.retention {
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400)) {
+                let before = super::time::now() - keep.as_secs() as i64;
+                match d.prune(before) {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(deleted = n, "tracking log retention applied")
                     }
-                    last_prune = Some(Instant::now());
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "tracking log retention failed"),
                 }
+                last_prune = Some(Instant::now());
             }
         }
         if batch.is_empty() {
             continue;
         }
-        let result = match store.as_mut() {
-            Some(s) => s.insert(&batch),
-            None => Err(super::store::StoreError::Io {
-                path: config.path.display().to_string(),
-                source: std::io::Error::other("not open"),
-            }),
-        };
-        match result {
+        match d.insert(&batch) {
             Ok(()) => {
                 stats
                     .written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                batch.clear();
+                insert_failures = 0;
             }
             Err(e) => {
-                stats
-                    .failed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                insert_failures += 1;
+                outage.get_or_insert_with(Instant::now);
                 errors.hit(|n| tracing::warn!(error = %e, failures = n, "tracking log write failed; mail is not affected"));
-                store = None; // reopen next time
+                db = None; // reconnect / reopen for the next try
+                if insert_failures >= MAX_INSERT_FAILURES {
+                    stats
+                        .failed
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                    insert_failures = 0;
+                } else if stop.load(Ordering::Relaxed) {
+                    give_up(&mut batch, &rx, stats, &config.path);
+                    break;
+                } else {
+                    retry_at = Some(Instant::now() + RETRY);
+                }
             }
         }
-        batch.clear();
+    }
+}
+
+/// Stopping while the log is unavailable: count what could not be written.
+fn give_up(batch: &mut Vec<Record>, rx: &Receiver<Record>, stats: &Stats, target: &LogTarget) {
+    let lost = batch.len() as u64 + rx.try_iter().count() as u64;
+    batch.clear();
+    if lost > 0 {
+        stats.failed.fetch_add(lost, Ordering::Relaxed);
+        tracing::warn!(log = %target, lost, "stopping with the tracking log unavailable: records not written");
     }
 }

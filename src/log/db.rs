@@ -1,0 +1,127 @@
+//! Where the tracking log lives — a SQLite file or a PostgreSQL database — behind one type
+//! that writes records and answers the reports the same way for both.
+
+use super::evidence::MessageEvidence;
+use super::postgres::{PgError, PgStore};
+use super::record::Record;
+use super::report::{By, Filter, Row};
+use super::store::{Store, StoreError};
+use std::path::{Path, PathBuf};
+
+/// The `[log] path` / `--log` value: a file, or a `postgres://` / `postgresql://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl LogTarget {
+    pub fn parse(s: &str) -> LogTarget {
+        let lower = s.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            LogTarget::Postgres(s.trim().to_string())
+        } else {
+            LogTarget::Sqlite(PathBuf::from(s))
+        }
+    }
+
+    pub fn from_path(p: &Path) -> LogTarget {
+        match p.to_str() {
+            Some(s) => LogTarget::parse(s),
+            None => LogTarget::Sqlite(p.to_path_buf()),
+        }
+    }
+
+    /// For messages: the path, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            LogTarget::Sqlite(p) => p.display().to_string(),
+            LogTarget::Postgres(u) => super::postgres::redact(u),
+        }
+    }
+
+    /// Does the log exist yet? (A database is assumed to; connecting tells.)
+    pub fn exists(&self) -> bool {
+        match self {
+            LogTarget::Sqlite(p) => p.exists(),
+            LogTarget::Postgres(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] StoreError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+}
+
+/// An open tracking log.
+pub enum Db {
+    Sqlite(Store),
+    Postgres(Box<PgStore>),
+}
+
+impl Db {
+    /// Open (creating and migrating as needed).
+    pub fn open(target: &LogTarget) -> Result<Db, DbError> {
+        Ok(match target {
+            LogTarget::Sqlite(p) => Db::Sqlite(Store::open(p)?),
+            LogTarget::Postgres(u) => Db::Postgres(Box::new(PgStore::open(u)?)),
+        })
+    }
+
+    pub fn insert(&mut self, records: &[Record]) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(s.insert(records)?),
+            Db::Postgres(p) => Ok(p.insert(records)?),
+        }
+    }
+
+    pub fn prune(&mut self, before: i64) -> Result<usize, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(s.prune(before)?),
+            Db::Postgres(p) => Ok(p.prune(before)?),
+        }
+    }
+
+    pub fn summarise(&mut self, by: By, filter: &Filter) -> Result<Vec<Row>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(super::report::summarise(s.conn(), by, filter)?),
+            Db::Postgres(p) => Ok(p.summarise(by, filter)?),
+        }
+    }
+
+    pub fn trackers_per_week(&mut self, filter: &Filter) -> Result<Vec<(String, u64)>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(super::report::trackers_per_week(s.conn(), filter)?),
+            Db::Postgres(p) => Ok(p.trackers_per_week(filter)?),
+        }
+    }
+
+    pub fn evidence(
+        &mut self,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<MessageEvidence>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(super::evidence::collect(s.conn(), filter, limit)?),
+            Db::Postgres(p) => Ok(p.evidence(filter, limit)?),
+        }
+    }
+
+    /// Is the connection known to be gone (PostgreSQL restarted)? Then reopen.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Db::Sqlite(_) => false,
+            Db::Postgres(p) => p.is_closed(),
+        }
+    }
+}

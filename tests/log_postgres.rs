@@ -1,0 +1,457 @@
+//! The PostgreSQL tracking log against a real server. These need one: run them with
+//! `bash tests/e2e/postgres.sh` (it starts a throwaway PostgreSQL from Debian's packages and
+//! sets TRACKLESS_TEST_PG_URL, TRACKLESS_TEST_PG_STOP and TRACKLESS_TEST_PG_START); CI does.
+
+use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use trackless::log::postgres::PgStore;
+use trackless::log::report::{By, Filter};
+use trackless::log::{Db, Keep, LogTarget, Mode, Record, Store};
+use trackless::{neutralise, Policy};
+
+fn base_url() -> String {
+    std::env::var("TRACKLESS_TEST_PG_URL")
+        .expect("TRACKLESS_TEST_PG_URL (run these through tests/e2e/postgres.sh)")
+}
+
+/// A fresh database for one test; its URL.
+fn fresh_db(name: &str) -> String {
+    let base = base_url();
+    let db = format!("t_{name}_{}", std::process::id());
+    let mut client = postgres::Client::connect(&base, postgres::NoTls).expect("connect");
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .expect("drop database");
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("url with a database");
+    format!("{prefix}/{db}")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trackless-pg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let raw = std::fs::read(&p).expect("read");
+            (p, raw)
+        })
+        .collect()
+}
+
+/// The corpus as log records, spread over several weeks, everything kept.
+fn records(mode: Mode) -> Vec<Record> {
+    let policy = Policy::default();
+    let keep = Keep {
+        subject: true,
+        recipients: true,
+        headers: true,
+    };
+    corpus()
+        .iter()
+        .enumerate()
+        .map(|(i, (_, raw))| {
+            let out = neutralise(raw, &policy);
+            Record::new(
+                raw,
+                &out,
+                mode,
+                Some("bounce@esp.example"),
+                &["jane@example.net".to_string()],
+                keep,
+                1_795_132_800 + 2 * 86_400 * i as i64,
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+fn round_trip_and_reports_match_sqlite() {
+    let url = fresh_db("parity");
+    let dir = scratch("parity");
+    let recs = records(Mode::Filter);
+    let mut sqlite = Db::open(&LogTarget::Sqlite(dir.join("log.sqlite"))).expect("sqlite");
+    let mut pg = Db::open(&LogTarget::parse(&url)).expect("postgres");
+    // Two transactions, as the writer would make them.
+    let (a, b) = recs.split_at(recs.len() / 2);
+    for part in [a, b] {
+        sqlite.insert(part).expect("sqlite insert");
+        pg.insert(part).expect("pg insert");
+    }
+
+    // Split the messages in two by when they were sent (their Date header, mostly).
+    let mut seen: Vec<i64> = recs.iter().map(Record::seen).collect();
+    seen.sort_unstable();
+    let mid = seen[seen.len() / 2];
+    let filters = [
+        Filter::default(),
+        Filter {
+            since: Some(mid),
+            ..Filter::default()
+        },
+        Filter {
+            until: Some(mid),
+            ..Filter::default()
+        },
+    ];
+    let mut groups = 0;
+    for f in &filters {
+        for by in [By::Domain, By::Sender, By::Esp] {
+            let s = sqlite.summarise(by, f).expect("sqlite report");
+            let p = pg.summarise(by, f).expect("pg report");
+            assert!(!s.is_empty());
+            assert_eq!(s, p, "{by:?} {f:?}");
+            groups += s.len();
+        }
+        assert_eq!(
+            sqlite.trackers_per_week(f).expect("weeks"),
+            pg.trackers_per_week(f).expect("weeks")
+        );
+    }
+    assert!(groups > 20, "the corpus gives many groups ({groups})");
+
+    // Evidence, for every sender domain with tracked mail: identical, headers included.
+    let domains = sqlite
+        .summarise(By::Domain, &Filter::default())
+        .expect("report");
+    let mut compared = 0;
+    for row in domains.iter().filter(|r| r.tracked > 0) {
+        let f = Filter {
+            sender: Some(row.key.clone()),
+            ..Filter::default()
+        };
+        let s = serde_json::to_value(sqlite.evidence(&f, 50).expect("evidence")).expect("json");
+        let p = serde_json::to_value(pg.evidence(&f, 50).expect("evidence")).expect("json");
+        assert_eq!(s, p, "evidence for {}", row.key);
+        assert!(s.to_string().contains("\"headers\":\""), "headers kept");
+        compared += 1;
+    }
+    assert!(compared > 5);
+
+    // Retention deletes the same messages (and their trackers, by cascade).
+    assert_eq!(
+        sqlite.prune(mid).expect("prune"),
+        pg.prune(mid).expect("prune")
+    );
+    assert_eq!(
+        sqlite.summarise(By::Esp, &Filter::default()).expect("r"),
+        pg.summarise(By::Esp, &Filter::default()).expect("r")
+    );
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let orphans: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM trackers t LEFT JOIN messages m ON m.id = t.message WHERE m.id IS NULL",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(orphans, 0);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+fn batch_runs_are_not_counted_twice() {
+    let url = fresh_db("batch");
+    let recs = records(Mode::Batch);
+    let mut pg = Db::open(&LogTarget::parse(&url)).expect("postgres");
+    pg.insert(&recs).expect("insert");
+    pg.insert(&recs).expect("insert again");
+    let mut sqlite = Store::memory().expect("sqlite");
+    sqlite.insert(&recs).expect("insert");
+    sqlite.insert(&recs).expect("insert again");
+    let p = pg.summarise(By::Esp, &Filter::default()).expect("report");
+    let s = trackless::log::report::summarise(sqlite.conn(), By::Esp, &Filter::default())
+        .expect("report");
+    assert_eq!(p, s);
+    let total: u64 = p.iter().map(|r| r.messages).sum();
+    assert_eq!(total, recs.len() as u64);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+fn filters_starting_together_create_the_schema_once() {
+    let url = fresh_db("race");
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|mut s| s.version()))
+        })
+        .collect();
+    for h in handles {
+        let v = h.join().expect("thread").expect("open").expect("version");
+        assert_eq!(v, 2);
+    }
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let rows: i64 = client
+        .query_one("SELECT COUNT(*) FROM schema_version", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 1);
+}
+
+fn trackless() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
+    c.env("TRACKLESS_CONFIG", "/dev/null");
+    c
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+fn cli_filter_and_report_work_the_same_on_both() {
+    let url = fresh_db("cli");
+    let dir = scratch("cli");
+    let sqlite = dir.join("log.sqlite");
+    let logs = [url.clone(), sqlite.display().to_string()];
+    for (_, raw) in corpus().iter().take(20) {
+        for log in &logs {
+            let mut child = trackless()
+                .args(["--log", log, "filter"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), raw).expect("write");
+            let out = child.wait_with_output().expect("wait");
+            assert!(out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("tracking log"), "{err}");
+        }
+    }
+    for args in [
+        vec!["report", "--format", "csv"],
+        vec!["report", "--by", "esp", "--format", "json"],
+        vec!["report", "--by", "sender"],
+    ] {
+        let outs: Vec<String> = logs
+            .iter()
+            .map(|log| {
+                let out = trackless()
+                    .args(["--log", log])
+                    .args(&args)
+                    .output()
+                    .expect("report");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8(out.stdout).expect("utf8")
+            })
+            .collect();
+        assert!(outs[0].lines().count() > 3, "{}", outs[0]);
+        assert_eq!(outs[0], outs[1], "{args:?}");
+    }
+    // check-config connects and says so; a wrong password is an error naming the key.
+    let cfg = dir.join("trackless.toml");
+    std::fs::write(&cfg, format!("[log]\npath = \"{url}\"\n")).expect("config");
+    let out = trackless()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PostgreSQL reachable"), "{stdout}");
+    assert!(
+        !stdout.contains(&password(&url)),
+        "password printed: {stdout}"
+    );
+    let wrong = url.replacen(&password(&url), "wrong-password", 1);
+    std::fs::write(&cfg, format!("# log\n[log]\npath = \"{wrong}\"\n")).expect("config");
+    let out = trackless()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:3: log.path:", cfg.display())),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password"), "{err}");
+}
+
+fn password(url: &str) -> String {
+    let auth = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split_once('@'))
+        .map(|(a, _)| a);
+    auth.and_then(|a| a.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .expect("password in the URL")
+}
+
+const MESSAGE: &str = "From: news@shop.example\r\nTo: b@example.net\r\nSubject: hi\r\nMessage-ID: <N@shop.example>\r\nContent-Type: text/html\r\n\r\n<html><body><img src=\"https://img.unknown.example/o.gif\" width=\"1\" height=\"1\"><p>Hello</p></body></html>\r\n";
+
+async fn send(conn: &mut TestConnection, n: usize) -> Vec<EomAction> {
+    conn.mail(["<news@shop.example>"]).await.expect("mail");
+    conn.rcpt(["<b@example.net>"]).await.expect("rcpt");
+    let msg = MESSAGE.replace("<N@", &format!("<{n}@"));
+    let (head, body) = msg.split_once("\r\n\r\n").expect("split");
+    for line in head.split("\r\n") {
+        let (name, v) = line.split_once(':').expect("header");
+        conn.header(name, v).await.expect("header");
+    }
+    conn.eoh().await.expect("eoh");
+    conn.body(body.as_bytes().to_vec()).await.expect("body");
+    let (actions, status) = conn.eom().await.expect("eom");
+    assert_eq!(status, Status::Accept);
+    actions.actions
+}
+
+fn logged(url: &str) -> i64 {
+    postgres::Client::connect(url, postgres::NoTls)
+        .and_then(|mut c| c.query_one("SELECT COUNT(*) FROM messages", &[]))
+        .map(|r| r.get(0))
+        .unwrap_or(-1)
+}
+
+fn server(var: &str) {
+    let script = std::env::var(var).unwrap_or_else(|_| panic!("{var}"));
+    let st = Command::new("bash")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .status()
+        .expect("bash");
+    assert!(st.success(), "{var} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+async fn milter_keeps_delivering_while_postgres_is_down() {
+    // The postgres client runs its own runtime: keep it off this one's threads.
+    let url = tokio::task::spawn_blocking(|| fresh_db("outage"))
+        .await
+        .expect("join");
+    let count = |url: &str| {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || logged(&url))
+    };
+    let dir = scratch("outage");
+    let sock = dir.join("milter.sock");
+    let cfg = dir.join("trackless.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[log]\npath = \"{url}\"\nqueue = 100\n[milter]\nlisten = \"unix:{}\"\n",
+            sock.display()
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("milter")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id().to_string();
+    for _ in 0..200 {
+        if sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut conn = TestConnection::configure()
+        .available_actions(Actions::all())
+        .available_opts(ProtoOpts::all())
+        .read_timeout(Duration::from_secs(10))
+        .open_unix(&sock)
+        .await
+        .expect("connect");
+    let rewritten = |a: &[EomAction]| a.iter().any(|a| matches!(a, EomAction::ReplaceBody { .. }));
+
+    for n in 0..5 {
+        assert!(rewritten(&send(&mut conn, n).await));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&url).await.expect("join") < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&url).await.expect("join"), 5);
+
+    // The server goes away: mail keeps flowing, rewritten, without waiting on the log.
+    tokio::task::spawn_blocking(|| server("TRACKLESS_TEST_PG_STOP"))
+        .await
+        .expect("stop");
+    let start = Instant::now();
+    for n in 5..65 {
+        assert!(rewritten(&send(&mut conn, n).await), "message {n}");
+    }
+    let during = start.elapsed();
+    assert!(
+        during < Duration::from_secs(20),
+        "60 messages took {during:?} with the log down"
+    );
+
+    // Back: the records waiting in the queue (up to queue = 100) are written.
+    tokio::task::spawn_blocking(|| server("TRACKLESS_TEST_PG_START"))
+        .await
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&url).await.expect("join") < 65 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        count(&url).await.expect("join"),
+        65,
+        "queued records written after the outage"
+    );
+    assert!(rewritten(&send(&mut conn, 65).await));
+    conn.close().await.expect("close");
+
+    let st = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(count(&url).await.expect("join"), 66, "flushed on SIGTERM");
+    // Said once (per minute), not once per message.
+    let complaints = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("tracking log unavailable") || l.contains("tracking log write failed")
+        })
+        .count();
+    assert!(
+        (1..=2).contains(&complaints),
+        "{complaints} complaints:\n{stderr}"
+    );
+    assert!(stderr.contains("tracking log available again"), "{stderr}");
+    assert!(
+        !stderr.contains(&password(&url)),
+        "password in the log:\n{stderr}"
+    );
+}
