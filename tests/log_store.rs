@@ -244,6 +244,31 @@ fn daemon_writer_batches_and_counts_drops() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(dropped + failed > 0);
     writer.close();
+
+    // Batch mode waits for room in the queue, but not for a log that cannot be written:
+    // 2000 records into a 4-record queue finish, each counted.
+    let writer = LogWriter::spawn(WriterConfig {
+        path: LogTarget::Sqlite(PathBuf::from(
+            "/proc/trackless-cannot-write-here/log.sqlite",
+        )),
+        capacity: 4,
+        retention: None,
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let one = records[0].clone();
+    std::thread::spawn(move || {
+        for _ in 0..2000 {
+            writer.record_blocking(one.clone());
+        }
+        let s = writer.stats();
+        let counted = s.failed.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = done_tx.send(counted);
+        writer.close();
+    });
+    let counted = done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("record_blocking must not wait forever for an unavailable log");
+    assert!(counted >= 1990, "{counted} of 2000 counted as failed");
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub struct Stats {
     pub dropped_full: AtomicU64,
     /// Records lost because the database could not be written.
     pub failed: AtomicU64,
+    /// The writer cannot reach the log right now (set on a failed open or write, cleared on
+    /// the next success).
+    pub unavailable: AtomicBool,
 }
 
 /// Reports a recurring problem at most once per interval, with the count of repeats.
@@ -114,11 +117,28 @@ impl LogWriter {
         }
     }
 
-    /// Queue a record, waiting for room (batch mode: nothing is dropped, no mail is waiting).
+    /// Queue a record, waiting for room (batch mode: nothing is dropped while the log keeps
+    /// up). While the log is unavailable the record is counted as failed instead of waiting
+    /// for a log that may never come back.
     pub fn record_blocking(&self, r: Record) {
         let Some(tx) = &self.tx else { return };
-        if tx.send(r).is_err() {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let mut r = r;
+        loop {
+            match tx.try_send(r) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    if self.stats.unavailable.load(Ordering::Relaxed) {
+                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
         }
     }
 
@@ -199,6 +219,7 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
                     db = Some(d);
                 }
                 Err(e) => {
+                    stats.unavailable.store(true, Ordering::Relaxed);
                     outage.get_or_insert_with(Instant::now);
                     errors.hit(|n| tracing::warn!(error = %e, failures = n, "tracking log unavailable; mail is not affected, records wait in the queue"));
                 }
@@ -237,8 +258,10 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 batch.clear();
                 insert_failures = 0;
+                stats.unavailable.store(false, Ordering::Relaxed);
             }
             Err(e) => {
+                stats.unavailable.store(true, Ordering::Relaxed);
                 insert_failures += 1;
                 outage.get_or_insert_with(Instant::now);
                 errors.hit(|n| tracing::warn!(error = %e, failures = n, "tracking log write failed; mail is not affected"));
