@@ -60,9 +60,18 @@ fn check(settings: &Settings, w: &mut dyn Write) -> Result<Vec<String>, String> 
     let mut o = Out { w };
     match &cfg.source {
         Some(p) => o.note(&format!("{} is valid", p.display())).map_err(io)?,
-        None => o
-            .note("no configuration file (built-in defaults; see --config)")
-            .map_err(io)?,
+        None => {
+            o.note("no configuration file (built-in defaults; see --config)")
+                .map_err(io)?;
+            for p in crate::config::Config::candidates() {
+                if p.is_file() {
+                    warnings.push(format!(
+                        "{} exists but you may not read it: running with built-in defaults",
+                        p.display()
+                    ));
+                }
+            }
+        }
     }
     o.note("effective settings: command-line flags, then the file, then built-in defaults")
         .map_err(io)?;

@@ -242,8 +242,17 @@ impl Config {
     }
 
     /// The file to read when `--config` is not given: the user's own
-    /// (`$XDG_CONFIG_HOME/trackless/trackless.toml`), else the system one, if they exist.
+    /// (`$XDG_CONFIG_HOME/trackless/trackless.toml`), else the system one — the first that
+    /// exists and that this user may read. (The system file is 0640 root:trackless; another
+    /// local user running `trackless filter` gets the built-in defaults or their own file.)
     pub fn default_path() -> Option<PathBuf> {
+        Config::candidates()
+            .into_iter()
+            .find(|p| p.is_file() && std::fs::File::open(p).is_ok())
+    }
+
+    /// Where [`Config::default_path`] looks, in order.
+    pub fn candidates() -> Vec<PathBuf> {
         let user = std::env::var_os("XDG_CONFIG_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -251,7 +260,7 @@ impl Config {
             .map(|d| d.join("trackless").join("trackless.toml"));
         user.into_iter()
             .chain(std::iter::once(PathBuf::from(SYSTEM_PATH)))
-            .find(|p| p.is_file())
+            .collect()
     }
 }
 
