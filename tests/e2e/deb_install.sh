@@ -300,6 +300,23 @@ if runuser -u nobody -- perl -e "$connect" "$sock" 2>/dev/null; then
 fi
 ok "milter ($start, as trackless) listens on $sock, trackless:postfix 0660; postfix can connect, nobody cannot"
 
+# Mail through a Postfix configured with the installed snippet, as the README says: the
+# snippet names the socket relative to the queue directory (unix:trackless/milter.sock), so
+# the test instance's queue directory gets the system one's trackless directory.
+pdir=$(e2e_tmpdir deb-postfix)
+e2e_postfix_start "$pdir" /usr/share/doc/trackless/postfix/main.cf.milter ||
+  fail "Postfix with /usr/share/doc/trackless/postfix/main.cf.milter did not start"
+ln -s "$SPOOL" "$pdir/spool/trackless"
+e2e_send "$MESSAGE" || fail "Postfix refused the message"
+e2e_wait_delivered "$pdir" "${E2E_RCPT%@*}" 1 30 || fail "the message was not delivered through the milter"
+delivered=$(e2e_delivered_files "$pdir" "${E2E_RCPT%@*}" | head -n 1)
+grep -qi '^X-Trackless:.*pixels=1' "$delivered" ||
+  fail "the message delivered through Postfix and the installed milter was not rewritten"
+! grep -q 'email.mg.news.example/o/' "$delivered" ||
+  fail "the tracking pixel is still in the message delivered through the milter"
+e2e_postfix_stop "$pdir"
+ok "Postfix with the installed main.cf.milter snippet: message delivered with the pixel removed"
+
 kill -TERM "$milter_pid"
 rc=0
 wait "$runuser_pid" || rc=$?
@@ -318,6 +335,15 @@ unexpected=$(grep -Ev '^[0-9T:.-]+Z +INFO ' "$work/milter.log" || true)
 grep -q 'trackless milter ready' "$work/milter.log" || fail "the milter did not log 'trackless milter ready'"
 grep -q 'stopped$' "$work/milter.log" || fail "the milter did not log 'stopped'"
 ok "SIGTERM: the milter exits 0, removes its socket, logs nothing but INFO lines"
+
+# What the milter logged is in the report, read as the README says.
+if ! report=$(as_trackless /usr/bin/trackless report --format csv 2>"$work/report-milter.err"); then
+  cat "$work/report-milter.err" >&2
+  fail "trackless report (as trackless) after the milter run failed"
+fi
+grep -q "^$SENDER_DOMAIN,1," <<<"$report" ||
+  fail "the report does not show the one message the milter filtered from $SENDER_DOMAIN: $report"
+ok "sudo -u trackless trackless report: the milter's message from $SENDER_DOMAIN is there"
 
 # --- filter and report as the service user, with the shipped configuration ------------------
 rc=0
