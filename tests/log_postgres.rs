@@ -206,6 +206,42 @@ fn filters_starting_together_create_the_schema_once() {
     assert_eq!(rows, 1);
 }
 
+#[test]
+#[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
+fn tls_is_encrypted_and_verified() {
+    let url = fresh_db("tls");
+    let ca = std::env::var("TRACKLESS_TEST_PG_CA").expect("TRACKLESS_TEST_PG_CA");
+    let tls_url = format!("{url}?sslmode=require&sslrootcert={ca}");
+    let mut store = PgStore::open(&tls_url).expect("TLS with our CA");
+    assert!(store.tls_in_use().expect("pg_stat_ssl"), "not encrypted");
+    let recs = records(Mode::Milter);
+    store.insert(&recs).expect("insert over TLS");
+    let rows = store
+        .summarise(By::Esp, &Filter::default())
+        .expect("report");
+    assert_eq!(
+        rows.iter().map(|r| r.messages).sum::<u64>(),
+        recs.len() as u64
+    );
+    // The same server without sslmode: plain.
+    let mut plain = PgStore::open(&url).expect("plain");
+    assert!(!plain.tls_in_use().expect("pg_stat_ssl"));
+    // The system's CAs do not vouch for this server: refused, not silently trusted.
+    let err = PgStore::open(&format!("{url}?sslmode=require"))
+        .err()
+        .expect("unknown CA refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // The certificate is for 127.0.0.1: another name for the same server is refused.
+    let other_name = tls_url.replacen("@127.0.0.1:", "@localhost:", 1);
+    let err = PgStore::open(&other_name)
+        .err()
+        .expect("wrong name refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!err.contains(&password(&url)), "{err}");
+}
+
 fn trackless() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
     c.env("TRACKLESS_CONFIG", "/dev/null");

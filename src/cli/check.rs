@@ -157,9 +157,23 @@ fn check(settings: &Settings, w: &mut dyn Write) -> Result<Vec<String>, String> 
                 // The daemons would start and keep filtering without it; the admin wants to
                 // know now.
                 match crate::log::Db::open(&target) {
-                    Ok(_) => o
-                        .note("PostgreSQL reachable, schema up to date")
-                        .map_err(io)?,
+                    Ok(db) => {
+                        let tls = match db {
+                            crate::log::Db::Postgres(mut p) => p.tls_in_use().unwrap_or(false),
+                            crate::log::Db::Sqlite(_) => false,
+                        };
+                        o.note(&format!(
+                            "PostgreSQL reachable ({}), schema up to date",
+                            if tls { "TLS" } else { "not encrypted" }
+                        ))
+                        .map_err(io)?;
+                        if !tls && !crate::log::postgres::is_local(url) {
+                            warnings.push(format!(
+                                "{}: the tracking log travels unencrypted; add ?sslmode=require to the URL",
+                                cfg.at("log.path")
+                            ));
+                        }
+                    }
                     Err(e) => {
                         let at = if settings.log_args.log.is_some() {
                             "--log".to_string()

@@ -3,8 +3,12 @@
 //! reports as the SQLite log; the schema is created and migrated on first connect, under an
 //! advisory lock so that filters starting together do not race.
 //!
-//! TLS is not built in: connect over loopback, a private network or a tunnel
-//! (`sslmode=require` in the URL is refused with a clear error).
+//! TLS (rustls): `sslmode=require` (also `verify-ca`, `verify-full`) encrypts the connection
+//! and always verifies the server's certificate and host name, against the system's CA
+//! certificates or the ones in `sslrootcert=FILE` — stricter than libpq's `require`, because a
+//! log of who tracks whom is worth protecting. `sslmode=prefer` uses TLS when the server offers
+//! it (verified the same way); without `sslmode`, or with `disable`, the connection is plain
+//! (fine over loopback or a unix socket).
 
 use super::evidence::{message_id_of, EspEvidence, MessageEvidence, TrackerEvidence};
 use super::record::Record;
@@ -124,15 +128,112 @@ pub struct PgStore {
     url: String,
 }
 
-fn is_tls_required(url: &str) -> bool {
-    let l = url.to_ascii_lowercase();
-    [
-        "sslmode=require",
-        "sslmode=verify-ca",
-        "sslmode=verify-full",
-    ]
-    .iter()
-    .any(|m| l.contains(m))
+/// How to secure the connection, from the URL's `sslmode` and `sslrootcert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// PEM file of CA certificates to trust instead of the system's.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+}
+
+/// Take `sslmode` and `sslrootcert` out of the URL (the client library knows neither
+/// `verify-*` nor `sslrootcert`); returns the URL without them and the TLS settings.
+pub fn split_tls(url: &str) -> Result<(String, Tls), String> {
+    let mut tls = Tls {
+        mode: TlsMode::Disable,
+        root_cert: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), tls));
+    };
+    let mut kept = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned();
+        match k {
+            "sslmode" => {
+                tls.mode = match v.as_str() {
+                    "disable" | "allow" => TlsMode::Disable,
+                    "prefer" => TlsMode::Prefer,
+                    "require" | "verify-ca" | "verify-full" => TlsMode::Require,
+                    other => return Err(format!(
+                        "sslmode={other}: use disable, prefer, require, verify-ca or verify-full"
+                    )),
+                }
+            }
+            "sslrootcert" => tls.root_cert = Some(std::path::PathBuf::from(v)),
+            _ => kept.push(kv),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, tls))
+}
+
+/// Does the URL point at this machine (loopback or a unix socket), where TLS adds nothing?
+pub fn is_local(url: &str) -> bool {
+    let Ok((plain, _)) = split_tls(url) else {
+        return false;
+    };
+    let Ok(config) = plain.parse::<postgres::Config>() else {
+        return false;
+    };
+    let hosts = config.get_hosts();
+    !hosts.is_empty()
+        && hosts.iter().all(|h| match h {
+            postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            postgres::config::Host::Unix(_) => true,
+        })
+}
+
+/// A rustls client configuration trusting the system's CAs, or those of `root_cert`.
+fn tls_config(tls: &Tls) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.root_cert {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| format!("sslrootcert {}: {e}", path.display());
+            for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"no certificate in it"));
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err("TLS needs CA certificates: none found on the system (install ca-certificates, or give sslrootcert=FILE)".into());
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl PgStore {
@@ -143,20 +244,44 @@ impl PgStore {
             url: shown.clone(),
             message,
         };
-        if is_tls_required(url) {
-            return Err(db(
-                "TLS (sslmode=require) is not supported: connect over loopback, a private network or a tunnel".into(),
-            ));
-        }
-        let mut config: postgres::Config = url.parse().map_err(|e| db(format!("{e}")))?;
+        let (plain_url, tls) = split_tls(url).map_err(db)?;
+        let mut config: postgres::Config = plain_url.parse().map_err(|e| db(format!("{e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("trackless");
-        let client = config.connect(NoTls).map_err(|e| db(describe(&e)))?;
+        let client = match tls.mode {
+            TlsMode::Disable => {
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(NoTls)
+            }
+            mode => {
+                config.ssl_mode(if mode == TlsMode::Require {
+                    postgres::config::SslMode::Require
+                } else {
+                    postgres::config::SslMode::Prefer
+                });
+                let connector =
+                    tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&tls).map_err(db)?);
+                config.connect(connector)
+            }
+        }
+        .map_err(|e| db(describe(&e)))?;
         let mut store = PgStore { client, url: shown };
         store.migrate(MIGRATIONS.len())?;
         Ok(store)
+    }
+
+    /// Is this connection encrypted? (The server's own view, pg_stat_ssl.)
+    pub fn tls_in_use(&mut self) -> Result<bool, PgError> {
+        let r = self
+            .client
+            .query_one(
+                "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(r.get(0))
     }
 
     fn err(&self, e: postgres::Error) -> PgError {
@@ -517,12 +642,45 @@ mod tests {
     }
 
     #[test]
-    fn tls_required_is_refused_clearly() {
-        let e = PgStore::open("postgres://u:p@127.0.0.1:1/db?sslmode=require")
-            .err()
-            .expect("refused");
+    fn local_servers() {
+        assert!(is_local("postgres://u:p@127.0.0.1:5432/db"));
+        assert!(is_local("postgres://localhost/db"));
+        assert!(is_local("postgres://u@%2Frun%2Fpostgresql/db"));
+        assert!(!is_local("postgres://u:p@db.example.net/db"));
+        assert!(!is_local("postgres://u:p@192.0.2.1/db"));
+    }
+
+    #[test]
+    fn tls_settings_come_out_of_the_url() {
+        let (url, tls) = split_tls(
+            "postgres://u:p@db.example/log?sslmode=verify-full&sslrootcert=/etc/ca%20x.pem&application_name=x",
+        )
+        .expect("parses");
+        assert_eq!(url, "postgres://u:p@db.example/log?application_name=x");
+        assert_eq!(tls.mode, TlsMode::Require);
+        assert_eq!(
+            tls.root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca x.pem"))
+        );
+        let (url, tls) = split_tls("postgres://h/db").expect("parses");
+        assert_eq!(
+            (url.as_str(), tls.mode),
+            ("postgres://h/db", TlsMode::Disable)
+        );
+        let prefer = split_tls("postgres://h/db?sslmode=prefer").expect("ok").1;
+        assert_eq!(prefer.mode, TlsMode::Prefer);
+        assert!(split_tls("postgres://h/db?sslmode=always").is_err());
+        // A missing CA file is a clear error, without the password.
+        let e = PgStore::open(
+            "postgres://u:secret@127.0.0.1:1/db?sslmode=require&sslrootcert=/nonexistent.pem",
+        )
+        .err()
+        .expect("error");
         let msg = e.to_string();
-        assert!(msg.contains("TLS") && !msg.contains(":p@"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent.pem") && !msg.contains("secret"),
+            "{msg}"
+        );
     }
 
     #[test]

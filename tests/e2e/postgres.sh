@@ -36,9 +36,25 @@ chmod 0644 "$dir/pw"
 
 as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
   --no-sync -E UTF8 >"$dir/initdb.log"
+
+# TLS: a throwaway CA and a server certificate for 127.0.0.1 (the tests connect with
+# sslmode=require&sslrootcert=ca.pem, and check that the system CAs and another host name are
+# refused).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=trackless test CA" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+  -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" \
+  -out "$dir/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+  -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+chmod 0644 "$dir/ca.pem"
+chmod 0600 "$dir/server.key"
+[[ $(id -u) == 0 ]] && chown postgres: "$dir/server.key" "$dir/server.pem"
+
 ctl() {
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off" "$@"
+    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key" "$@"
 }
 cleanup() {
   ctl stop -m immediate >/dev/null 2>&1 || true
@@ -52,6 +68,7 @@ as_pg "$bin/psql" -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 -q -c \
   "CREATE DATABASE trackless OWNER trackless"
 
 export TRACKLESS_TEST_PG_URL="postgres://trackless:$password@127.0.0.1:$port/trackless"
+export TRACKLESS_TEST_PG_CA="$dir/ca.pem"
 export TRACKLESS_TEST_PG_STOP="$(declare -f as_pg ctl); ctl stop -m fast"
 export TRACKLESS_TEST_PG_START="$(declare -f as_pg ctl); ctl start"
 export dir bin port
