@@ -165,9 +165,11 @@ pub fn split_tls(url: &str) -> Result<(String, Tls), String> {
                     "disable" | "allow" => TlsMode::Disable,
                     "prefer" => TlsMode::Prefer,
                     "require" | "verify-ca" | "verify-full" => TlsMode::Require,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "sslmode={other}: use disable, prefer, require, verify-ca or verify-full"
-                    )),
+                    ))
+                    }
                 }
             }
             "sslrootcert" => tls.root_cert = Some(std::path::PathBuf::from(v)),

@@ -139,6 +139,7 @@ impl Store {
         })?;
         let mut store = Store { conn, path: shown };
         store.setup()?;
+        give_to_directory_owner(path);
         Ok(store)
     }
 
@@ -350,6 +351,44 @@ impl Store {
     pub fn path(&self) -> &str {
         &self.path
     }
+}
+
+/// Run as root on a log in someone else's directory (`sudo trackless filter` or `report` on the
+/// daemons' /var/lib/trackless/log.sqlite), the files root creates — the log itself, its -wal and
+/// -shm — go to the directory's owner, or the daemons could no longer write their own log.
+fn give_to_directory_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return;
+        };
+        if meta.uid() == 0 {
+            return;
+        }
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            files.push(p.into());
+        }
+        for f in files {
+            if std::fs::metadata(&f).is_ok_and(|m| m.uid() == 0) {
+                if let Err(e) = std::os::unix::fs::chown(&f, Some(meta.uid()), Some(meta.gid())) {
+                    tracing::warn!(file = %f.display(), error = %e, "cannot give the log file to its directory's owner");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn create_private(path: &Path) -> std::io::Result<()> {

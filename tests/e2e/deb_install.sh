@@ -345,6 +345,19 @@ grep -q "^$SENDER_DOMAIN,1," <<<"$report" ||
   fail "the report does not show the one message the milter filtered from $SENDER_DOMAIN: $report"
 ok "sudo -u trackless trackless report: the milter's message from $SENDER_DOMAIN is there"
 
+# root using the shipped config (sudo trackless filter / batch / report) must not take the
+# daemons' log away from them: files root creates there go to the directory's owner.
+mv "$STATE/log.sqlite" "$work/log.sqlite.milter"
+"${CLEAN_ENV[@]}" /usr/bin/trackless filter <"$MESSAGE" >/dev/null 2>"$work/root-filter.err" ||
+  fail "trackless filter as root failed: $(cat "$work/root-filter.err")"
+expect_eq "owner and mode of $STATE/log.sqlite created by root" \
+  "$(stat -c '%U:%G %a' "$STATE/log.sqlite")" "trackless:trackless 600"
+leftover=$(find "$STATE" -user root | head -n 1)
+[[ -z "$leftover" ]] || fail "root left $leftover in $STATE"
+rm -f "$STATE/log.sqlite"
+mv "$work/log.sqlite.milter" "$STATE/log.sqlite"
+ok "root running trackless with the shipped config leaves the log owned by trackless"
+
 # --- filter and report as the service user, with the shipped configuration ------------------
 rc=0
 as_trackless /usr/bin/trackless filter <"$MESSAGE" >"$work/filtered.eml" 2>"$work/filter.err" || rc=$?
