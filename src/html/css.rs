@@ -142,9 +142,7 @@ impl Scanner<'_, '_> {
             Some(url_token(self.text, i + 4).0)
         } else if i < stmt_end && (s[i] == b'"' || s[i] == b'\'') {
             let close = skip_string(s, i).min(stmt_end);
-            Some(unescape(
-                &self.text[i + 1..close.saturating_sub(1).max(i + 1)],
-            ))
+            Some(unescape(string_content(self.text, i, close)))
         } else {
             None
         };
@@ -197,12 +195,7 @@ fn url_token(text: &str, start: usize) -> (String, usize) {
     }
     if i < s.len() && (s[i] == b'"' || s[i] == b'\'') {
         let close = skip_string(s, i);
-        let inner_end = if close > i + 1 && s.get(close - 1) == Some(&s[i]) {
-            close - 1
-        } else {
-            close
-        };
-        let url = unescape(&text[i + 1..inner_end.max(i + 1)]);
+        let url = unescape(string_content(text, i, close));
         let mut j = close;
         while j < s.len() && s[j] != b')' {
             j += 1;
@@ -214,6 +207,24 @@ fn url_token(text: &str, start: usize) -> (String, usize) {
         j += 1;
     }
     (unescape(text[i..j].trim_end()), (j + 1).min(s.len()))
+}
+
+/// The inside of the string whose quote is at `open` and which ends before `close` (as
+/// `skip_string` returns it, perhaps cut shorter): without the closing quote when there is one.
+/// A string left open at the end of a block or line has no closing quote to drop, and its
+/// last character may be any character, so `close - 1` is not a character boundary then.
+fn string_content(text: &str, open: usize, close: usize) -> &str {
+    let s = text.as_bytes();
+    let close = close.min(s.len());
+    if close <= open + 1 {
+        return "";
+    }
+    let end = if s[close - 1] == s[open] && close - 1 > open {
+        close - 1
+    } else {
+        close
+    };
+    text.get(open + 1..end).unwrap_or("")
 }
 
 /// CSS backslash escapes of the simple kind (`\"`, `\(`); hex escapes are kept as written.
@@ -427,6 +438,30 @@ mod tests {
         assert_eq!(out, None);
         let (out, _) = fonts_and_beacons("<!-- a{b:c} -->", Mode::Stylesheet);
         assert_eq!(out, None);
+    }
+
+    #[test]
+    fn strings_cut_inside_a_character() {
+        // An `@import "…` string cut inside a multi-byte character at the end of a `<style>`
+        // block: the scanner once sliced the text there.
+        for css in [
+            "@import \"https://fonts.googleapis.com/\u{e9}",
+            "@import \"\u{20ac}",
+            "@import '\u{1f600}\n;",
+            "@import \"a\\\u{e9}",
+            "a{b:url(\"\u{e9}",
+            "a{b:url('x\\\u{20ac}",
+            "@font-face{src:url(\"https://fonts.gstatic.com/\u{e9}",
+        ] {
+            let _ = fonts_and_beacons(css, Mode::Stylesheet);
+            let _ = fonts_and_beacons(css, Mode::Declarations);
+        }
+        let (out, seen) = fonts_and_beacons(
+            "p{}@import \"https://fonts.googleapis.com/css?family=\u{e9}",
+            Mode::Stylesheet,
+        );
+        assert_eq!(out.as_deref(), Some("p{}"));
+        assert_eq!(seen[0].1, "https://fonts.googleapis.com/css?family=\u{e9}");
     }
 
     #[test]

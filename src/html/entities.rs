@@ -80,14 +80,16 @@ fn decode_one(s: &str) -> Option<(Cow<'static, str>, usize)> {
         ("lpar;", "("),
         ("rpar;", ")"),
     ];
-    let body = &s[1..];
+    // Compared as bytes: `s` may hold any character after the `&`, and a name is ASCII, so a
+    // match ends on a character boundary.
+    let body = &b[1..];
     for (name, val) in NAMED {
-        if body.len() >= name.len() && body[..name.len()].eq_ignore_ascii_case(name) {
+        if body.len() >= name.len() && body[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
             return Some((Cow::Borrowed(val), 1 + name.len()));
         }
     }
-    if body.starts_with("amp") {
-        let next = body.as_bytes().get(3);
+    if body.starts_with(b"amp") {
+        let next = body.get(3);
         if next.is_none_or(|c| !c.is_ascii_alphanumeric() && *c != b'=') {
             return Some((Cow::Borrowed("&"), 4));
         }
@@ -130,6 +132,19 @@ mod tests {
         assert_eq!(decode("x&amp"), "x&");
         assert_eq!(decode("&#0;&#xFFFFFFFFF;"), "\u{fffd}&#xFFFFFFFFF;");
         assert_eq!(decode("no refs"), "no refs");
+    }
+
+    #[test]
+    fn multibyte_after_ampersand() {
+        // A real newsletter's href held `&gt;×&lt;`: the name comparison once sliced the
+        // string inside the `×`.
+        assert_eq!(decode("a&gt;\u{d7}&lt;b"), "a>\u{d7}<b");
+        assert_eq!(decode("&\u{d7}\u{d7}"), "&\u{d7}\u{d7}");
+        assert_eq!(
+            decode("&l\u{e9};&am\u{e9}&#\u{e9};&#x\u{1f600}"),
+            "&l\u{e9};&am\u{e9}&#\u{e9};&#x\u{1f600}"
+        );
+        assert_eq!(decode("&quo\u{20ac}t;&\u{20ac}"), "&quo\u{20ac}t;&\u{20ac}");
     }
 
     #[test]
