@@ -412,3 +412,126 @@ async fn stop_finishes_the_transaction_in_flight_then_closes() {
     );
     assert_eq!(mta.received().len(), 1);
 }
+
+/// A client that opens a transaction and then greets again (RFC 5321 4.1.4: EHLO/HELO implies
+/// RSET) must be able to start a fresh transaction: the downstream's transaction is ended too,
+/// or its next MAIL is refused as "nested".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_greeting_mid_transaction_resets_the_downstream_too() {
+    let msg = corpus("mailgun-newsletter.eml");
+    let expected = neutralise(&msg, &Policy::default());
+    assert!(expected.changed);
+    let mut want = expected.bytes.to_vec();
+    if !want.ends_with(b"\r\n") {
+        want.extend_from_slice(b"\r\n");
+    }
+    for (proto, lmtp, greetings) in [
+        (Proto::Smtp, false, ["EHLO", "EHLO"]),
+        (Proto::Smtp, false, ["EHLO", "HELO"]),
+        (Proto::Lmtp, true, ["LHLO", "LHLO"]),
+    ] {
+        let mta = FakeMta::start(lmtp).await;
+        let scheme = if lmtp { "lmtp" } else { "smtp" };
+        let f = start(
+            proto,
+            &format!("{scheme}://{}", mta.addr),
+            10 << 20,
+            Duration::from_secs(10),
+        )
+        .await;
+        let mut input = format!(
+            "{} client.test\r\nMAIL FROM:<first@esp.example>\r\nRCPT TO:<jane@example.net>\r\n",
+            greetings[0]
+        )
+        .into_bytes();
+        input.extend_from_slice(&session(
+            greetings[1],
+            "MAIL FROM:<second@esp.example>",
+            &["RCPT TO:<bob@example.net>"],
+            &msg,
+        ));
+        // 220, greeting, MAIL, RCPT, greeting, MAIL, RCPT, 354, final, 221.
+        let replies = converse(f.addr, &input, 9).await;
+        let ctx = format!("{proto:?} {greetings:?}: {replies:?}");
+        assert_eq!(replies.len(), 10, "{ctx}");
+        assert!(replies[5].starts_with("250"), "second MAIL refused: {ctx}");
+        assert!(replies[6].starts_with("250"), "{ctx}");
+        assert!(replies[7].starts_with("354"), "{ctx}");
+        assert!(
+            replies[8].starts_with("250 2.0.0 queued as FAKE"),
+            "the second transaction was not delivered: {ctx}"
+        );
+        let got = mta.received();
+        assert_eq!(got.len(), 1, "{ctx}");
+        assert_eq!(got[0].mail, "MAIL FROM:<second@esp.example>", "{ctx}");
+        assert_eq!(got[0].rcpts, ["RCPT TO:<bob@example.net>"], "{ctx}");
+        assert_eq!(got[0].data, want, "{ctx}");
+    }
+}
+
+/// A downstream that refuses the DATA command keeps its transaction open; the filter passes the
+/// refusal back and ends that transaction, so the next one on the same session goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_data_downstream_does_not_poison_the_next_transaction() {
+    let mta = FakeMta::start(false).await;
+    let f = start(
+        Proto::Smtp,
+        &format!("smtp://{}", mta.addr),
+        10 << 20,
+        Duration::from_secs(10),
+    )
+    .await;
+    let msg = corpus("sendgrid-newsletter.eml");
+    mta.set_final(Final::RefuseData);
+    let mut s = tokio::net::TcpStream::connect(f.addr)
+        .await
+        .expect("connect");
+    let first = session(
+        "EHLO",
+        "MAIL FROM:<a@b.example>",
+        &["RCPT TO:<jane@example.net>"],
+        &msg,
+    );
+    // Without the QUIT: the session goes on.
+    let first = &first[..first.len() - b"QUIT\r\n".len()];
+    let replies = exchange(&mut s, first, 6).await;
+    assert!(replies[5].starts_with("554 5.7.1"), "{replies:?}");
+    mta.set_final(Final::Accept);
+    let mut second = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<jane@example.net>\r\nDATA\r\n".to_vec();
+    second.extend_from_slice(&stuffed(&msg));
+    second.extend_from_slice(b"QUIT\r\n");
+    let replies = exchange(&mut s, &second, 5).await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(
+        replies[3].starts_with("250 2.0.0 queued as FAKE"),
+        "{replies:?}"
+    );
+    assert_eq!(mta.received().len(), 1);
+}
+
+/// Write `input` on an open session and read `replies` final reply lines.
+async fn exchange(s: &mut tokio::net::TcpStream, input: &[u8], replies: usize) -> Vec<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(input).await.expect("write");
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < replies {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk))
+            .await
+            .expect("reply timeout")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                out.push(line);
+            }
+        }
+    }
+    out
+}

@@ -245,6 +245,11 @@ impl Downstream {
     pub async fn data(&mut self, message: &[u8], accepted: usize) -> Result<Vec<Reply>, Reply> {
         let go = self.cmd("DATA\r\n").await?;
         if go.code != 354 {
+            // DATA refused: the downstream's transaction is still open. End it, or the next
+            // MAIL on this connection would be "nested".
+            self.rset()
+                .await
+                .map_err(|_| Reply::tempfail("did not accept RSET after refusing DATA"))?;
             return Ok(vec![go; if self.lmtp { accepted } else { 1 }]);
         }
         let timeout = self.client.timeout;

@@ -2,7 +2,7 @@
 //! (`metrics = "127.0.0.1:9567"`, `GET /metrics`). Counting is a few relaxed atomic adds per
 //! message; the per-ESP and per-reason maps are bounded by the rules (providers, skip reasons).
 
-use crate::core::outcome::{Counts, Outcome};
+use crate::core::outcome::{Counts, Outcome, SkipReason};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -33,6 +33,8 @@ pub struct Metrics {
     links_opaque: AtomicU64,
     errors: AtomicU64,
     overloaded: AtomicU64,
+    /// Panics caught (in the core, or a rewrite worker that panicked): bugs.
+    panics: AtomicU64,
     /// Messages passed on unchanged because of a message-wide skip, an error or overload,
     /// by reason.
     passthrough: Mutex<BTreeMap<String, u64>>,
@@ -50,6 +52,8 @@ pub enum Ended<'a> {
     },
     Overloaded,
     Failed(&'static str),
+    /// The rewrite worker itself panicked (outside the core's guard); the original went on.
+    Panicked,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -83,6 +87,12 @@ impl Metrics {
                     links_opaque,
                     ..
                 } = outcome.counts;
+                if outcome
+                    .skips()
+                    .any(|f| f.reason == Some(SkipReason::InternalError))
+                {
+                    self.panics.fetch_add(1, Relaxed);
+                }
                 if outcome.changed {
                     self.rewritten.fetch_add(1, Relaxed);
                 } else {
@@ -113,6 +123,11 @@ impl Metrics {
             Ended::Failed(why) => {
                 self.errors.fetch_add(1, Relaxed);
                 bump(&self.passthrough, why);
+            }
+            Ended::Panicked => {
+                self.errors.fetch_add(1, Relaxed);
+                self.panics.fetch_add(1, Relaxed);
+                bump(&self.passthrough, SkipReason::InternalError.as_str());
             }
         }
         let secs = elapsed.as_secs_f64();
@@ -183,6 +198,11 @@ impl Metrics {
             "trackless_errors_total",
             "Rewrites that failed or timed out (the message was passed on unchanged).",
             self.errors.load(Relaxed),
+        );
+        counter(
+            "trackless_panics_total",
+            "Panics caught while filtering (bugs in trackless; each message was passed on unchanged).",
+            self.panics.load(Relaxed),
         );
         counter(
             "trackless_overload_total",
@@ -357,6 +377,10 @@ mod tests {
         m.message(Ended::Overloaded, Duration::from_secs(10));
         m.message(Ended::Failed("timeout"), Duration::from_secs(20));
         let text = m.render(None);
+        assert!(
+            text.lines().any(|l| l == "trackless_panics_total 0"),
+            "{text}"
+        );
         for line in [
             "trackless_messages_total 4",
             "trackless_messages_rewritten_total 1",
@@ -392,6 +416,61 @@ mod tests {
                 text.contains(&format!("# TYPE {family} "))
                     || text.contains(&format!("# TYPE {name} ")),
                 "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn caught_panics_are_counted_apart_from_other_passthroughs() {
+        use crate::core::outcome::{Counts, Finding};
+        let findings = vec![Finding::skip(SkipReason::InternalError, "", None)];
+        let panicked = Outcome {
+            bytes: std::borrow::Cow::Borrowed(b"Subject: x\r\n\r\nhi\r\n"),
+            counts: Counts::from_findings(&findings),
+            findings,
+            header: None,
+            changed: false,
+            esp: Vec::new(),
+        };
+        let m = Metrics::new();
+        m.message(
+            Ended::Done {
+                outcome: &panicked,
+                esp: None,
+            },
+            Duration::from_millis(1),
+        );
+        let too_large = neutralise(
+            b"Subject: x\r\n\r\nhello\r\n",
+            &Policy {
+                limits: crate::Limits {
+                    max_size: 4,
+                    ..crate::Limits::default()
+                },
+                ..Policy::default()
+            },
+        );
+        assert!(too_large.skips().next().is_some());
+        m.message(
+            Ended::Done {
+                outcome: &too_large,
+                esp: None,
+            },
+            Duration::from_millis(1),
+        );
+        m.message(Ended::Panicked, Duration::from_millis(1));
+        m.message(Ended::Failed("timeout"), Duration::from_millis(1));
+        let text = m.render(None);
+        for line in [
+            "trackless_panics_total 2",
+            "trackless_errors_total 2",
+            "trackless_passthrough_total{reason=\"internal-error\"} 2",
+            "trackless_passthrough_total{reason=\"timeout\"} 1",
+            "# TYPE trackless_panics_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
             );
         }
     }

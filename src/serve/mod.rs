@@ -8,6 +8,7 @@ pub mod milter;
 pub mod smtp;
 
 use crate::core::message::neutralise;
+use crate::core::outcome::{Outcome, SkipReason};
 use crate::core::policy::Policy;
 use crate::log::{time, Keep, LogWriter, Mode, Record};
 use std::sync::{Arc, RwLock};
@@ -59,8 +60,37 @@ pub enum Rewrite {
 pub struct Envelope {
     pub sender: Option<String>,
     pub recipients: Vec<String>,
-    /// MTA queue id, for log lines.
+    /// MTA queue id (milter), for log lines.
     pub queue_id: Option<String>,
+    /// Our own id of the connection and transaction (`7.2`: connection 7, its second message)
+    /// when the MTA gives no queue id (SMTP/LMTP), for log lines.
+    pub session: Option<String>,
+}
+
+/// Did the core catch a panic (a bug) while rewriting this message?
+fn caught_panic(outcome: &Outcome<'_>) -> bool {
+    outcome
+        .skips()
+        .any(|f| f.reason == Some(SkipReason::InternalError))
+}
+
+/// The message's Message-ID for a log line: unfolded, printable ASCII only, at most 200
+/// characters (it comes from the sender).
+fn message_id(raw: &[u8]) -> Option<String> {
+    use crate::core::header::{field_name, fields, top_block};
+    let head = top_block(raw);
+    let (start, end) = fields(head)
+        .into_iter()
+        .find(|&(s, e)| field_name(&head[s..e]).eq_ignore_ascii_case(b"message-id"))?;
+    let field = &head[start..end];
+    let colon = field.iter().position(|&b| b == b':')?;
+    let value: String = field[colon + 1..]
+        .iter()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { ' ' })
+        .collect();
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.chars().take(200).collect())
 }
 
 impl Shared {
@@ -133,7 +163,8 @@ impl Shared {
         };
         let Ok(permit) = permit else {
             tracing::warn!(
-                queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                queue_id = %envelope.queue_id.as_deref().unwrap_or("-"),
+                session = %envelope.session.as_deref().unwrap_or("-"),
                 "all rewrite workers busy: overload rule applied"
             );
             self.metrics
@@ -159,11 +190,27 @@ impl Shared {
             );
             (outcome.into_owned(), record)
         });
+        let queue_id = envelope.queue_id.as_deref().unwrap_or("-");
+        let session = envelope.session.as_deref().unwrap_or("-");
         let (outcome, record) = match tokio::time::timeout(limit, job).await {
             Ok(Ok(done)) => done,
+            Ok(Err(e)) if e.is_panic() => {
+                // A bug outside the core's own guard: the original goes on, and we hear of it.
+                tracing::error!(
+                    queue_id = %queue_id,
+                    session = %session,
+                    message_id = ?message_id(&raw).unwrap_or_default(),
+                    detail = "bug: the rewrite worker panicked; message passed on unchanged",
+                    "passthrough reason=internal-error"
+                );
+                self.metrics
+                    .message(metrics::Ended::Panicked, start.elapsed());
+                return Rewrite::Failed("worker panicked");
+            }
             Ok(Err(_)) => {
                 tracing::error!(
-                    queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                    queue_id = %queue_id,
+                    session = %session,
                     "rewrite worker failed: message passed on unchanged"
                 );
                 self.metrics
@@ -172,7 +219,8 @@ impl Shared {
             }
             Err(_) => {
                 tracing::error!(
-                    queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+                    queue_id = %queue_id,
+                    session = %session,
                     "rewrite timed out: message passed on unchanged"
                 );
                 self.metrics
@@ -180,9 +228,20 @@ impl Shared {
                 return Rewrite::Failed("timeout");
             }
         };
+        if caught_panic(&outcome) {
+            // The core caught a panic and kept the original: a bug we must hear about.
+            tracing::error!(
+                queue_id = %queue_id,
+                session = %session,
+                message_id = ?message_id(&raw).unwrap_or_default(),
+                detail = "bug: panic caught while rewriting; message passed on unchanged",
+                "passthrough reason=internal-error"
+            );
+        }
         let c = outcome.counts;
         tracing::info!(
-            queue_id = envelope.queue_id.as_deref().unwrap_or("-"),
+            queue_id = %queue_id,
+            session = %session,
             sender = envelope.sender.as_deref().unwrap_or(""),
             from = record.from_addr.as_deref().unwrap_or(""),
             esp = record.esp.as_deref().unwrap_or("-"),

@@ -68,7 +68,6 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, reply: &str) -> std::io::Result<
     w.flush().await
 }
 
-/// Serve one upstream connection.
 /// Serve one upstream connection. When `stop` turns true the session finishes the transaction
 /// in progress, then says 421 and closes (the MTA reconnects to the restarted filter).
 pub async fn session<S>(
@@ -91,6 +90,10 @@ where
         &format!("220 {} {name} trackless\r\n", cfg.hostname),
     )
     .await?;
+    // Our id for this connection's log lines (the MTA's queue id does not reach us over SMTP).
+    static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let session_id = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut messages = 0u64;
     let mut greeted = false;
     let mut tx = Transaction::new();
     let mut down: Option<Downstream> = None;
@@ -141,6 +144,11 @@ where
         match request {
             Ok(Request::Ehlo { host }) | Ok(Request::Helo { host }) if cfg.proto == Proto::Smtp => {
                 let _ = host;
+                // A new greeting implies RSET (RFC 5321 4.1.4): end the transaction here and
+                // downstream, or the next MAIL would be "nested" there.
+                if tx.sender.is_some() {
+                    reset_downstream(&mut down).await;
+                }
                 tx = Transaction::new();
                 greeted = true;
                 let reply = if text.trim_start().to_ascii_uppercase().starts_with("EHLO") {
@@ -154,6 +162,9 @@ where
                 send(&mut wr, &reply).await?;
             }
             Ok(Request::Lhlo { .. }) if cfg.proto == Proto::Lmtp => {
+                if tx.sender.is_some() {
+                    reset_downstream(&mut down).await;
+                }
                 tx = Transaction::new();
                 greeted = true;
                 send(
@@ -246,16 +257,14 @@ where
                         for r in replies {
                             send(&mut wr, &r.wire()).await?;
                         }
-                        if let Some(d) = down.as_mut() {
-                            if d.rset().await.is_err() {
-                                down = None;
-                            }
-                        }
+                        reset_downstream(&mut down).await;
                         tx = Transaction::new();
                         continue;
                     }
                 };
-                let replies = deliver(&shared, &cfg, &mut down, &tx, message).await;
+                messages += 1;
+                let id = format!("{session_id}.{messages}");
+                let replies = deliver(&shared, &cfg, &mut down, &tx, message, id).await;
                 for r in replies {
                     send(&mut wr, &r.wire()).await?;
                 }
@@ -263,11 +272,7 @@ where
             }
             Ok(Request::Rset) => {
                 tx = Transaction::new();
-                if let Some(d) = down.as_mut() {
-                    if d.rset().await.is_err() {
-                        down = None;
-                    }
-                }
+                reset_downstream(&mut down).await;
                 send(&mut wr, "250 2.0.0 ok\r\n").await?;
             }
             Ok(Request::Noop { .. }) => send(&mut wr, "250 2.0.0 ok\r\n").await?,
@@ -305,6 +310,16 @@ where
         d.quit().await;
     }
     Ok(())
+}
+
+/// End the downstream's transaction (RSET). A downstream that does not answer it is dropped;
+/// the next MAIL connects afresh.
+async fn reset_downstream(down: &mut Option<Downstream>) {
+    if let Some(d) = down.as_mut() {
+        if d.rset().await.is_err() {
+            *down = None;
+        }
+    }
 }
 
 /// Read the DATA section (dot-unstuffed). `None` when it exceeds the size limit (the rest is
@@ -363,11 +378,13 @@ async fn deliver(
     down: &mut Option<Downstream>,
     tx: &Transaction,
     message: Vec<u8>,
+    session: String,
 ) -> Vec<Reply> {
     let envelope = Envelope {
         sender: tx.sender.as_ref().map(|(a, _)| a.clone()),
         recipients: tx.accepted.iter().map(|(a, _)| a.clone()).collect(),
         queue_id: None,
+        session: Some(session),
     };
     let mode = match cfg.proto {
         Proto::Smtp => Mode::Smtp,
@@ -380,11 +397,7 @@ async fn deliver(
         Rewrite::Overloaded => match shared.overload {
             Overload::Accept => original.to_vec(),
             Overload::Tempfail => {
-                if let Some(d) = down.as_mut() {
-                    if d.rset().await.is_err() {
-                        *down = None;
-                    }
-                }
+                reset_downstream(down).await;
                 return replies_for(cfg, tx, Reply::new(451, "4.3.2 busy, try again later"));
             }
         },

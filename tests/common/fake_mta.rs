@@ -22,6 +22,8 @@ pub enum Final {
     PermFail,
     /// Sleep this long before answering 250.
     Slow(Duration),
+    /// Refuse the DATA command itself (554); the transaction stays open, as on a real server.
+    RefuseData,
 }
 
 #[derive(Clone)]
@@ -82,14 +84,29 @@ async fn serve(
             return Ok(());
         }
         let upper = line.to_ascii_uppercase();
+        // Like a real server: a greeting (EHLO/HELO/LHLO) or RSET ends any open transaction,
+        // MAIL inside a transaction is refused ("nested MAIL"), RCPT needs MAIL and DATA a
+        // recipient.
         let reply: String = if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
+            cur = Received::default();
             "250-fake\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 DSN\r\n".into()
+        } else if upper.starts_with("HELO") {
+            cur = Received::default();
+            "250 fake\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {
-            cur = Received {
-                mail: line.trim_end().to_string(),
-                ..Received::default()
-            };
-            "250 2.1.0 ok\r\n".into()
+            if !cur.mail.is_empty() {
+                "503 5.5.1 Error: nested MAIL command\r\n".into()
+            } else {
+                cur = Received {
+                    mail: line.trim_end().to_string(),
+                    ..Received::default()
+                };
+                "250 2.1.0 ok\r\n".into()
+            }
+        } else if upper.starts_with("RCPT TO:") && cur.mail.is_empty() {
+            "503 5.5.1 Error: need MAIL command\r\n".into()
+        } else if upper.starts_with("DATA") && cur.rcpts.is_empty() {
+            "554 5.5.1 Error: no valid recipients\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
             let l = line.to_ascii_lowercase();
             if l.contains("reject") {
@@ -100,6 +117,10 @@ async fn serve(
                 cur.rcpts.push(line.trim_end().to_string());
                 "250 2.1.5 ok\r\n".into()
             }
+        } else if upper.starts_with("DATA")
+            && *final_reply.lock().expect("lock") == Final::RefuseData
+        {
+            "554 5.7.1 DATA refused\r\n".into()
         } else if upper.starts_with("DATA") {
             wr.write_all(b"354 go\r\n").await?;
             let mut data = Vec::new();
@@ -134,6 +155,7 @@ async fn serve(
                     tokio::time::sleep(d).await;
                     "250 2.0.0 queued late\r\n".to_string()
                 }
+                Final::RefuseData => unreachable!("DATA was refused"),
             };
             if lmtp {
                 rcpts
