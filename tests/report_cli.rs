@@ -209,6 +209,106 @@ fn evidence_for_a_sender_has_headers_trackers_and_rules() {
     .expect("json");
     assert_eq!(json.as_array().map(Vec::len), Some(1));
     assert_eq!(json[0]["esp"][0]["name"], "Klaviyo");
+
+    // CSV: a header line, then one row per provider evidence line and per tracker, the same
+    // items as the JSON, in the same order.
+    let csv = run(
+        &dir,
+        &["report", "evidence", "glowco.example", "--format", "csv"],
+    );
+    assert!(
+        !csv.contains("Tracking evidence for"),
+        "text, not CSV: {csv}"
+    );
+    let records = parse_csv(&csv);
+    let header = &records[0];
+    assert_eq!(
+        header.join(","),
+        "message,processed,date,from,envelope_sender,message_id,message_id_sha256,subject,mode,item,provider,layer,confidence,jurisdiction,us_exposure,evidence,kind,action,host,vendor,rule,url"
+    );
+    let col = |r: &Vec<String>, name: &str| -> String {
+        r[header.iter().position(|h| h == name).expect(name)].clone()
+    };
+    let rows = &records[1..];
+    for r in rows {
+        assert_eq!(r.len(), header.len(), "{r:?}");
+        assert_eq!(col(r, "message"), "1");
+        assert_eq!(col(r, "from"), "hello@glowco.example");
+    }
+    let mut want: Vec<(String, String, String)> = Vec::new();
+    for e in json[0]["esp"].as_array().expect("esp") {
+        for line in e["evidence"].as_array().expect("evidence") {
+            want.push((
+                "esp".into(),
+                e["name"].as_str().expect("name").into(),
+                line.as_str().expect("line").into(),
+            ));
+        }
+    }
+    for t in json[0]["trackers"].as_array().expect("trackers") {
+        want.push((
+            "tracker".into(),
+            t["rule"].as_str().unwrap_or("").into(),
+            t["url"].as_str().expect("url").into(),
+        ));
+    }
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| match col(r, "item").as_str() {
+            "esp" => ("esp".into(), col(r, "provider"), col(r, "evidence")),
+            other => (other.into(), col(r, "rule"), col(r, "url")),
+        })
+        .collect();
+    assert!(want.len() > 10, "{want:?}");
+    assert_eq!(got, want);
+    assert!(
+        got.iter().any(|(item, provider, evidence)| item == "esp"
+            && provider == "SendGrid"
+            && evidence
+                .starts_with("received-by-us: Received: from xtrwkrhh.outbound-mail.sendgrid.net")),
+        "{got:?}"
+    );
+    let pixel = rows
+        .iter()
+        .find(|r| col(r, "rule") == "klaviyo.open-sendgrid")
+        .expect("pixel row");
+    assert_eq!(col(pixel, "kind"), "pixel");
+    assert_eq!(col(pixel, "action"), "removed");
+    assert_eq!(col(pixel, "host"), "trk.klclick3.com");
+    assert!(col(pixel, "url").starts_with("https://trk.klclick3.com/wf/open?upn="));
+}
+
+/// Split a CSV document (RFC 4180: quoted fields may hold commas, quotes and line breaks)
+/// into records, independently of trackless's writer.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        !quoted && field.is_empty() && record.is_empty(),
+        "truncated CSV: {text}"
+    );
+    records
 }
 
 #[test]

@@ -48,7 +48,8 @@ pub enum ReportSub {
         limit: usize,
         #[command(flatten)]
         period: Period,
-        /// text (for a complaint) or json.
+        /// table: text for a complaint; json; csv: one row per tracker and per provider
+        /// evidence line.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -128,7 +129,8 @@ fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<
             Format::Json => serde_json::to_string_pretty(&items)
                 .map_err(|e| e.to_string())
                 .and_then(|s| writeln!(out, "{s}").map_err(io)),
-            _ => evidence::write_text(who, &items, out).map_err(io),
+            Format::Csv => evidence::write_csv(&items, out).map_err(io),
+            Format::Table => evidence::write_text(who, &items, out).map_err(io),
         };
     }
     let f = filter(&args.period, args.sender.clone())?;

@@ -3,7 +3,7 @@
 //! tracker URLs with the rule that matched — enough to file a complaint without opening the
 //! mail. Original headers are included when they were kept (`--keep-headers`).
 
-use super::report::Filter;
+use super::report::{csv_field, Filter};
 use super::store::StoreError;
 use super::time;
 use rusqlite::{Connection, OptionalExtension};
@@ -236,4 +236,182 @@ pub fn write_text(
         }
     }
     Ok(())
+}
+
+/// The columns of `report evidence --format csv`.
+pub const CSV_HEADER: &str = "message,processed,date,from,envelope_sender,message_id,message_id_sha256,subject,mode,item,provider,layer,confidence,jurisdiction,us_exposure,evidence,kind,action,host,vendor,rule,url";
+
+/// Evidence as CSV (RFC 4180 quoting): a header line, then one row per item — each evidence
+/// line of each provider (`item` = `esp`; a provider without evidence lines gets one row with
+/// an empty `evidence`) and each tracker (`item` = `tracker`). The message columns repeat on
+/// every row; `message` numbers the messages as the text output does (1 = newest). A message
+/// with neither gets one row with `item` = `message`. Kept header blocks are not included
+/// (`--format json` has them).
+pub fn write_csv(items: &[MessageEvidence], out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "{CSV_HEADER}")?;
+    let opt = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
+    for (i, m) in items.iter().enumerate() {
+        let message = [
+            (i + 1).to_string(),
+            csv_field(&m.processed),
+            opt(&m.date),
+            opt(&m.from),
+            opt(&m.envelope_sender),
+            opt(&m.message_id),
+            opt(&m.message_id_sha256),
+            opt(&m.subject),
+            csv_field(&m.mode),
+        ]
+        .join(",");
+        let mut rows = 0;
+        for e in &m.esp {
+            let provider = [
+                csv_field(&e.name),
+                csv_field(&e.layer),
+                csv_field(&e.confidence),
+                opt(&e.jurisdiction),
+                e.us_exposure.map_or(String::new(), |b| b.to_string()),
+            ]
+            .join(",");
+            let lines: Vec<&str> = if e.evidence.is_empty() {
+                vec![""]
+            } else {
+                e.evidence.iter().map(String::as_str).collect()
+            };
+            for line in lines {
+                writeln!(out, "{message},esp,{provider},{},,,,,,", csv_field(line))?;
+                rows += 1;
+            }
+        }
+        for t in &m.trackers {
+            writeln!(
+                out,
+                "{message},tracker,,,,,,,{},{},{},{},{},{}",
+                csv_field(&t.kind),
+                csv_field(&t.action),
+                csv_field(&t.host),
+                opt(&t.vendor),
+                opt(&t.rule),
+                csv_field(&t.url)
+            )?;
+            rows += 1;
+        }
+        if rows == 0 {
+            writeln!(out, "{message},message,,,,,,,,,,,,")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Split one CSV document (RFC 4180) into records of fields, independently of the writer.
+    fn parse(text: &str) -> Vec<Vec<String>> {
+        let mut records = Vec::new();
+        let mut record = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quoted, c) {
+                (true, '"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                (true, '"') => quoted = false,
+                (true, c) => field.push(c),
+                (false, '"') if field.is_empty() => quoted = true,
+                (false, ',') => record.push(std::mem::take(&mut field)),
+                (false, '\n') => {
+                    record.push(std::mem::take(&mut field));
+                    records.push(std::mem::take(&mut record));
+                }
+                (false, c) => field.push(c),
+            }
+        }
+        assert!(!quoted, "unterminated quoted field");
+        assert!(field.is_empty() && record.is_empty(), "no final line break");
+        records
+    }
+
+    fn message(esp: Vec<EspEvidence>, trackers: Vec<TrackerEvidence>) -> MessageEvidence {
+        MessageEvidence {
+            processed: "2026-11-30 10:00:00".into(),
+            date: Some("2026-11-29 09:00:00".into()),
+            from: Some("news@shop.example".into()),
+            envelope_sender: Some("bounce@esp.example".into()),
+            message_id: None,
+            message_id_sha256: Some("ab12".into()),
+            subject: Some("Sale, \"50%\" off\r\nnow".into()),
+            mode: "milter".into(),
+            esp,
+            trackers,
+            headers: Some("Subject: x\r\n".into()),
+        }
+    }
+
+    #[test]
+    fn one_row_per_evidence_line_and_tracker_with_rfc4180_quoting() {
+        let items = vec![
+            message(
+                vec![EspEvidence {
+                    name: "SendGrid".into(),
+                    layer: "carrier".into(),
+                    confidence: "high".into(),
+                    jurisdiction: Some("US".into()),
+                    us_exposure: Some(true),
+                    evidence: vec![
+                        "received-by-us: Received: from o1.sendgrid.net".into(),
+                        "header: X-SG-EID: \"a,b\"".into(),
+                    ],
+                }],
+                vec![TrackerEvidence {
+                    kind: "pixel".into(),
+                    action: "removed".into(),
+                    host: "u1.ct.sendgrid.net".into(),
+                    vendor: Some("SendGrid".into()),
+                    rule: Some("sendgrid.open".into()),
+                    url: "https://u1.ct.sendgrid.net/wf/open?upn=x,y".into(),
+                }],
+            ),
+            message(Vec::new(), Vec::new()),
+        ];
+        let mut out = Vec::new();
+        write_csv(&items, &mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let records = parse(&text);
+        let header: Vec<&str> = CSV_HEADER.split(',').collect();
+        assert_eq!(records[0], header);
+        assert_eq!(records.len(), 1 + 2 + 1 + 1, "{text}");
+        for r in &records {
+            assert_eq!(r.len(), header.len(), "{r:?}");
+        }
+        let col = |r: &Vec<String>, name: &str| {
+            r[header.iter().position(|h| *h == name).expect("column")].clone()
+        };
+        let esp = &records[1];
+        assert_eq!(col(esp, "message"), "1");
+        assert_eq!(col(esp, "item"), "esp");
+        assert_eq!(col(esp, "provider"), "SendGrid");
+        assert_eq!(col(esp, "us_exposure"), "true");
+        assert_eq!(col(esp, "subject"), "Sale, \"50%\" off\r\nnow");
+        assert_eq!(
+            col(esp, "evidence"),
+            "received-by-us: Received: from o1.sendgrid.net"
+        );
+        assert_eq!(col(&records[2], "evidence"), "header: X-SG-EID: \"a,b\"");
+        let trk = &records[3];
+        assert_eq!(col(trk, "item"), "tracker");
+        assert_eq!(col(trk, "provider"), "");
+        assert_eq!(col(trk, "rule"), "sendgrid.open");
+        assert_eq!(
+            col(trk, "url"),
+            "https://u1.ct.sendgrid.net/wf/open?upn=x,y"
+        );
+        assert_eq!(col(trk, "message_id_sha256"), "ab12");
+        assert_eq!(col(&records[4], "message"), "2");
+        assert_eq!(col(&records[4], "item"), "message");
+    }
 }

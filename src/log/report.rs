@@ -407,7 +407,8 @@ pub fn write_json(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "{s}")
 }
 
-fn csv_field(s: &str) -> String {
+/// One CSV field, quoted as RFC 4180 says when it holds a comma, a double quote or a line break.
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
