@@ -4,3 +4,4 @@ pub mod css;
 pub mod entities;
 pub mod pixel;
 pub mod rewrite;
+pub mod srcset;

@@ -6,6 +6,7 @@ use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::css::{self, UrlUse};
 use crate::html::entities::{decode, escape_attr};
 use crate::html::pixel::{self, Shape, Verdict};
+use crate::html::srcset;
 use crate::links;
 use crate::rules::{UrlRuleSet, UrlView};
 use lol_html::html_content::{ContentType, Element};
@@ -130,6 +131,60 @@ fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
             el.remove();
         }
         None => {}
+    }
+    Ok(())
+}
+
+/// `srcset` on `<img>` and `<picture><source>`: every candidate URL is judged like an `src`.
+/// Candidates matching an open-tracking rule are dropped (the rest stay as written); an
+/// invisible `<img>` whose `srcset` offers a remote image is a pixel whatever its `src`; a
+/// `<source>` left without candidates goes.
+fn on_srcset(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+    if el.removed() {
+        return Ok(());
+    }
+    let mut st = st.borrow_mut();
+    st.check_time()?;
+    let Some(raw) = el.get_attribute("srcset") else {
+        return Ok(());
+    };
+    let value = decode(&raw);
+    let cands = srcset::candidates(&value);
+    let is_img = el.tag_name() == "img";
+    if is_img && st.ctx.policy.heuristics.pixels {
+        let remote = cands.iter().find(|c| UrlView::parse(c.url).is_some());
+        let width = el.get_attribute("width");
+        let height = el.get_attribute("height");
+        let style = el.get_attribute("style").map(|s| decode(&s).into_owned());
+        let shape = Shape {
+            width: width.as_deref(),
+            height: height.as_deref(),
+            style: style.as_deref(),
+        };
+        let max_px = st.ctx.policy.heuristics.pixel_max_px;
+        if let (Some(c), Some(why)) = (remote, pixel::invisible_within(shape, max_px)) {
+            st.record(Kind::Pixel, "srcset", c.url.trim(), Some((why, None)));
+            el.remove();
+            return Ok(());
+        }
+    }
+    let mut drop = Vec::new();
+    for (i, c) in cands.iter().enumerate() {
+        if let Some((id, vendor)) = State::matches(&st.ctx.policy.rules.open, c.url) {
+            st.record(Kind::Pixel, "srcset", c.url, Some((&id, vendor.as_deref())));
+            drop.push(i);
+        }
+    }
+    if drop.is_empty() {
+        return Ok(());
+    }
+    if drop.len() < cands.len() {
+        let kept = srcset::without(&value, &cands, &drop);
+        el.set_attribute("srcset", &escape_attr(&kept))?;
+    } else if is_img {
+        el.remove_attribute("srcset");
+    } else {
+        el.remove();
     }
     Ok(())
 }
@@ -287,6 +342,7 @@ pub fn rewrite(
     let settings = Settings {
         element_content_handlers: vec![
             element!("img[src], input[src]", move |el| on_image(el, st)),
+            element!("img[srcset], source[srcset]", move |el| on_srcset(el, st)),
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
