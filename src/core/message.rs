@@ -136,11 +136,15 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
     if edits.is_empty() {
         return (outcome, None);
     }
+    let head_end = header::block_end(raw, body_offset);
+    // A single-part message whose part was re-encoded has an edit in its header block: the
+    // block ends that much further on in the output.
+    let head_end_out = edits
+        .iter()
+        .filter(|e| e.start <= head_end && e.end <= head_end)
+        .fold(head_end, |at, e| at + e.bytes.len() - (e.end - e.start));
     let spliced = splice(raw, &mut edits);
-    (
-        outcome,
-        Some((spliced, header::block_end(raw, body_offset))),
-    )
+    (outcome, Some((spliced, head_end_out)))
 }
 
 /// The MIME structure is all the walk needs from mail-parser: only MIME headers are parsed,
@@ -453,17 +457,80 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
+        let mut out_cte = cte;
         if cte == Cte::Identity && longest_line(&content) > 998.max(longest_line(&decoded)) {
-            self.skip(SkipReason::LineTooLong, path, None);
-            return Ok(());
+            // The rewrite made a line too long for SMTP (RFC 5322 §2.1.1): re-encode this part
+            // as quoted-printable, which changes its Content-Transfer-Encoding field and
+            // nothing else.
+            match to_quoted_printable(part, buf, start, self.nl) {
+                Some(edit) => {
+                    edits.push(edit);
+                    out_cte = Cte::QuotedPrintable;
+                }
+                None => {
+                    self.skip(SkipReason::LineTooLong, path, None);
+                    return Ok(());
+                }
+            }
         }
         self.findings.extend(found);
         edits.push(Edit {
             start,
             end,
-            bytes: cte.encode(&content, self.nl, body.ends_with(b"\n")),
+            bytes: out_cte.encode(&content, self.nl, body.ends_with(b"\n")),
         });
         Ok(())
+    }
+}
+
+/// The edit that makes the header block of `part` (whose body starts at `body_start` in `buf`)
+/// say `Content-Transfer-Encoding: quoted-printable`: its one such field's value replaced, or
+/// the field added at the end of the block when there is none. `None` when the part has
+/// several such fields (which one a reader believes is not ours to guess) or its header block
+/// does not end in a blank line.
+fn to_quoted_printable(
+    part: &MessagePart<'_>,
+    buf: &[u8],
+    body_start: usize,
+    nl: &[u8],
+) -> Option<Edit> {
+    let mut fields = part
+        .headers
+        .iter()
+        .filter(|h| h.name == mail_parser::HeaderName::ContentTransferEncoding);
+    let field = fields.next();
+    if fields.next().is_some() {
+        return None;
+    }
+    match field {
+        Some(h) => {
+            let (start, end) = (h.offset_start as usize, h.offset_end as usize);
+            let value = buf.get(start..end)?;
+            // Keep the field's own line ending (the value runs up to and including it).
+            let ending: &[u8] = if value.ends_with(b"\r\n") {
+                b"\r\n"
+            } else if value.ends_with(b"\n") {
+                b"\n"
+            } else {
+                b""
+            };
+            let mut bytes = b" quoted-printable".to_vec();
+            bytes.extend_from_slice(ending);
+            Some(Edit { start, end, bytes })
+        }
+        None => {
+            let at = header::block_end(buf, body_start);
+            if at == body_start.min(buf.len()) {
+                return None; // no blank line before the body
+            }
+            let mut bytes = b"Content-Transfer-Encoding: quoted-printable".to_vec();
+            bytes.extend_from_slice(nl);
+            Some(Edit {
+                start: at,
+                end: at,
+                bytes,
+            })
+        }
     }
 }
 

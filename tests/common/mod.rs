@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: building MIME messages the way mailers do.
 #![allow(dead_code)]
 
+pub mod invariants;
+pub mod milter;
+
 use base64::Engine;
 
 /// Encode as quoted-printable independently of the crate's own encoder (so tests do not
@@ -114,66 +117,6 @@ fn collect_text(msg: &mail_parser::Message<'_>, out: &mut String) {
     }
 }
 
-/// Spans of `raw` that a rewrite may change: text leaf bodies (also inside 7bit nested
-/// messages) and the bodies of encoded nested messages.
-fn rewritable_spans(raw: &[u8]) -> Vec<(usize, usize)> {
-    fn walk(msg: &mail_parser::Message<'_>, same_buffer: bool, out: &mut Vec<(usize, usize)>) {
-        for p in &msg.parts {
-            match &p.body {
-                mail_parser::PartType::Text(_) | mail_parser::PartType::Html(_) if same_buffer => {
-                    out.push((p.offset_body as usize, p.offset_end as usize))
-                }
-                mail_parser::PartType::Message(inner) => {
-                    if p.encoding == mail_parser::Encoding::None {
-                        walk(inner, same_buffer, out);
-                    } else if same_buffer {
-                        out.push((p.offset_body as usize, p.offset_end as usize));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let msg = mail_parser::MessageParser::new()
-        .parse(raw)
-        .expect("parses");
-    let mut spans = Vec::new();
-    walk(&msg, true, &mut spans);
-    spans.sort();
-    spans
-}
-
-/// The message with rewritable spans replaced by a marker and X-Trackless fields dropped.
-fn skeleton(raw: &[u8]) -> Vec<u8> {
-    let msg = mail_parser::MessageParser::new()
-        .parse(raw)
-        .expect("parses");
-    let body_start = msg.parts[0].offset_body as usize;
-    let mut out = Vec::new();
-    let head = &raw[..body_start];
-    let mut skip = false;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        let cont = matches!(line.first(), Some(b' ') | Some(b'\t'));
-        if !cont {
-            skip = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"x-trackless:");
-        }
-        if !skip {
-            out.extend_from_slice(line);
-        }
-    }
-    let mut pos = body_start;
-    for (a, b) in rewritable_spans(raw) {
-        if a < pos {
-            continue;
-        }
-        out.extend_from_slice(&raw[pos..a]);
-        out.extend_from_slice(b"<<REWRITABLE>>");
-        pos = b;
-    }
-    out.extend_from_slice(&raw[pos..]);
-    out
-}
-
 /// Everything outside the rewritable spans (headers, boundaries, attachments, preamble,
 /// epilogue) must be byte-identical.
 pub fn assert_only_rewrites_differ(
@@ -182,19 +125,9 @@ pub fn assert_only_rewrites_differ(
     out: &[u8],
     _findings: &[trackless::Finding],
 ) {
-    let a = skeleton(raw);
-    let b = skeleton(out);
-    if a != b {
-        let i = a
-            .iter()
-            .zip(&b)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(b.len()));
-        panic!(
-            "{name}: bytes outside rewritten parts differ at {i}:\n  in:  {:?}\n  out: {:?}",
-            String::from_utf8_lossy(&a[i.saturating_sub(40)..(i + 80).min(a.len())]),
-            String::from_utf8_lossy(&b[i.saturating_sub(40)..(i + 80).min(b.len())]),
-        );
+    if let Err(e) = invariants::only_rewrites_differ(raw, out) {
+        panic!("{name}: {e}");
     }
 }
+
 pub mod fake_mta;
