@@ -70,6 +70,18 @@ fn filter_passes_non_mail_through_with_a_warning() {
     let out = run_filter(&[], &junk);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, junk);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trackless filter: passed through unchanged: not-mail"),
+        "{err}"
+    );
+    // A message is not warned about.
+    let ok = run_filter(&[], &tracked());
+    assert!(
+        ok.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 #[test]

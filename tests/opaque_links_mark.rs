@@ -71,13 +71,16 @@ fn marks_opaque_links_once() {
     assert_eq!(marked, 3);
     // A second run finds the marks and adds nothing.
     let twice = neutralise(&once.bytes, &policy());
+    invariants::no_internal_error(&twice).expect("second run");
     assert!(!twice.changed, "{:?}", twice.findings);
+    invariants::check(&raw, &policy()).expect("rewrite properties");
 }
 
 #[test]
 fn keep_is_the_default_and_changes_nothing_for_opaque_links() {
     let raw = message_with("\n");
     let out = neutralise(&raw, &Policy::default());
+    invariants::check_outcome(&raw, &out, &Policy::default()).expect("rewrite properties");
     // Only the utm_ parameter is removed.
     let text = all_text(&out.bytes);
     assert!(!text.contains("[tracked]"));

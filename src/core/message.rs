@@ -111,6 +111,9 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
     }
     let deadline = Instant::now() + policy.limits.max_time;
     let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
+    if !has_header_field(header::top_block(raw)) {
+        return (not_mail(), None);
+    }
     let Some(msg) = parser().parse(raw) else {
         return (not_mail(), None);
     };
@@ -532,6 +535,19 @@ fn to_quoted_printable(
             })
         }
     }
+}
+
+/// Does the header block hold at least one header field (`name:` with a name of printable
+/// ASCII)? Input without any, such as a web page or random bytes, is not a message: it passes
+/// through unchanged rather than being read as a body without headers.
+fn has_header_field(block: &[u8]) -> bool {
+    header::fields(block).into_iter().any(|(a, b)| {
+        let field = &block[a..b];
+        let name = header::field_name(field);
+        !name.is_empty()
+            && field.get(name.len()) == Some(&b':')
+            && name.iter().all(|&c| c.is_ascii_graphic() && c != b':')
+    })
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
