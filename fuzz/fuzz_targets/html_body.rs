@@ -1,0 +1,13 @@
+//! An HTML body wrapped in a minimal message (base64 or quoted-printable, so any bytes reach
+//! the HTML rewriter as given): time goes to the lol_html handlers, CSS, entities and links.
+//! The checks live in tests/common/fuzz_checks.rs, shared with tests/fuzz_regressions.rs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/common/fuzz_checks.rs"]
+mod fuzz_checks;
+
+fuzz_target!(|data: &[u8]| {
+    fuzz_checks::body("html", data);
+});
