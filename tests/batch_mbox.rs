@@ -159,33 +159,96 @@ fn untouched_messages_stay_byte_identical() {
     assert_eq!(std::fs::read(&path).expect("read"), data);
 }
 
-#[test]
-fn a_locked_mailbox_is_refused_clearly() {
-    let dir = scratch("locked");
+/// A mailbox with a message trackless would rewrite, so that a run that ignored a lock would
+/// show in the file.
+fn lockable(name: &str) -> (PathBuf, Vec<u8>) {
+    let dir = scratch(name);
     let path = dir.join("inbox");
     let data = build(&corpus(&["mailgun-newsletter.eml"]), Flavor::Mboxo);
-    std::fs::write(&path, &data).expect("write");
-    std::fs::write(dir.join("inbox.lock"), b"").expect("dotlock");
-    let out = batch(&path);
-    assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("dotlock"),
+        neutralise(&data[SEP.len()..], &Policy::default()).changed,
+        "the test message must be one that gets rewritten"
+    );
+    std::fs::write(&path, &data).expect("write");
+    (path, data)
+}
+
+#[test]
+fn a_dotlocked_mailbox_is_refused_clearly() {
+    let (path, data) = lockable("dotlocked");
+    let dotlock = PathBuf::from(format!("{}.lock", path.display()));
+    // Only the dotlock (as procmail or Postfix local(8) take it); no fcntl lock anywhere.
+    std::fs::write(&dotlock, b"").expect("dotlock");
+    let out = batch(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot take the dotlock"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
         std::fs::read(&path).expect("read"),
         data,
-        "a locked mailbox was modified"
+        "a dotlocked mailbox was modified"
     );
-    std::fs::remove_file(dir.join("inbox.lock")).expect("unlock");
-    // An fcntl lock held by another process.
-    let _held = mbox::Lock::take(&path).expect("lock");
-    let out = batch(&path);
-    assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lock"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        dotlock.exists(),
+        "the other program's dotlock was removed by trackless"
     );
+    std::fs::remove_file(&dotlock).expect("unlock");
+    // Once the lock is gone the same mailbox is done.
+    let out = batch(&path);
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(std::fs::read(&path).expect("read"), data);
+    assert!(!dotlock.exists(), "trackless left its dotlock behind");
+}
+
+#[test]
+fn an_fcntl_locked_mailbox_is_refused_clearly() {
+    let (path, data) = lockable("fcntl");
+    let dotlock = PathBuf::from(format!("{}.lock", path.display()));
+    // Only an fcntl write lock (as mutt or Dovecot take it), held by this test process; the
+    // trackless child is another process, so the lock conflicts with its F_SETLK. fcntl locks
+    // belong to the process and any close of a descriptor of the file releases them, so the
+    // file is not opened again here while the lock must hold.
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open");
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: fcntl(F_SETLK) on a descriptor we own, with an initialised flock.
+        let rc = unsafe {
+            let mut fl: libc::flock = std::mem::zeroed();
+            fl.l_type = libc::F_WRLCK as libc::c_short;
+            fl.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl)
+        };
+        assert_eq!(rc, 0, "fcntl lock: {}", std::io::Error::last_os_error());
+    }
+    assert!(!dotlock.exists());
+    let out = batch(&path);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("locked by another process (fcntl)"), "{err}");
+    assert!(
+        !dotlock.exists(),
+        "trackless left its dotlock behind after the fcntl refusal"
+    );
+    drop(held);
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        data,
+        "an fcntl-locked mailbox was modified"
+    );
+    // Lock released: the same mailbox is done.
+    let out = batch(&path);
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(std::fs::read(&path).expect("read"), data);
 }
