@@ -279,10 +279,19 @@ impl Replacement {
         self.out.write_all(bytes)
     }
 
+    /// Make the new mailbox durable and rename it over the old one. On failure the old one is
+    /// untouched and the temporary file removed.
     pub fn commit(self) -> std::io::Result<()> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.target)?;
+        let written = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.target));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(e);
+        }
         if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();

@@ -26,7 +26,8 @@ pub struct BatchArgs {
     pub jobs: Option<usize>,
 }
 
-/// Exit status: 0 all fine, 1 some messages failed, 2 bad usage.
+/// Exit status: 0 all fine, 1 some messages failed, 2 bad usage, 128 + the signal number
+/// (130 for Ctrl-C) when a signal stopped the run before the end.
 pub fn run(
     args: &BatchArgs,
     policy: &Policy,
@@ -88,6 +89,7 @@ pub fn run(
     let summary = Summary::default();
     let start = std::time::Instant::now();
     let mut status = 0;
+    let mut interrupted = None;
     for p in &args.paths {
         let result = if p.is_dir() {
             batch::run_maildir(p, policy, &opts, log.as_ref(), &summary)
@@ -98,7 +100,8 @@ pub fn run(
             let _ = writeln!(warn, "trackless batch: {}: {e}", p.display());
             status = 1;
         }
-        if batch::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(signal) = batch::stopped_by() {
+            interrupted = Some(signal);
             let _ = writeln!(warn, "trackless batch: interrupted; messages in flight were finished; run again to continue");
             break;
         }
@@ -123,6 +126,10 @@ pub fn run(
         if !failures.is_empty() {
             status = 1;
         }
+    }
+    // Interrupted: not all done, whatever else happened (as a shell reports a killed job).
+    if let Some(signal) = interrupted {
+        status = 128 + signal;
     }
     status
 }
