@@ -78,7 +78,7 @@ fn interrupted(out: &Output, total: usize) {
     let n = seen(&stdout);
     assert!(
         n > 0 && n < total as u64,
-        "{n} of {total} messages seen: the signal did not arrive while the run was under way\n{stdout}"
+        "{n} of {total} messages seen: the run did not stop at the signal, or finished before it\n{stdout}"
     );
 }
 

@@ -252,3 +252,31 @@ fn an_fcntl_locked_mailbox_is_refused_clearly() {
     assert_eq!(out.status.code(), Some(0));
     assert_ne!(std::fs::read(&path).expect("read"), data);
 }
+
+#[test]
+fn bytes_before_the_first_separator_are_kept() {
+    let dir = scratch("preamble");
+    let path = dir.join("inbox");
+    // A message whose "From " line was lost (a truncated or hand-edited mailbox), then a
+    // message that gets rewritten.
+    let msgs = corpus(&["personal-plain.eml", "mailgun-newsletter.eml"]);
+    let mut lost = msgs[0].clone();
+    lost.extend_from_slice(b"\n");
+    let rest = build(&msgs[1..], Flavor::Mboxo);
+    std::fs::write(&path, [&lost[..], &rest[..]].concat()).expect("write");
+    let out = batch(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = std::fs::read(&path).expect("read");
+    let rewritten = neutralise(&msgs[1], &Policy::default());
+    assert!(rewritten.changed);
+    let want = [&lost[..], SEP, &rewritten.bytes, b"\n"].concat();
+    assert!(
+        after == want,
+        "the mailbox is not the bytes before the first separator, then the rewritten message"
+    );
+}

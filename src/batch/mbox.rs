@@ -54,11 +54,13 @@ pub fn detect(path: &Path) -> std::io::Result<Flavor> {
     Ok(Flavor::Mboxo)
 }
 
-/// Reads messages one at a time: (separator line, message bytes as stored).
+/// Reads messages one at a time: (separator line, message bytes as stored). Whatever comes
+/// before the first separator is skipped and counted (`preamble_len`).
 pub struct Reader<R: BufRead> {
     input: R,
     pending: Option<Vec<u8>>,
     done: bool,
+    preamble: u64,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -67,7 +69,15 @@ impl<R: BufRead> Reader<R> {
             input,
             pending: None,
             done: false,
+            preamble: 0,
         }
+    }
+
+    /// Bytes before the first separator (known once the first message was read). Not a
+    /// message, but it may be mail (one whose `From ` line was lost): a new mailbox must start
+    /// with them.
+    pub fn preamble_len(&self) -> u64 {
+        self.preamble
     }
 }
 
@@ -90,7 +100,7 @@ impl<R: BufRead> Iterator for Reader<R> {
                             return None;
                         }
                         Ok(_) if is_separator(&line) => break line,
-                        Ok(_) => continue,
+                        Ok(n) => self.preamble += n as u64,
                         Err(e) => return Some(Err(e)),
                     }
                 }
@@ -279,6 +289,11 @@ impl Replacement {
         self.out.write_all(bytes)
     }
 
+    /// Append everything `input` yields.
+    pub fn copy_from(&mut self, input: &mut impl std::io::Read) -> std::io::Result<u64> {
+        std::io::copy(input, &mut self.out)
+    }
+
     /// Make the new mailbox durable and rename it over the old one. On failure the old one is
     /// untouched and the temporary file removed.
     pub fn commit(self) -> std::io::Result<()> {
@@ -330,6 +345,21 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert!(msgs[0].1.ends_with(b"body\n\n"));
         assert_eq!(msgs[1].1, b"Subject: two\n\nx\n");
+    }
+
+    #[test]
+    fn bytes_before_the_first_separator_are_counted() {
+        let lost = b"Subject: lost its From line\n\nhello\n\n";
+        let mbox = [
+            &lost[..],
+            b"From a@b Mon Nov 23 10:00:00 2026\nSubject: one\n\nx\n",
+        ]
+        .concat();
+        let mut reader = Reader::new(&mbox[..]);
+        let msgs: Vec<_> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].1, b"Subject: one\n\nx\n");
+        assert_eq!(reader.preamble_len(), lost.len() as u64);
     }
 
     #[test]

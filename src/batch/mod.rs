@@ -404,9 +404,9 @@ pub fn run_mbox(
     } else {
         Some(mbox::Lock::take(path)?)
     };
-    let total = {
-        let f = std::io::BufReader::new(std::fs::File::open(path)?);
-        mbox::Reader::new(f).count() as u64
+    let (total, preamble) = {
+        let mut r = mbox::Reader::new(std::io::BufReader::new(std::fs::File::open(path)?));
+        (r.by_ref().count() as u64, r.preamble_len())
     };
     let progress = Progress::new(total);
     let reader = mbox::Reader::new(std::io::BufReader::with_capacity(
@@ -418,6 +418,22 @@ pub fn run_mbox(
     } else {
         Some(mbox::Replacement::create(path)?)
     };
+    // What comes before the first separator is no message but may be mail: kept as it is.
+    if let (Some(o), true) = (out.as_mut(), preamble > 0) {
+        let copied = std::fs::File::open(path)
+            .and_then(|f| o.copy_from(&mut std::io::Read::take(f, preamble)))
+            .and_then(|n| {
+                (n == preamble)
+                    .then_some(())
+                    .ok_or_else(|| std::io::Error::other("the mailbox shrank while locked"))
+            });
+        if let Err(e) = copied {
+            if let Some(o) = out.take() {
+                o.abandon();
+            }
+            return Err(e);
+        }
+    }
     // This mailbox's totals and log records, kept until its result is final.
     let counts = Summary::default();
     let mut spool = log.filter(|_| out.is_some()).map(|_| Spool::new(path));
