@@ -370,7 +370,7 @@ fn maildir_group(
 /// What a worker made of one mbox message.
 enum Done {
     /// Rewritten (`changed`) or found clean; its log record.
-    Processed { record: Record, changed: bool },
+    Processed { record: Box<Record>, changed: bool },
     /// Older than `--since`.
     Skipped,
     /// Not looked at: the run was stopped (Ctrl-C) before this message.
@@ -478,14 +478,14 @@ pub fn run_mbox(
                             let mut bytes = mbox::escape(&n, flavor);
                             bytes.extend_from_slice(trailer);
                             let done = Done::Processed {
-                                record,
+                                record: Box::new(record),
                                 changed: true,
                             };
                             (bytes, done)
                         }
                         None => {
                             let done = Done::Processed {
-                                record,
+                                record: Box::new(record),
                                 changed: false,
                             };
                             (stored, done)
@@ -537,7 +537,7 @@ pub fn run_mbox(
                         changed_any |= changed;
                         counts.add(Some(&record), changed);
                         if let Some(s) = spool.as_mut() {
-                            s.push(record);
+                            s.push(*record);
                         }
                     }
                     Done::Skipped => {
