@@ -280,3 +280,103 @@ fn bytes_before_the_first_separator_are_kept() {
         "the mailbox is not the bytes before the first separator, then the rewritten message"
     );
 }
+
+/// The fcntl lock holder of `path` that conflicts with a write lock, if any (F_GETLK: asks
+/// without taking a lock).
+fn fcntl_holder(path: &Path) -> Option<libc::pid_t> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open");
+    // SAFETY: fcntl(F_GETLK) on a descriptor we own, with an initialised flock.
+    let (rc, fl) = unsafe {
+        let mut fl: libc::flock = std::mem::zeroed();
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        let rc = libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl);
+        (rc, fl)
+    };
+    assert_eq!(rc, 0, "F_GETLK: {}", std::io::Error::last_os_error());
+    (fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
+}
+
+#[test]
+fn the_mailbox_stays_fcntl_locked_while_it_is_rewritten() {
+    let dir = scratch("held");
+    let path = dir.join("inbox");
+    let all: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"))
+        .expect("corpus")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    let names: Vec<&str> = all.iter().map(String::as_str).collect();
+    let msgs: Vec<Vec<u8>> = (0..20).flat_map(|_| corpus(&names)).collect();
+    std::fs::write(&path, build(&msgs, Flavor::Mboxo)).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
+        .args(["--no-log", "batch", "--jobs", "2"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Under way: the new mailbox is being written (its 1 MiB buffer was flushed once).
+    let tmp = dir.join(format!(".inbox.trackless-{}.tmp", child.id()));
+    loop {
+        if std::fs::metadata(&tmp).is_ok_and(|m| m.len() >= 1 << 20) {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before it could be observed; make the mailbox bigger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let holder = fcntl_holder(&path);
+    let dotlocked = dir.join("inbox.lock").exists();
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run ended during the check; make the mailbox bigger"
+    );
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        holder,
+        Some(libc::pid_t::try_from(child.id()).expect("pid")),
+        "the mailbox was not fcntl-locked by trackless while it rewrote it"
+    );
+    assert!(dotlocked, "no dotlock while the mailbox was rewritten");
+    assert_eq!(status.code(), Some(0));
+    assert!(fcntl_holder(&path).is_none());
+    assert!(!dir.join("inbox.lock").exists());
+    assert!(!tmp.exists(), "temporary file left behind");
+}
+
+#[test]
+fn backup_keeps_the_original_mailbox() {
+    let dir = scratch("backup");
+    let path = dir.join("inbox");
+    let data = build(&messages_with_from_lines(), Flavor::Mboxo);
+    std::fs::write(&path, &data).expect("write");
+    let backup = dir.join("originals");
+    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .env("TRACKLESS_CONFIG", "/dev/null")
+        .args(["--no-log", "batch", "--backup"])
+        .arg(&backup)
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&path).expect("read"), data);
+    assert!(
+        std::fs::read(backup.join("inbox")).expect("backup") == data,
+        "the backup is not the original mailbox"
+    );
+}

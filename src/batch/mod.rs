@@ -404,15 +404,18 @@ pub fn run_mbox(
     } else {
         Some(mbox::Lock::take(path)?)
     };
+    // fcntl locks belong to the process, and closing any descriptor of the file releases
+    // them: every descriptor of the mailbox opened from here on stays open until the new
+    // mailbox is committed (`mailbox` for counting, the head and the backup; `stream` for
+    // the reader thread).
+    let mailbox = std::fs::File::open(path)?;
+    let stream = std::fs::File::open(path)?;
     let (total, preamble) = {
-        let mut r = mbox::Reader::new(std::io::BufReader::new(std::fs::File::open(path)?));
+        let mut r = mbox::Reader::new(std::io::BufReader::new(&mailbox));
         (r.by_ref().count() as u64, r.preamble_len())
     };
     let progress = Progress::new(total);
-    let reader = mbox::Reader::new(std::io::BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(path)?,
-    ));
+    let reader = mbox::Reader::new(std::io::BufReader::with_capacity(1 << 20, &stream));
     let mut out = if opts.dry_run {
         None
     } else {
@@ -420,8 +423,8 @@ pub fn run_mbox(
     };
     // What comes before the first separator is no message but may be mail: kept as it is.
     if let (Some(o), true) = (out.as_mut(), preamble > 0) {
-        let copied = std::fs::File::open(path)
-            .and_then(|f| o.copy_from(&mut std::io::Read::take(f, preamble)))
+        let copied = std::io::Seek::rewind(&mut &mailbox)
+            .and_then(|()| o.copy_from(&mut std::io::Read::take(&mailbox, preamble)))
             .and_then(|n| {
                 (n == preamble)
                     .then_some(())
@@ -562,7 +565,10 @@ pub fn run_mbox(
     if changed_any {
         if let Some(b) = &opts.backup {
             let root = path.parent().unwrap_or(Path::new(""));
-            let copied = std::fs::read(path).and_then(|raw| backup_copy(b, root, path, &raw));
+            let mut raw = Vec::new();
+            let copied = std::io::Seek::rewind(&mut &mailbox)
+                .and_then(|()| std::io::Read::read_to_end(&mut &mailbox, &mut raw))
+                .and_then(|_| backup_copy(b, root, path, &raw));
             if let Err(e) = copied {
                 out.abandon();
                 return Err(std::io::Error::new(
@@ -577,6 +583,7 @@ pub fn run_mbox(
         out.abandon();
     }
     drop(lock);
+    drop((mailbox, stream));
     // Committed: now the messages count, and go to the log.
     summary.merge(&counts);
     if let (Some(l), Some(s)) = (log, spool) {
