@@ -295,12 +295,9 @@ fn an_mbox_run_that_is_not_committed_logs_nothing() {
     }
 }
 
-/// A rerun over a mailbox already done must not log its messages again. The log recognises
-/// a message it has seen by its Message-ID only (src/log/store.rs), so messages without one
-/// get a second row on every rerun, in Maildirs and mbox files alike: this needs an identity
-/// for them kept in the log (e.g. a hash of the message as the run left it).
+/// A rerun over a mailbox already done must not log its messages again, those without a
+/// Message-ID included: for them the log keeps a hash of the message as the run left it.
 #[test]
-#[ignore = "the log dedups batch rows by Message-ID only (src/log/store.rs)"]
 fn a_rerun_does_not_log_messages_without_message_id_again() {
     let dir = scratch("rerun");
     let path = dir.join("inbox");

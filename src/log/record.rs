@@ -141,13 +141,26 @@ impl Record {
             .as_deref()
             .and_then(|a| a.rsplit_once('@'))
             .map(|(_, d)| d.to_string());
-        let message_id_hash = message_id.map(|id| {
-            let digest = Sha256::digest(id.trim().as_bytes());
+        let hex = |digest: &[u8]| {
             digest
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
-        });
+        };
+        let message_id_hash = match message_id {
+            Some(id) => Some(hex(&Sha256::digest(id.trim().as_bytes()))),
+            // Batch runs are repeated over the same mailbox and must not log a message twice;
+            // without a Message-ID the message as this run left it identifies it (a second run
+            // gets those very bytes and, the rewrite being a fixed point, leaves them as they
+            // are). Prefixed so that it never equals the hash of a Message-ID.
+            None if mode == Mode::Batch => {
+                let mut h = Sha256::new();
+                h.update(b"trackless:no-message-id:");
+                h.update(outcome.bytes.as_ref());
+                Some(hex(&h.finalize()))
+            }
+            None => None,
+        };
         let mut skipped: Vec<&str> = outcome
             .skips()
             .filter_map(|f| f.reason.map(|r| r.as_str()))
