@@ -2,28 +2,15 @@
 //! through the milter protocol show up in a scrape of GET /metrics, and SIGHUP re-reads the
 //! config file's [policy].
 
-use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
+mod common;
+
+use common::milter::{rewritten, send, Daemon, Stderr};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MESSAGE: &str = "From: a@shop.example\r\nTo: b@example.net\r\nSubject: hi\r\nContent-Type: text/html\r\n\r\n<html><body><img src=\"https://img.unknown.example/o.gif\" width=\"1\" height=\"1\"><p>Hello</p></body></html>\r\n";
-
-async fn send(conn: &mut TestConnection) -> Vec<EomAction> {
-    conn.mail(["<a@shop.example>"]).await.expect("mail");
-    conn.rcpt(["<b@example.net>"]).await.expect("rcpt");
-    let (head, body) = MESSAGE.split_once("\r\n\r\n").expect("split");
-    for line in head.split("\r\n") {
-        let (n, v) = line.split_once(':').expect("header");
-        conn.header(n, v).await.expect("header");
-    }
-    conn.eoh().await.expect("eoh");
-    conn.body(body.as_bytes().to_vec()).await.expect("body");
-    let (actions, status) = conn.eom().await.expect("eom");
-    assert_eq!(status, Status::Accept);
-    actions.actions
-}
 
 fn scrape(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
@@ -61,30 +48,22 @@ async fn scrape_counts_messages_and_sighup_rereads_the_config() {
     let cfg = dir.join("trackless.toml");
     std::fs::write(&cfg, config(&sock, port, &log, false)).expect("config");
 
-    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("milter")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id().to_string();
-    for _ in 0..200 {
-        if sock.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut conn = TestConnection::configure()
-        .available_actions(Actions::all())
-        .available_opts(ProtoOpts::all())
-        .read_timeout(Duration::from_secs(10))
-        .open_unix(&sock)
-        .await
-        .expect("connect");
+    let mut daemon = Daemon::new(
+        Command::new(env!("CARGO_BIN_EXE_trackless"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("milter")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let stderr = Stderr::capture(daemon.child());
+    let pid = daemon.id().to_string();
+    let mut conn = common::milter::connect(&sock).await;
 
     // Heuristics off in the file: the 1×1 image on an unknown host stays.
-    assert!(send(&mut conn).await.is_empty());
+    assert!(send(&mut conn, "a@shop.example", MESSAGE).await.is_empty());
 
     // Turn them on in the file and reload: the same connection now gets the pixel removed.
     std::fs::write(&cfg, config(&sock, port, &log, true)).expect("config");
@@ -93,14 +72,9 @@ async fn scrape_counts_messages_and_sighup_rereads_the_config() {
         .status()
         .expect("kill");
     assert!(st.success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let actions = send(&mut conn).await;
-    assert!(
-        actions
-            .iter()
-            .any(|a| matches!(a, EomAction::ReplaceBody { .. })),
-        "config not re-read: {actions:?}"
-    );
+    stderr.wait_for("configuration reloaded", 1).await;
+    let actions = send(&mut conn, "a@shop.example", MESSAGE).await;
+    assert!(rewritten(&actions), "config not re-read: {actions:?}");
     conn.close().await.expect("close");
 
     // The log writer is asynchronous: wait until both records are written.
@@ -125,6 +99,7 @@ async fn scrape_counts_messages_and_sighup_rereads_the_config() {
         ("trackless_messages_unchanged_total", 1.0),
         ("trackless_pixels_removed_total", 1.0),
         ("trackless_errors_total", 0.0),
+        ("trackless_panics_total", 0.0),
         ("trackless_log_written_total", 2.0),
         ("trackless_log_dropped_total", 0.0),
         ("trackless_messages_by_esp_total{esp=\"none\"}", 2.0),
@@ -146,14 +121,24 @@ async fn scrape_counts_messages_and_sighup_rereads_the_config() {
         .status()
         .expect("kill");
     assert!(st.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let mut child = daemon.take();
+    let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("join")
         .expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("configuration reloaded"), "{stderr}");
+    let stderr = stderr.finish();
+    assert!(status.success(), "{stderr}");
     // The listener is gone with the daemon.
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    // One tracking-log row per message, in the file, once the daemon has stopped.
+    let rows: i64 = rusqlite::Connection::open(&log)
+        .expect("open log")
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE mode = 'milter'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(rows, 2, "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -92,18 +92,99 @@ fn failure_to_hand_on_is_a_temporary_failure() {
     let raw = corpus("mailgun-newsletter.eml");
     let out = run_pipe(&dir, &fake_sendmail(&dir, 69), &raw);
     assert_eq!(out.status.code(), Some(75));
+    // The stand-in did run and got the message: 75 is its failure passed on.
+    assert!(dir.join("message").exists());
     let out = run_pipe(&dir, &dir.join("no-such-sendmail"), &raw);
     assert_eq!(out.status.code(), Some(75));
-    // A broken rules file defers the mail too.
+}
+
+/// A broken rules file defers the mail (75) — with a sendmail that works, so that the rules
+/// are the only thing that can fail: the same invocation without them hands the message on.
+#[test]
+fn broken_rules_defer_the_mail() {
+    let dir = scratch("rules");
+    let sendmail = fake_sendmail(&dir, 0);
+    let raw = corpus("mailgun-newsletter.eml");
     let rules = dir.join("bad.toml");
     std::fs::write(&rules, "[[open]]\nid='x'\npath='/('\n").expect("rules");
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+    let pipe = |extra: &[&std::ffi::OsStr]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+            .env("TRACKLESS_CONFIG", "/dev/null")
+            .env("XDG_STATE_HOME", &dir)
+            .args(extra)
+            .args(["pipe", "-f", "a@b.example", "--sendmail"])
+            .arg(&sendmail)
+            .args(["--", "c@d.example"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // The message may not be read at all: a closed pipe is not an error here.
+        let _ = child.stdin.take().expect("stdin").write_all(&raw);
+        child.wait_with_output().expect("wait")
+    };
+
+    let out = pipe(&["--rules".as_ref(), rules.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml"),
+        "the error names the file: {stderr}"
+    );
+    assert!(
+        !dir.join("message").exists(),
+        "sendmail ran although the rules are broken"
+    );
+
+    let out = pipe(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let handed = std::fs::read(dir.join("message")).expect("sendmail got the message");
+    let expected = trackless::neutralise(&raw, &trackless::Policy::default());
+    assert!(expected.changed);
+    assert_eq!(handed, expected.bytes.as_ref());
+}
+
+/// A message that makes the core panic (debug builds, `TRACKLESS_TEST_PANIC`) is handed on
+/// as it came, exit 0, with a warning on stderr naming the internal error.
+#[test]
+fn caught_panic_hands_the_original_on_and_warns() {
+    let dir = scratch("panic");
+    let sendmail = fake_sendmail(&dir, 0);
+    let marker = "X-Test-Panic-Marker-51d0";
+    let mut raw = format!("X-Campaign: {marker}\n").into_bytes();
+    raw.extend_from_slice(&corpus("mailgun-newsletter.eml"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
         .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--rules"])
-        .arg(&rules)
-        .args(["pipe", "-f", "a@b.example", "--", "c@d.example"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(75));
+        .env("TRACKLESS_TEST_PANIC", marker)
+        .env("XDG_STATE_HOME", &dir)
+        .args(["pipe", "-f", "bounce@esp.example", "--sendmail"])
+        .arg(&sendmail)
+        .args(["--", "jane@example.net"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&raw)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("message")).expect("message"), raw);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("trackless pipe: passed on unchanged: internal-error")),
+        "{stderr}"
+    );
 }

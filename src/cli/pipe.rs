@@ -39,6 +39,19 @@ pub fn run(
         return EX_TEMPFAIL;
     }
     let outcome = neutralise(&raw, policy);
+    // A limit, the allow-list or a bug (a caught panic, `internal-error`) kept the whole
+    // message as it came: say so. (Postfix's pipe(8) shows a command's output only when it
+    // fails; the tracking log records the reason too.)
+    for f in outcome.skips() {
+        if let Some(reason) = f.reason.filter(|r| r.is_message_wide()) {
+            let _ = writeln!(
+                warn,
+                "trackless pipe: passed on unchanged: {} {}",
+                reason.as_str(),
+                f.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
     let mut child = match Command::new(sendmail)
         .args(["-G", "-i", "-f", &args.sender, "--"])
         .args(&args.recipients)
