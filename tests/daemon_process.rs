@@ -470,3 +470,53 @@ async fn milter_reports_a_caught_panic_and_logs_one_row_per_message() {
         "{rows:?}"
     );
 }
+
+/// A message over the milter's size limit is accepted without being read whole — and still
+/// counted and logged, one row like every other message, saying why it was left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milter_logs_a_message_over_the_size_limit() {
+    let dir = scratch("milter-size");
+    let sock = dir.join("milter.sock");
+    let log = dir.join("log.sqlite");
+    let cfg = dir.join("trackless.toml");
+    std::fs::write(&cfg, "[limits]\nmax_size = 4096\n").expect("config");
+    let metrics = free_port();
+    let daemon = spawn(&[
+        "--config".into(),
+        cfg.display().to_string(),
+        "--log".into(),
+        log.display().to_string(),
+        "milter".into(),
+        "--listen".into(),
+        format!("unix:{}", sock.display()),
+        "--metrics".into(),
+        format!("127.0.0.1:{metrics}"),
+    ]);
+    let mut conn = common::milter::connect(&sock).await;
+    let big = corpus("mailgun-newsletter.eml");
+    assert!(big.len() > 4096);
+    let actions = milter_send(&mut conn, "4QBIG1", &big).await;
+    assert!(actions.is_empty(), "{actions:?}");
+    let small = corpus("personal-plain.eml");
+    assert!(small.len() < 4096);
+    let actions = milter_send(&mut conn, "4QSMALL2", &small).await;
+    assert!(actions.is_empty(), "{actions:?}");
+    conn.close().await.expect("close");
+
+    wait_for_port(metrics).await;
+    let page = tokio::task::spawn_blocking(move || scrape(metrics))
+        .await
+        .expect("join");
+    for (sample, expected) in [
+        ("trackless_messages_total", 2.0),
+        ("trackless_messages_unchanged_total", 2.0),
+        ("trackless_passthrough_total{reason=\"too-large\"}", 1.0),
+    ] {
+        assert_eq!(value(&page, sample), Some(expected), "{sample} in\n{page}");
+    }
+    let stderr = stop(daemon).await;
+    let rows = logged(&log);
+    assert_eq!(rows.len(), 2, "{rows:?}\n{stderr}");
+    assert_eq!(rows[0].2.as_deref(), Some("too-large"), "{rows:?}");
+    assert_eq!(rows[1].2, None, "{rows:?}");
+}

@@ -19,6 +19,7 @@ struct Milter {
     addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shared: Arc<Shared>,
 }
 
 impl Milter {
@@ -34,11 +35,26 @@ impl Milter {
             None,
         ));
         let (stop, shutdown) = oneshot::channel::<()>();
-        let task = tokio::spawn(milter::run_until(listener, shared, 200, shutdown));
+        let task = tokio::spawn(milter::run_until(listener, shared.clone(), 200, shutdown));
         Milter {
             addr,
             stop: Some(stop),
             task,
+            shared,
+        }
+    }
+
+    /// A message accepted without changes looks the same whether there was nothing to do or a
+    /// panic was caught: the counters tell them apart.
+    fn assert_counted(&self, messages: u64, unchanged: u64) {
+        let page = self.shared.render_metrics();
+        for line in [
+            format!("trackless_messages_total {messages}"),
+            format!("trackless_messages_unchanged_total {unchanged}"),
+            "trackless_panics_total 0".to_string(),
+            "trackless_errors_total 0".to_string(),
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} not in\n{page}");
         }
     }
 
@@ -214,6 +230,7 @@ async fn clean_mail_gets_no_action() {
         assert_eq!(status, Status::Accept, "{name}");
         assert!(actions.is_empty(), "{name}: {actions:?}");
     }
+    m.assert_counted(3, 3);
     conn.close().await.expect("close");
     m.stop().await;
 }
@@ -241,6 +258,15 @@ async fn oversized_and_malformed_are_accepted_unchanged() {
     let (actions, status) = send(&mut conn, &junk).await;
     assert_eq!(status, Status::Accept);
     assert!(actions.is_empty());
+    // Both counted as messages left alone (the oversized one with its reason); the junk
+    // did not crash the core.
+    m.assert_counted(2, 2);
+    let page = m.shared.render_metrics();
+    assert!(
+        page.lines()
+            .any(|l| l == "trackless_passthrough_total{reason=\"too-large\"} 1"),
+        "{page}"
+    );
     conn.close().await.expect("close");
     m.stop().await;
 }
@@ -313,14 +339,19 @@ async fn many_connections_at_once() {
             (status, header.is_some(), ok)
         }));
     }
+    let mut rewritten = 0;
     for t in tasks {
-        let (status, _, ok) = t.await.expect("task");
+        let (status, changed, ok) = t.await.expect("task");
         assert_eq!(status, Status::Accept);
         assert!(
             ok,
             "a concurrent message was rewritten differently from trackless filter"
         );
+        rewritten += u64::from(changed);
     }
+    // personal-plain is the clean one: 12 of the 60 messages are left alone.
+    assert_eq!(rewritten, 48);
+    m.assert_counted(60, 12);
     m.stop().await;
 }
 
@@ -338,6 +369,7 @@ async fn saturated_workers_follow_the_overload_rule() {
             addr,
             stop: Some(stop),
             task,
+            shared: shared.clone(),
         };
         let raw = crlf(&corpus("mailgun-newsletter.eml"));
         // Every worker busy.

@@ -173,6 +173,20 @@ fn report_table_json_csv_on_the_corpus() {
         ],
     );
     assert!(!july.contains("glowco.example"), "{july}");
+    // …and July is not simply empty: its own messages are there, and only those.
+    let july: serde_json::Value = serde_json::from_str(&july).expect("json");
+    let rows = july.as_array().expect("array");
+    assert!(!rows.is_empty(), "{july}");
+    for r in rows {
+        let (first, last) = (
+            r["first_seen"].as_str().expect("first_seen"),
+            r["last_seen"].as_str().expect("last_seen"),
+        );
+        assert!(
+            first.starts_with("2026-07") && last.starts_with("2026-07"),
+            "{r}"
+        );
+    }
 }
 
 #[test]

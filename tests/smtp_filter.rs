@@ -18,6 +18,7 @@ use trackless::{neutralise, Policy};
 
 struct Filter {
     addr: std::net::SocketAddr,
+    shared: Arc<Shared>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -47,8 +48,12 @@ async fn start(proto: Proto, downstream: &str, max_size: usize, timeout: Duratio
         forward: downstream.parse::<Target>().expect("target"),
     });
     let (stop, shutdown) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, shared, cfg, 20, shutdown));
-    Filter { addr, _stop: stop }
+    tokio::spawn(serve(listener, shared.clone(), cfg, 20, shutdown));
+    Filter {
+        addr,
+        shared,
+        _stop: stop,
+    }
 }
 
 fn corpus(name: &str) -> Vec<u8> {
@@ -180,6 +185,15 @@ async fn clean_8bit_utf8_message_passes_unchanged() {
         "MAIL FROM:<jörg@bücher.example> BODY=8BITMIME SMTPUTF8"
     );
     assert_eq!(got[0].data, msg);
+    // Unchanged because it is clean, not because a panic was caught.
+    let page = f.shared.render_metrics();
+    for line in [
+        "trackless_messages_unchanged_total 1",
+        "trackless_panics_total 0",
+        "trackless_errors_total 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line} not in\n{page}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

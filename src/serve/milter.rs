@@ -6,6 +6,7 @@
 
 use super::{Envelope, Overload, Rewrite, Shared};
 use crate::core::header::{fold, HEADER};
+use crate::core::outcome::SkipReason;
 use crate::log::Mode;
 use bytes::Bytes;
 use indymilter::{
@@ -181,9 +182,11 @@ async fn eom(cx: &mut EomContext<Session>, shared: &Shared) -> Status {
         .map(|v| String::from_utf8_lossy(v.to_bytes()).into_owned());
     let status = if s.oversize {
         tracing::info!(
-            queue_id = s.envelope.queue_id.as_deref().unwrap_or("-"),
+            queue_id = %s.envelope.queue_id.as_deref().unwrap_or("-"),
             "message over the size limit: accepted unchanged"
         );
+        // Counted and logged from its headers, like every message.
+        shared.passed_unread(&s.headers, &s.envelope, Mode::Milter, SkipReason::TooLarge);
         Status::Accept
     } else {
         let mut raw = std::mem::take(&mut s.headers);

@@ -148,6 +148,43 @@ impl Shared {
         }
     }
 
+    /// A message passed on without the core seeing it whole (the milter stops buffering a
+    /// message over the size limit): counted and logged like any other, from its header
+    /// block, with a message-wide skip saying why.
+    pub fn passed_unread(&self, head: &[u8], envelope: &Envelope, mode: Mode, reason: SkipReason) {
+        let findings = vec![crate::core::outcome::Finding::skip(
+            reason,
+            "",
+            Some("passed on without being read whole".to_string()),
+        )];
+        let outcome = Outcome {
+            bytes: std::borrow::Cow::Borrowed(head),
+            counts: crate::core::outcome::Counts::from_findings(&findings),
+            findings,
+            header: None,
+            changed: false,
+            esp: Vec::new(),
+        };
+        self.metrics.message(
+            metrics::Ended::Done {
+                outcome: &outcome,
+                esp: None,
+            },
+            Duration::ZERO,
+        );
+        if let Some(log) = &self.log {
+            log.record(Record::new(
+                head,
+                &outcome,
+                mode,
+                envelope.sender.as_deref(),
+                &envelope.recipients,
+                self.keep,
+                time::now(),
+            ));
+        }
+    }
+
     /// Rewrite `raw` on a worker thread, bounded in number and time. Logs one line and one
     /// tracking-log record per message.
     pub async fn rewrite(&self, raw: Arc<Vec<u8>>, envelope: &Envelope, mode: Mode) -> Rewrite {
