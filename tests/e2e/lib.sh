@@ -188,13 +188,25 @@ e2e_wait_port() {
   done
 }
 
-# e2e_wait_socket PATH [TIMEOUT]: waits until PATH exists and is a unix socket.
+# e2e_socket_open PATH: succeeds when something accepts stream connections on
+# the unix socket PATH.  A socket file alone proves nothing: a daemon killed
+# with SIGKILL leaves its socket behind, and connecting to it is refused.
+e2e_socket_open() {
+  [[ -S "$1" ]] && perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => $ARGV[0]) or exit 1' "$1" 2>/dev/null
+}
+
+# e2e_wait_socket PATH [TIMEOUT]: waits until something accepts connections on
+# the unix socket PATH (e2e_socket_open; the probe connection is closed at once).
 e2e_wait_socket() {
   local path=$1 timeout=${2:-$E2E_TIMEOUT} deadline
   deadline=$((SECONDS + timeout))
-  until [[ -S "$path" ]]; do
+  until e2e_socket_open "$path"; do
     if ((SECONDS >= deadline)); then
-      e2e_die "no unix socket at $path after ${timeout}s"
+      if [[ -S "$path" ]]; then
+        e2e_die "nothing accepts connections on the unix socket $path after ${timeout}s"
+      else
+        e2e_die "no unix socket at $path after ${timeout}s"
+      fi
       return 1
     fi
     sleep 0.05

@@ -3,8 +3,10 @@
 # the same snippet an admin appends), delivering to a Maildir.
 #   1. every corpus message arrives exactly as `trackless filter` writes it (apart from the
 #      headers Postfix adds), a clean message arrives unchanged;
-#   2. the milter is killed in the middle of a run of messages: everything is still delivered
-#      once (milter_default_action = accept), the queue ends empty;
+#   2. the milter is SIGKILLed in the middle of a burst (some but not all of it delivered at
+#      that moment): every message is delivered exactly once (milter_default_action = accept),
+#      those accepted while the milter was down arrive unchanged, those accepted before the
+#      kill and after the restart are rewritten; the queue ends empty;
 #   3. the tracking log has a row per filtered message.
 # Run as root: bash tests/e2e/postfix_milter.sh [path/to/trackless]
 set -euo pipefail
@@ -81,28 +83,164 @@ logged=$(($(wc -l <"$dir/report.csv") - 1))
 ((logged > 10)) || { echo "tracking log has only $logged sender rows"; exit 1; }
 ok "tracking log written by the milter ($logged sender domains${rows:+, $rows rows})"
 
-# 2. Kill the milter in the middle of a run: nothing may be lost or duplicated.
+# 2. Kill the milter in the middle of a burst: nothing may be lost or duplicated, mail that
+#    passed while it was down arrives unchanged (milter_default_action = accept), and mail
+#    accepted after it came back is rewritten again.
+# The burst uses only corpus messages the filter rewrites (its output has X-Trackless) and that
+# have a Message-ID, so "rewritten" and "unchanged" can be told apart for every message.
 total=120
-mkdir -p "$dir/burst"
-for ((i = 1; i <= total; i++)); do
-  src=$(ls "$repo"/corpus/*.eml | sed -n "$(( (i % n) + 1 ))p")
-  { printf 'X-Burst-Seq: %d\r\n' "$i"; cat "$src"; } >"$dir/burst/$i.eml"
+kill_at=$((total / 4))       # kill once this many burst messages were delivered
+outage_min=10                # restart once this many more were delivered while it was down
+# One template per corpus message: as sent (X-Burst-Seq: @SEQ@ on top), as it arrives when
+# passed unchanged, and as trackless filter rewrites it.
+mkdir -p "$dir/templates" "$dir/burst" "$dir/burst-plain" "$dir/burst-rewritten"
+tracked=()
+for f in "$repo"/corpus/*.eml; do
+  grep -qi '^Message-ID:' "$f" || continue
+  t="$dir/templates/${f##*/}"
+  { printf 'X-Burst-Seq: @SEQ@\r\n'; cat "$f"; } >"$t.sent"
+  no_return_path "$t.sent" >"$t.plain"
+  "$TRACKLESS" --no-log filter <"$t.plain" >"$t.rewritten" 2>/dev/null
+  perl -ne 'last if /^\r?$/; if (/^X-Trackless:/i) { $f = 1; last } END { $? = $f ? 0 : 1 }' "$t.rewritten" && tracked+=("$t")
 done
+((${#tracked[@]} >= 10)) || { echo "only ${#tracked[@]} corpus messages with trackers"; exit 1; }
+# Burst message i and its two acceptable results: the templates with the sequence number in the
+# first header (which the filter passes on as it is), so the filter runs once per template.
+perl -e '
+  my ($dir, $total, @t) = @ARGV;
+  for my $i (1 .. $total) {
+    for my $kind (["sent", "burst"], ["plain", "burst-plain"], ["rewritten", "burst-rewritten"]) {
+      my $src = $t[$i % @t] . ".$kind->[0]";
+      open(my $in, "<:raw", $src) or die "$src: $!\n";
+      my $m = do { local $/; <$in> };
+      $m =~ s/\AX-Burst-Seq: \@SEQ\@(?=\r?\n)/X-Burst-Seq: $i/ or die "$src does not start with X-Burst-Seq: \@SEQ\@\n";
+      open(my $out, ">:raw", "$dir/$kind->[1]/$i.eml") or die "$dir/$kind->[1]/$i.eml: $!\n";
+      print {$out} $m;
+      close($out) or die "$dir/$kind->[1]/$i.eml: $!\n";
+    }
+  }' "$dir" "$total" "${tracked[@]}"
+carol_md="$dir/mail/carol/Maildir"
+# A line in the maillog, in order with Postfix's own (postlog goes through postlogd too).
+marker() { postlog -c "$dir/etc" -t trackless-e2e "milter $1"; }
+# Wait until the Maildir of carol holds at least $1 messages; give up after 120 s, or when the
+# burst has been sent and nothing is left in the queue.
+wait_carol() {
+  local want=$1 deadline=$((SECONDS + 120))
+  while (($(e2e_maildir_count "$carol_md") < want)); do
+    if [[ -e "$dir/burst.rc" ]] && e2e_queue_empty "$dir" 2>/dev/null; then return 1; fi
+    ((SECONDS < deadline)) || return 1
+    sleep 0.02
+  done
+}
 (e2e_send_many -j 4 -t carol@example.net "$dir/burst"/*.eml >"$dir/burst.log" 2>&1; echo $? >"$dir/burst.rc") &
 sender=$!
-sleep 2
+# If the test fails mid-burst, stop the senders (the subshell and its swaks children) too.
+kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null || true; }
+e2e_on_exit '[[ -z "${sender:-}" ]] || kill_tree "$sender"'
+wait_carol "$kill_at" || true
+marker KILLING
+killed_at=$(e2e_maildir_count "$carol_md")
 kill -KILL "$MILTER_PID"
-ok "milter killed (SIGKILL) while messages were being sent"
-sleep 1
+wait "$MILTER_PID" 2>/dev/null || true
+marker KILLED
+((killed_at > 0 && killed_at < total)) || {
+  echo "the kill did not land mid-burst: $killed_at of $total delivered when the milter was killed"
+  exit 1
+}
+ok "milter killed (SIGKILL) with $killed_at of $total burst messages delivered"
+wait_carol $((killed_at + outage_min)) || true
+down_at=$(e2e_maildir_count "$carol_md")
+# The killed milter left its socket file behind: start_milter waits until the new one accepts
+# connections (e2e_wait_socket connects), so every session after BACK can reach it. Sessions
+# between RESTARTING and BACK may or may not have reached it.
+marker RESTARTING
 start_milter
+marker BACK
+back_at=$(e2e_maildir_count "$carol_md")
+((back_at < total)) || { echo "the burst was over before the milter came back ($back_at of $total delivered)"; exit 1; }
 wait "$sender" || true
+sender=
 [[ "$(cat "$dir/burst.rc")" == 0 ]] || { echo "some sends were refused:"; tail -20 "$dir/burst.log"; exit 1; }
-e2e_wait_delivered "$dir" carol "$total" 120
-e2e_wait_queue_empty "$dir" 60
-seqs=$(for f in $(e2e_delivered_files "$dir" carol); do perl -ne 'if (/^X-Burst-Seq:\s*(\d+)/) { print "$1\n"; exit }' "$f"; done | sort -n | uniq)
-[[ "$(echo "$seqs" | wc -l)" == "$total" ]] || { echo "lost or duplicated: $(echo "$seqs" | wc -l) distinct of $total"; exit 1; }
-filtered=$(grep -l '^X-Trackless:' $(e2e_delivered_files "$dir" carol) | wc -l)
-ok "all $total messages delivered exactly once across the crash ($filtered filtered), queue empty"
+# Every accepted message is in the queue until delivered: an empty queue means all arrived.
+e2e_wait_queue_empty "$dir" 120
+ok "milter back after $((down_at - killed_at)) deliveries without it; $back_at of $total delivered at restart, queue drained"
+
+# Every burst message delivered exactly once: count each sequence number, duplicates included.
+for f in $(e2e_delivered_files "$dir" carol); do
+  perl -ne 'if (/^X-Burst-Seq:\s*(\d+)/) { print "$1\n"; $s = 1; exit } END { print "none\n" unless $s }' "$f"
+done | sort | uniq -c | awk -v n="$total" '
+  { c[$2] = $1 }
+  END {
+    bad = 0
+    for (i = 1; i <= n; i++) {
+      if (!(i in c)) { printf "burst message %d lost\n", i; bad++ }
+      else if (c[i] != 1) { printf "burst message %d delivered %d times\n", i, c[i]; bad++ }
+    }
+    for (k in c) if (k !~ /^[0-9]+$/ || k + 0 < 1 || k + 0 > n) { printf "%d delivered message(s) with sequence number %s\n", c[k], k; bad++ }
+    exit bad > 0
+  }' || { echo "burst messages lost or duplicated across the crash (above)"; exit 1; }
+ok "each of the $total burst messages delivered exactly once"
+
+# What each message went through, from the maillog: the smtpd session that received it
+# (identified by the queue id in the delivered Received header) started and ended
+#   before   before KILLING: the milter was up throughout -> rewritten
+#   kill     between KILLING and KILLED -> either form (in flight when the milter died)
+#   outage   after KILLED, before RESTARTING: the milter connection was refused -> unchanged
+#   restart  between RESTARTING and BACK -> either form
+#   after    after BACK -> rewritten again
+#   across   started and ended in different phases (in flight at a marker) -> either form
+# and whether smtpd logged that it could not connect to the milter.
+e2e_delivered_files "$dir" carol | perl -e '
+  my ($maillog, $plain, $rewritten) = @ARGV;
+  sub norm { my $m = shift; $m =~ s/\r\n/\n/g; $m .= "\n" if length $m && $m !~ /\n\z/; $m =~ tr/\r/ /; $m }
+  sub slurp { open(my $fh, "<:raw", $_[0]) or die "$_[0]: $!\n"; local $/; scalar <$fh> }
+  open(my $log, "<", $maillog) or die "$maillog: $!\n";
+  my ($phase, %sess, %byqid) = ("before");
+  while (<$log>) {
+    if (/trackless-e2e\S*: milter (KILLING|KILLED|RESTARTING|BACK)$/) { $phase = { KILLING => "kill", KILLED => "outage", RESTARTING => "restart", BACK => "after" }->{$1}; next }
+    next unless m{postfix/smtpd\[(\d+)\]: (.*)};
+    my ($pid, $msg) = ($1, $2);
+    if ($msg =~ /^connect from /) { $sess{$pid} = { start => $phase, down => 0, qids => [] } }
+    elsif (!$sess{$pid}) { next }
+    elsif ($msg =~ /^warning: connect to Milter service /) { $sess{$pid}{down} = 1 }
+    elsif ($msg =~ /^([0-9A-F]+): client=/) { push @{ $sess{$pid}{qids} }, $1 }
+    elsif ($msg =~ /^disconnect from /) {
+      my $s = delete $sess{$pid};
+      # A session across a marker was in flight at the kill or the restart: either form.
+      my $p = $s->{start} eq $phase ? $phase : "across";
+      $byqid{$_} = [$p, $s->{down}] for @{ $s->{qids} };
+    }
+  }
+  while (my $f = <STDIN>) {
+    chomp $f;
+    my $m = slurp($f);
+    my ($seq) = $m =~ /^X-Burst-Seq:\s*(\d+)/m;
+    my ($qid) = $m =~ /^Received: from .*\n(?:[ \t].*\n)*?[ \t].* with E?SMTP id ([0-9A-F]+)/m;
+    # The delivered message without the headers Postfix added (see e2e_strip_postfix_headers).
+    (my $body = $m) =~ s/\A(?:Return-Path:.*\n)?(?:X-Original-To:.*\n)?(?:Delivered-To:.*\n)?Received:.*\n(?:[ \t].*\n)*//;
+    my $form = "other";
+    if (defined $seq) {
+      $form = "unchanged" if $body eq norm(slurp("$plain/$seq.eml"));
+      $form = "rewritten" if $body eq norm(slurp("$rewritten/$seq.eml"));
+    }
+    my ($p, $down) = @{ $byqid{$qid // ""} // ["unknown", 0] };
+    printf "%s %s %s %s %s %s\n", $seq // "none", $qid // "none", $p, $down ? "milter-refused" : "milter-reached", $form, $f;
+  }
+' "$dir/maillog" "$dir/burst-plain" "$dir/burst-rewritten" >"$dir/burst-phases.txt"
+awk '
+  { n[$3]++; if ($5 == "rewritten") rw[$3]++ }
+  $5 == "other"                                        { print "neither unchanged nor rewritten like trackless filter: " $0; bad++ }
+  $3 == "unknown"                                      { print "no smtpd session found in the maillog: " $0; bad++ }
+  $3 == "before" && ($5 != "rewritten" || $4 != "milter-reached") { print "accepted before the kill but not filtered: " $0; bad++ }
+  $3 == "outage" && ($5 != "unchanged" || $4 != "milter-refused") { print "accepted while the milter was down but not passed on unchanged: " $0; bad++ }
+  $3 == "after"  && ($5 != "rewritten" || $4 != "milter-reached") { print "accepted after the milter came back but not filtered: " $0; bad++ }
+  END {
+    if (n["outage"] < 1) { print "no message was accepted while the milter was down"; bad++ }
+    if (n["after"] < 1) { print "no message was accepted after the milter came back"; bad++ }
+    printf "before %d, outage %d, after restart %d; in flight at the kill or the restart %d (%d rewritten)\n", n["before"], n["outage"], n["after"], n["kill"] + n["restart"] + n["across"], rw["kill"] + rw["restart"] + rw["across"] > "/dev/stderr"
+    exit bad > 0
+  }' "$dir/burst-phases.txt" 2>"$dir/burst-summary.txt" || { echo "see $dir/burst-phases.txt"; exit 1; }
+ok "burst phases: $(cat "$dir/burst-summary.txt"): unchanged while the milter was down, rewritten (X-Trackless) before and after"
 
 # 3. SIGTERM: the milter stops cleanly and removes its socket.
 e2e_kill "$MILTER_PID"
