@@ -395,3 +395,69 @@ async fn saturated_workers_follow_the_overload_rule() {
         m.stop().await;
     }
 }
+
+/// A single-part 7bit message whose rewrite makes a line too long for SMTP is re-encoded as
+/// quoted-printable: the milter must change the top-level Content-Transfer-Encoding field with
+/// the body (or add it where there was none), or the MTA would deliver a quoted-printable body
+/// labelled 7bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reencoded_single_part_message_gets_its_encoding_field() {
+    let policy = Policy {
+        opaque_links: trackless::core::policy::OpaqueLinks::Mark,
+        ..Policy::default()
+    };
+    let m = Milter::start(policy.clone(), 2, Overload::Accept).await;
+    let mut row = String::from("<table><tr>");
+    while row.len() < 950 {
+        row.push_str("<td><a href=\"https://u1316.ct.sendgrid.net/ls/click?upn=u001.abc-2Bdef-3D\">Shop</a></td>");
+    }
+    row.push_str("</tr></table>");
+    for cte_field in ["Content-Transfer-Encoding: 7bit\r\n", ""] {
+        let raw = format!(
+            "From: Shop <news@shop.example>\r\nTo: jane@example.net\r\nSubject: Sale\r\n\
+             Message-ID: <long-line@shop.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/html; charset=utf-8\r\n{cte_field}\r\n\
+             <html><body>\r\n{row}\r\n</body></html>\r\n"
+        )
+        .into_bytes();
+        let want = neutralise(&raw, &policy);
+        assert!(want.changed);
+        let mut conn = m.connect().await;
+        let (actions, status) = send(&mut conn, &raw).await;
+        assert_eq!(status, Status::Accept);
+        let cte: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                EomAction::ChangeHeader { name, index, value }
+                    if name.to_bytes() == b"Content-Transfer-Encoding" =>
+                {
+                    Some(("change", *index, value.to_string_lossy().into_owned()))
+                }
+                EomAction::AddHeader { name, value }
+                    if name.to_bytes() == b"Content-Transfer-Encoding" =>
+                {
+                    Some(("add", 0, value.to_string_lossy().into_owned()))
+                }
+                _ => None,
+            })
+            .collect();
+        let expected_action = if cte_field.is_empty() {
+            ("add", 0, " quoted-printable".to_string())
+        } else {
+            ("change", 1, " quoted-printable".to_string())
+        };
+        assert_eq!(cte, vec![expected_action], "{actions:?}");
+        let body: Vec<u8> = actions
+            .iter()
+            .filter_map(|a| match a {
+                EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let head = trackless::core::header::top_block(&want.bytes);
+        assert_eq!(body, want.bytes[head.len()..].to_vec());
+        conn.close().await.expect("close");
+    }
+    m.stop().await;
+}

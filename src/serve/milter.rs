@@ -5,7 +5,7 @@
 //! message unchanged.
 
 use super::{Envelope, Overload, Rewrite, Shared};
-use crate::core::header::{fold, HEADER};
+use crate::core::header::{self, fold, HEADER};
 use crate::core::outcome::SkipReason;
 use crate::log::Mode;
 use bytes::Bytes;
@@ -192,11 +192,9 @@ async fn eom(cx: &mut EomContext<Session>, shared: &Shared) -> Status {
         let mut raw = std::mem::take(&mut s.headers);
         raw.extend_from_slice(&s.body);
         s.body = Vec::new();
-        match shared
-            .rewrite(Arc::new(raw), &s.envelope, Mode::Milter)
-            .await
-        {
-            Rewrite::Changed { bytes, header } => apply(cx, &s, &bytes, &header).await,
+        let raw = Arc::new(raw);
+        match shared.rewrite(raw.clone(), &s.envelope, Mode::Milter).await {
+            Rewrite::Changed { bytes, header } => apply(cx, &s, &raw, &bytes, &header).await,
             Rewrite::Unchanged | Rewrite::Failed(_) => Status::Accept,
             Rewrite::Overloaded => match shared.overload {
                 Overload::Accept => Status::Accept,
@@ -209,13 +207,101 @@ async fn eom(cx: &mut EomContext<Session>, shared: &Shared) -> Status {
     status
 }
 
-/// Send the changes: new body, old `X-Trackless` headers deleted, ours appended (so the result
-/// is what `trackless filter` writes, apart from the MTA's own headers).
-async fn apply(cx: &mut EomContext<Session>, s: &Session, bytes: &[u8], header: &str) -> Status {
+/// The top-level header fields of `msg` other than `X-Trackless`: (name, value after the
+/// colon without the final line ending).
+fn fields_of(msg: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let (head, _) = super::split_message(msg);
+    let head = head
+        .strip_suffix(b"\r\n")
+        .or_else(|| head.strip_suffix(b"\n"))
+        .unwrap_or(head);
+    header::fields(head)
+        .into_iter()
+        .map(|(a, b)| {
+            let field = &head[a..b];
+            let name = header::field_name(field);
+            let value = field.get(name.len() + 1..).unwrap_or(b"");
+            let value = value
+                .strip_suffix(b"\r\n")
+                .or_else(|| value.strip_suffix(b"\n"))
+                .unwrap_or(value);
+            (name, value)
+        })
+        .filter(|(name, _)| !name.eq_ignore_ascii_case(HEADER.as_bytes()))
+        .collect()
+}
+
+/// A change to the top-level `Content-Transfer-Encoding` field, the one header besides ours a
+/// rewrite may make (a single-part 7bit message re-encoded as quoted-printable).
+enum CteChange {
+    None,
+    Replace(String),
+    Add(String),
+}
+
+/// What the rewrite did to the top-level header fields, as a milter can say it; `Err` when it
+/// did something else (then nothing is applied: a body without its matching header would be
+/// worse than the trackers).
+fn header_change(raw: &[u8], bytes: &[u8], leading_space: bool) -> Result<CteChange, ()> {
+    let before = fields_of(raw);
+    let after = fields_of(bytes);
+    if before == after {
+        return Ok(CteChange::None);
+    }
+    fn is_cte(field: &&(&[u8], &[u8])) -> bool {
+        field.0.eq_ignore_ascii_case(b"content-transfer-encoding")
+    }
+    type Fields<'a> = Vec<&'a (&'a [u8], &'a [u8])>;
+    let (old, before): (Fields, Fields) = before.iter().partition(is_cte);
+    let (new, after): (Fields, Fields) = after.iter().partition(is_cte);
+    if before != after {
+        return Err(());
+    }
+    let [(_, value)] = new.as_slice() else {
+        return Err(());
+    };
+    // Milter header values fold with bare LF.
+    let mut value = String::from_utf8_lossy(value).replace("\r\n", "\n");
+    if !leading_space {
+        value = value.trim_start_matches(' ').to_string();
+    }
+    match old.len() {
+        0 => Ok(CteChange::Add(value)),
+        1 => Ok(CteChange::Replace(value)),
+        _ => Err(()),
+    }
+}
+
+/// Send the changes: new body, the transfer-encoding field when the rewrite changed it, old
+/// `X-Trackless` headers deleted, ours appended (so the result is what `trackless filter`
+/// writes, apart from the MTA's own headers).
+async fn apply(
+    cx: &mut EomContext<Session>,
+    s: &Session,
+    raw: &[u8],
+    bytes: &[u8],
+    header: &str,
+) -> Status {
+    let Ok(cte) = header_change(raw, bytes, s.leading_space) else {
+        tracing::error!(
+            queue_id = %s.envelope.queue_id.as_deref().unwrap_or("-"),
+            "the rewrite changed header fields a milter cannot replay: accepted unchanged"
+        );
+        return Status::Accept;
+    };
     let (_, new_body) = super::split_message(bytes);
     if let Err(e) = cx.actions.replace_body(new_body).await {
         tracing::error!(error = ?e, "replace_body failed: message accepted as the MTA has it");
         return Status::Accept;
+    }
+    const CTE: &str = "Content-Transfer-Encoding";
+    let changed = match cte {
+        CteChange::None => Ok(()),
+        CteChange::Replace(v) => cx.actions.change_header(CTE, 1, Some(v)).await,
+        CteChange::Add(v) => cx.actions.add_header(CTE, v).await,
+    };
+    if let Err(e) = changed {
+        tracing::error!(error = ?e, "could not change the Content-Transfer-Encoding header");
     }
     for index in (1..=s.x_trackless).rev() {
         if let Err(e) = cx
