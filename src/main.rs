@@ -136,16 +136,18 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
-        Command::Milter(args) => trackless::cli::daemon::milter(&args, &settings),
+        Command::Milter(args) => trackless::cli::daemon::milter(&args, &settings, policy),
         Command::Smtp(args) => trackless::cli::daemon::content_filter(
             trackless::serve::smtp::Proto::Smtp,
             &args,
             &settings,
+            policy,
         ),
         Command::Lmtp(args) => trackless::cli::daemon::content_filter(
             trackless::serve::smtp::Proto::Lmtp,
             &args,
             &settings,
+            policy,
         ),
         Command::Pipe(args) => {
             let sendmail = args
@@ -171,6 +173,7 @@ fn main() -> ExitCode {
         ),
         Command::CheckConfig => trackless::cli::check::run(
             &settings,
+            &policy,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),

@@ -2,7 +2,9 @@
 //! `bash tests/e2e/postgres.sh` (it starts a throwaway PostgreSQL from Debian's packages and
 //! sets TRACKLESS_TEST_PG_URL, TRACKLESS_TEST_PG_STOP and TRACKLESS_TEST_PG_START); CI does.
 
-use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
+mod common;
+
+use common::milter::{rewritten, send};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -345,20 +347,9 @@ fn password(url: &str) -> String {
 
 const MESSAGE: &str = "From: news@shop.example\r\nTo: b@example.net\r\nSubject: hi\r\nMessage-ID: <N@shop.example>\r\nContent-Type: text/html\r\n\r\n<html><body><img src=\"https://img.unknown.example/o.gif\" width=\"1\" height=\"1\"><p>Hello</p></body></html>\r\n";
 
-async fn send(conn: &mut TestConnection, n: usize) -> Vec<EomAction> {
-    conn.mail(["<news@shop.example>"]).await.expect("mail");
-    conn.rcpt(["<b@example.net>"]).await.expect("rcpt");
-    let msg = MESSAGE.replace("<N@", &format!("<{n}@"));
-    let (head, body) = msg.split_once("\r\n\r\n").expect("split");
-    for line in head.split("\r\n") {
-        let (name, v) = line.split_once(':').expect("header");
-        conn.header(name, v).await.expect("header");
-    }
-    conn.eoh().await.expect("eoh");
-    conn.body(body.as_bytes().to_vec()).await.expect("body");
-    let (actions, status) = conn.eom().await.expect("eom");
-    assert_eq!(status, Status::Accept);
-    actions.actions
+/// MESSAGE with its own Message-ID.
+fn numbered(n: usize) -> String {
+    MESSAGE.replace("<N@", &format!("<{n}@"))
 }
 
 fn logged(url: &str) -> i64 {
@@ -408,23 +399,12 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
         .spawn()
         .expect("spawn");
     let pid = child.id().to_string();
-    for _ in 0..200 {
-        if sock.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut conn = TestConnection::configure()
-        .available_actions(Actions::all())
-        .available_opts(ProtoOpts::all())
-        .read_timeout(Duration::from_secs(10))
-        .open_unix(&sock)
-        .await
-        .expect("connect");
-    let rewritten = |a: &[EomAction]| a.iter().any(|a| matches!(a, EomAction::ReplaceBody { .. }));
+    let mut conn = common::milter::connect(&sock).await;
 
     for n in 0..5 {
-        assert!(rewritten(&send(&mut conn, n).await));
+        assert!(rewritten(
+            &send(&mut conn, "news@shop.example", &numbered(n)).await
+        ));
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while count(&url).await.expect("join") < 5 && Instant::now() < deadline {
@@ -438,7 +418,10 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
         .expect("stop");
     let start = Instant::now();
     for n in 5..65 {
-        assert!(rewritten(&send(&mut conn, n).await), "message {n}");
+        assert!(
+            rewritten(&send(&mut conn, "news@shop.example", &numbered(n)).await),
+            "message {n}"
+        );
     }
     let during = start.elapsed();
     assert!(
@@ -459,7 +442,9 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
         65,
         "queued records written after the outage"
     );
-    assert!(rewritten(&send(&mut conn, 65).await));
+    assert!(rewritten(
+        &send(&mut conn, "news@shop.example", &numbered(65)).await
+    ));
     conn.close().await.expect("close");
 
     let st = Command::new("kill")

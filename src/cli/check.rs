@@ -5,15 +5,15 @@
 use super::daemon::{DaemonArgs, DaemonSettings, FilterArgs, FilterSettings};
 use super::Settings;
 use crate::config::values::{Dur, Size};
-use crate::core::policy::OpaqueLinks;
+use crate::core::policy::{OpaqueLinks, Policy};
 use crate::serve::smtp::Proto;
 use std::io::Write;
 use toml::Value;
 
 /// Exit status: 0 valid, 1 invalid.
-pub fn run(settings: &Settings, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+pub fn run(settings: &Settings, policy: &Policy, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
     let mut buf = Vec::new();
-    match check(settings, &mut buf) {
+    match check(settings, policy, &mut buf) {
         Ok(warnings) => {
             let _ = out.write_all(&buf);
             for w in warnings {
@@ -52,9 +52,8 @@ impl Out<'_> {
     }
 }
 
-fn check(settings: &Settings, w: &mut dyn Write) -> Result<Vec<String>, String> {
+fn check(settings: &Settings, policy: &Policy, w: &mut dyn Write) -> Result<Vec<String>, String> {
     let cfg = &settings.config;
-    let policy = settings.policy()?;
     let mut warnings = Vec::new();
     let io = |e: std::io::Error| e.to_string();
     let mut o = Out { w };

@@ -4,6 +4,7 @@
 use super::Settings;
 use crate::config::values::parse_duration;
 use crate::config::{Config, DaemonSection, FilterSection, LogSection};
+use crate::core::policy::Policy;
 use crate::log::{LogWriter, WriterConfig};
 use crate::serve::forward::Target;
 use crate::serve::listen::{self, ListenAddr};
@@ -108,8 +109,7 @@ impl DaemonSettings {
 }
 
 /// Build what every daemon needs: the shared state (policy, workers, log writer).
-pub fn shared(d: &DaemonSettings, settings: &Settings) -> Result<Arc<Shared>, String> {
-    let policy = settings.policy()?;
+pub fn shared(d: &DaemonSettings, settings: &Settings, policy: Policy) -> Arc<Shared> {
     let log_cfg = settings.log(true, false);
     let log = log_cfg.path.clone().map(|path| {
         LogWriter::spawn(WriterConfig {
@@ -137,7 +137,7 @@ pub fn shared(d: &DaemonSettings, settings: &Settings) -> Result<Arc<Shared>, St
         Some(reloader),
     );
     shared.queue_wait = d.queue_wait;
-    Ok(Arc::new(shared))
+    Arc::new(shared)
 }
 
 pub fn init_tracing() {
@@ -178,23 +178,13 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// `trackless milter`: returns the exit status.
-pub fn milter(args: &DaemonArgs, settings: &Settings) -> i32 {
-    init_tracing();
-    let setup = DaemonSettings::resolve(
-        "milter",
-        args,
-        &settings.config.milter,
-        &settings.config.log,
-    )
-    .and_then(|d| Ok((shared(&d, settings)?, d)));
-    let (shared, d) = match setup {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 2;
-        }
-    };
+/// Run a daemon to the end: bind its listener (and the metrics one), serve until it stops,
+/// remove its unix socket, flush the tracking log. Returns the exit status.
+fn run_daemon<F, Fut>(d: &DaemonSettings, shared: Arc<Shared>, name: &str, serve: F) -> i32
+where
+    F: FnOnce(listen::Listener, Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -206,27 +196,43 @@ pub fn milter(args: &DaemonArgs, settings: &Settings) -> i32 {
         let listener = listen::bind(&d.listen, d.socket_mode)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
         start_metrics(d.metrics, &shared).await?;
-        tracing::info!(listen = %d.listen, "trackless milter ready");
-        crate::serve::milter::run(listener, shared.clone(), d.max_connections).await
+        tracing::info!(listen = %d.listen, "trackless {name} ready");
+        serve(listener, shared.clone()).await
     });
     if let ListenAddr::Unix(p) = &d.listen {
         let _ = std::fs::remove_file(p);
     }
-    // Flush the tracking log before exiting.
+    // Stop the tasks (they hold the shared state), then flush the tracking log.
     drop(rt);
-    if let Ok(shared) = Arc::try_unwrap(shared) {
-        drop(shared);
-    }
+    drop(shared);
     match result {
         Ok(()) => {
             tracing::info!("stopped");
             0
         }
         Err(e) => {
-            tracing::error!(error = %e, "milter failed");
+            tracing::error!(error = %e, "{name} failed");
             1
         }
     }
+}
+
+/// `trackless milter`: returns the exit status.
+pub fn milter(args: &DaemonArgs, settings: &Settings, policy: Policy) -> i32 {
+    init_tracing();
+    let cfg = &settings.config;
+    let d = match DaemonSettings::resolve("milter", args, &cfg.milter, &cfg.log) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 2;
+        }
+    };
+    let shared = shared(&d, settings, policy);
+    let max = d.max_connections;
+    run_daemon(&d, shared, "milter", |l, s| {
+        crate::serve::milter::run(l, s, max)
+    })
 }
 
 /// Options of the SMTP/LMTP content filter; each falls back to `[smtp]`/`[lmtp]` of the config
@@ -326,47 +332,26 @@ fn hostname() -> String {
 }
 
 /// `trackless smtp` / `trackless lmtp`: returns the exit status.
-pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings) -> i32 {
+pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings, policy: Policy) -> i32 {
     init_tracing();
-    let setup = FilterSettings::resolve(proto, args, &settings.config)
-        .and_then(|f| Ok((shared(&f.daemon, settings)?, f)));
-    let (shared, f) = match setup {
-        Ok(s) => s,
+    let f = match FilterSettings::resolve(proto, args, &settings.config) {
+        Ok(f) => f,
         Err(e) => {
             tracing::error!("{e}");
             return 2;
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return 1;
-        }
+    let shared = shared(&f.daemon, settings, policy);
+    let name = if proto == Proto::Smtp {
+        "SMTP filter"
+    } else {
+        "LMTP filter"
     };
-    let d = f.daemon;
+    tracing::info!(forward = %f.server.forward, "trackless {name}: filtered mail goes to the downstream server");
+    let max = f.daemon.max_connections;
     let cfg = Arc::new(f.server);
-    let result = rt.block_on(async {
-        let listener = listen::bind(&d.listen, d.socket_mode)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
-        start_metrics(d.metrics, &shared).await?;
-        tracing::info!(listen = %d.listen, forward = %cfg.forward, "trackless {} filter ready", if proto == Proto::Smtp { "SMTP" } else { "LMTP" });
-        let shutdown = crate::serve::signals(shared.clone());
-        crate::serve::smtp::serve(listener, shared.clone(), cfg, d.max_connections, shutdown).await
-    });
-    if let ListenAddr::Unix(p) = &d.listen {
-        let _ = std::fs::remove_file(p);
-    }
-    drop(rt);
-    drop(shared);
-    match result {
-        Ok(()) => {
-            tracing::info!("stopped");
-            0
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "content filter failed");
-            1
-        }
-    }
+    run_daemon(&f.daemon, shared, name, |l, s| {
+        let shutdown = crate::serve::signals(s.clone());
+        crate::serve::smtp::serve(l, s, cfg, max, shutdown)
+    })
 }
