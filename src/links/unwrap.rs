@@ -103,6 +103,12 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
         final_url = u;
         removed.extend(r);
     }
+    // Only an absolute URL is written into a link: parameters are not stripped from a string
+    // that, once stripped, no longer parses as one (a broken link stays as the sender wrote it).
+    if !removed.is_empty() && valid_destination(&final_url).is_none() {
+        final_url = current.clone();
+        removed.clear();
+    }
     let removed_note =
         (!removed.is_empty()).then(|| format!("removed parameters: {}", removed.join(", ")));
 
