@@ -256,7 +256,16 @@ e2e_assert_same_message "$msgs/m1.eml" "$(e2e_delivered_files "$ml" ivan)"
 e2e_postconf "$ml" -e milter_default_action=tempfail
 e2e_postfix_reload "$ml"
 check "tempfail refuses the message" fails e2e_send "$msgs/m1.eml" ivan@example.net
-check "with a 4xx reply" grep -q 'milter-reject: .* 451 4.7.1 Service unavailable' "$ml/maillog"
+# The maillog line is written asynchronously: give it a few seconds to appear.
+in_maillog() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    grep -q "$1" "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "with a 4xx reply" in_maillog 'milter-reject: .* 451 4.7.1 Service unavailable' "$ml/maillog"
 e2e_postfix_stop "$ml"
 ok
 
