@@ -408,11 +408,31 @@ pub fn write_json(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// One CSV field, quoted as RFC 4180 says when it holds a comma, a double quote or a line break.
+/// Fields come from hostile mail (subjects, header lines): one that a spreadsheet would read as
+/// a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`.
 pub(crate) fn csv_field(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        return format!("\"'{}\"", s.replace('"', "\"\""));
+    }
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn formulas_from_mail_are_defused() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("+1"), "\"'+1\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("-2+3"), "\"'-2+3\"");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("shop.example"), "shop.example");
     }
 }
 
