@@ -92,6 +92,31 @@ const CHUNK: usize = 16 << 10;
 
 type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The attributes that tell an image's size and visibility (the style entity-decoded).
+struct ShapeAttrs {
+    width: Option<String>,
+    height: Option<String>,
+    style: Option<String>,
+}
+
+impl ShapeAttrs {
+    fn of(el: &Element) -> ShapeAttrs {
+        ShapeAttrs {
+            width: el.get_attribute("width"),
+            height: el.get_attribute("height"),
+            style: el.get_attribute("style").map(|s| decode(&s).into_owned()),
+        }
+    }
+
+    fn shape(&self) -> Shape<'_> {
+        Shape {
+            width: self.width.as_deref(),
+            height: self.height.as_deref(),
+            style: self.style.as_deref(),
+        }
+    }
+}
+
 fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     let mut st = st.borrow_mut();
     st.check_time()?;
@@ -107,14 +132,8 @@ fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let src = decode(&src_raw);
-    let width = el.get_attribute("width");
-    let height = el.get_attribute("height");
-    let style = el.get_attribute("style").map(|s| decode(&s).into_owned());
-    let shape = Shape {
-        width: width.as_deref(),
-        height: height.as_deref(),
-        style: style.as_deref(),
-    };
+    let attrs = ShapeAttrs::of(el);
+    let shape = attrs.shape();
     let context = if tag == "input" { "input" } else { "img" };
     match pixel::classify_with(&src, shape, &st.ctx.policy.rules, &st.ctx.policy.heuristics) {
         Some(Verdict::Rule { id, vendor }) => {
@@ -153,14 +172,8 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     let is_img = el.tag_name() == "img";
     if is_img && st.ctx.policy.heuristics.pixels {
         let remote = cands.iter().find(|c| UrlView::parse(c.url).is_some());
-        let width = el.get_attribute("width");
-        let height = el.get_attribute("height");
-        let style = el.get_attribute("style").map(|s| decode(&s).into_owned());
-        let shape = Shape {
-            width: width.as_deref(),
-            height: height.as_deref(),
-            style: style.as_deref(),
-        };
+        let attrs = ShapeAttrs::of(el);
+        let shape = attrs.shape();
         let max_px = st.ctx.policy.heuristics.pixel_max_px;
         if let (Some(c), Some(why)) = (remote, pixel::invisible_within(shape, max_px)) {
             st.record(Kind::Pixel, "srcset", c.url.trim(), Some((why, None)));
