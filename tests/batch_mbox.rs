@@ -400,3 +400,52 @@ fn backup_keeps_the_original_mailbox() {
         "the backup is not the original mailbox"
     );
 }
+
+/// A run killed with SIGKILL leaves its dotlock (with its PID in it) and its temporary mailbox
+/// behind. The next run recognises both as its own dead run's, removes them and does the
+/// work; a dotlock whose PID is alive, or one without a PID (as mail programs write it), is
+/// still respected.
+#[test]
+fn a_killed_runs_dotlock_and_temporary_mailbox_are_recovered() {
+    let (path, data) = lockable("stale");
+    let dir = path.parent().expect("dir").to_path_buf();
+    let dotlock = PathBuf::from(format!("{}.lock", path.display()));
+    // A PID that is gone: a child that has exited and been reaped.
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("wait");
+
+    // Alive PID (this test): refused, and the lock left as it was.
+    std::fs::write(&dotlock, format!("{}\n", std::process::id())).expect("lock");
+    let out = batch(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), data);
+    assert!(dotlock.exists());
+    // No PID at all: a mail program's lock, refused too.
+    std::fs::write(&dotlock, "").expect("lock");
+    assert_eq!(batch(&path).status.code(), Some(1));
+    assert_eq!(std::fs::read(&path).expect("read"), data);
+
+    // The dead run's lock and half-written mailbox.
+    std::fs::write(&dotlock, format!("{dead}\n")).expect("lock");
+    let stale_tmp = dir.join(format!(".inbox.trackless-{dead}.tmp"));
+    std::fs::write(&stale_tmp, b"half a mailbox").expect("tmp");
+    let out = batch(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rewritten(&path, &data);
+    assert!(!dotlock.exists(), "dotlock left behind");
+    assert!(
+        !stale_tmp.exists(),
+        "the killed run's temporary mailbox was left"
+    );
+}

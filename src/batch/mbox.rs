@@ -190,10 +190,25 @@ impl Lock {
     /// Take both locks, or fail at once with a clear error.
     pub fn take(path: &Path) -> std::io::Result<Lock> {
         let dotlock = PathBuf::from(format!("{}.lock", path.display()));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&dotlock)
+        let create = || {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dotlock)?;
+            // Our PID in the dotlock (as liblockfile writes it), so that a later run can tell
+            // the lock of a run that was killed from a mail program's.
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok::<(), std::io::Error>(())
+        };
+        create()
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists && stale_trackless_lock(&dotlock) {
+                    let _ = std::fs::remove_file(&dotlock);
+                    create()
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
@@ -239,6 +254,53 @@ impl Lock {
     }
 }
 
+/// Is `pid` a process that no longer exists? (A PID we cannot signal for another reason, or
+/// one reused by an unrelated process, counts as alive: the lock is then respected.)
+fn process_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// A dotlock left by a trackless run that was killed: it names a PID (ours write one) of a
+/// process that is gone. Lock files without a PID (most mail programs write none) are never
+/// taken for stale.
+fn stale_trackless_lock(dotlock: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dotlock) else {
+        return false;
+    };
+    text.trim().parse::<u32>().is_ok_and(process_gone)
+}
+
+/// Remove temporary mailboxes (`.NAME.trackless-PID.tmp`) that runs killed before their commit
+/// left beside `target`; only those whose PID is gone.
+fn remove_stale_replacements(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.trackless-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_gone(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.dotlock);
@@ -262,6 +324,8 @@ impl Replacement {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Called with the mailbox locked: no other run of ours is writing beside it.
+        remove_stale_replacements(dir, &name);
         let tmp = dir.join(format!(".{name}.trackless-{}.tmp", std::process::id()));
         let meta = std::fs::metadata(target)?;
         let mut opts = std::fs::OpenOptions::new();
