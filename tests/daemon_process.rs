@@ -56,9 +56,15 @@ fn panicking(name: &str) -> Vec<u8> {
 
 /// Start `trackless ARGS` with the panic hook armed, stderr captured.
 fn spawn(args: &[String]) -> Daemon {
+    spawn_armed(args, "TRACKLESS_TEST_PANIC")
+}
+
+/// Start `trackless ARGS` with the debug hook `hook` (the core's, or the worker's outside the
+/// core's guard) armed on MARKER.
+fn spawn_armed(args: &[String], hook: &str) -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
         .env("TRACKLESS_CONFIG", "/dev/null")
-        .env("TRACKLESS_TEST_PANIC", MARKER)
+        .env(hook, MARKER)
         .env("TRACKLESS_LOG", "info")
         .args(args)
         .stdin(Stdio::null())
@@ -464,6 +470,65 @@ async fn milter_reports_a_caught_panic_and_logs_one_row_per_message() {
     assert!(rows.iter().all(|r| r.0 == "milter"), "{rows:?}");
     assert!(
         rows[1]
+            .2
+            .as_deref()
+            .is_some_and(|s| s.contains("internal-error")),
+        "{rows:?}"
+    );
+}
+
+/// A panic outside the core's guard (in the daemon's rewrite worker): the message still goes
+/// on unchanged, the worker pool keeps working, and the panic is counted, logged at error
+/// level with the queue id and recorded in the tracking log like every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milter_survives_a_worker_panic_and_logs_the_message() {
+    let dir = scratch("milter-worker");
+    let sock = dir.join("milter.sock");
+    let log = dir.join("log.sqlite");
+    let metrics = free_port();
+    let child = spawn_armed(
+        &[
+            "--log".into(),
+            log.display().to_string(),
+            "milter".into(),
+            "--workers".into(),
+            "1".into(),
+            "--listen".into(),
+            format!("unix:{}", sock.display()),
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics}"),
+        ],
+        "TRACKLESS_TEST_WORKER_PANIC",
+    );
+    let mut conn = common::milter::connect(&sock).await;
+    let actions = milter_send(&mut conn, "4QWORK1", &panicking("mailgun-newsletter.eml")).await;
+    assert!(actions.is_empty(), "{actions:?}");
+    // The one worker is free again.
+    let actions = milter_send(&mut conn, "4QGOOD2", &corpus("sendgrid-newsletter.eml")).await;
+    assert!(common::milter::rewritten(&actions), "{actions:?}");
+    conn.close().await.expect("close");
+
+    wait_for_port(metrics).await;
+    let page = tokio::task::spawn_blocking(move || scrape(metrics))
+        .await
+        .expect("join");
+    for (sample, expected) in [
+        ("trackless_messages_total", 2.0),
+        ("trackless_panics_total", 1.0),
+    ] {
+        assert_eq!(value(&page, sample), Some(expected), "{sample} in\n{page}");
+    }
+    let stderr = stop(child).await;
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("passthrough reason=internal-error"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("queue_id=4QWORK1"), "{}", lines[0]);
+    let rows = logged(&log);
+    assert_eq!(rows.len(), 2, "one row per message: {rows:?}");
+    assert!(
+        rows[0]
             .2
             .as_deref()
             .is_some_and(|s| s.contains("internal-error")),

@@ -40,23 +40,24 @@ fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
     }
 }
 
-/// Debug builds only: a message containing the bytes of `$TRACKLESS_TEST_PANIC` makes the
-/// core panic, so that tests can check how every adapter reports a caught panic. Release
-/// builds have no such hook.
+/// Debug builds only: a message containing the bytes of `$VAR` panics here, so that tests can
+/// check how every adapter reports a panic (`TRACKLESS_TEST_PANIC` in the core, caught by
+/// `neutralise`; `TRACKLESS_TEST_WORKER_PANIC` in a daemon's worker, outside that guard).
+/// Release builds have no such hook.
 #[cfg(debug_assertions)]
 #[allow(clippy::panic)]
-fn test_panic_hook(raw: &[u8]) {
-    if let Some(marker) = std::env::var_os("TRACKLESS_TEST_PANIC") {
+pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
+    if let Some(marker) = std::env::var_os(var) {
         let marker = marker.as_encoded_bytes();
         if !marker.is_empty() && contains(raw, marker) {
-            panic!("TRACKLESS_TEST_PANIC marker found");
+            panic!("{var} marker found");
         }
     }
 }
 
 fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
     #[cfg(debug_assertions)]
-    test_panic_hook(raw);
+    test_panic_hook("TRACKLESS_TEST_PANIC", raw);
     let (mut outcome, spliced) = rewrite(raw, policy);
     // Attribution reads the top-level headers (and the trackers found), whatever happened to
     // the body.

@@ -55,6 +55,24 @@ pub enum Rewrite {
     Failed(&'static str),
 }
 
+/// The outcome of a message passed on unchanged without the core's verdict: a message-wide
+/// skip saying why, over `head` (its header block, which is all the log reads).
+fn passed_on<'a>(head: &'a [u8], reason: SkipReason, detail: &str) -> Outcome<'a> {
+    let findings = vec![crate::core::outcome::Finding::skip(
+        reason,
+        "",
+        Some(detail.to_string()),
+    )];
+    Outcome {
+        bytes: std::borrow::Cow::Borrowed(head),
+        counts: crate::core::outcome::Counts::from_findings(&findings),
+        findings,
+        header: None,
+        changed: false,
+        esp: Vec::new(),
+    }
+}
+
 /// What the adapter knows about the message besides its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
@@ -152,19 +170,7 @@ impl Shared {
     /// message over the size limit): counted and logged like any other, from its header
     /// block, with a message-wide skip saying why.
     pub fn passed_unread(&self, head: &[u8], envelope: &Envelope, mode: Mode, reason: SkipReason) {
-        let findings = vec![crate::core::outcome::Finding::skip(
-            reason,
-            "",
-            Some("passed on without being read whole".to_string()),
-        )];
-        let outcome = Outcome {
-            bytes: std::borrow::Cow::Borrowed(head),
-            counts: crate::core::outcome::Counts::from_findings(&findings),
-            findings,
-            header: None,
-            changed: false,
-            esp: Vec::new(),
-        };
+        let outcome = passed_on(head, reason, "passed on without being read whole");
         self.metrics.message(
             metrics::Ended::Done {
                 outcome: &outcome,
@@ -172,10 +178,32 @@ impl Shared {
             },
             Duration::ZERO,
         );
+        self.log_row(&outcome, head, envelope, mode);
+    }
+
+    /// The tracking-log row of a message the worker could not finish (a panic outside the
+    /// core's guard, a failure, a timeout): built from its header block, with the reason.
+    /// Building it is guarded too, since what failed may have been building the row.
+    fn log_unfinished(&self, raw: &[u8], envelope: &Envelope, mode: Mode, reason: SkipReason) {
+        let head = crate::core::header::top_block(raw);
+        let outcome = passed_on(
+            head,
+            reason,
+            "the rewrite did not finish; passed on unchanged",
+        );
+        let logged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.log_row(&outcome, head, envelope, mode)
+        }));
+        if logged.is_err() {
+            tracing::error!("bug: the tracking-log row of a failed rewrite could not be built");
+        }
+    }
+
+    fn log_row(&self, outcome: &Outcome<'_>, head: &[u8], envelope: &Envelope, mode: Mode) {
         if let Some(log) = &self.log {
             log.record(Record::new(
                 head,
-                &outcome,
+                outcome,
                 mode,
                 envelope.sender.as_deref(),
                 &envelope.recipients,
@@ -215,6 +243,8 @@ impl Shared {
         let job_raw = raw.clone();
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            #[cfg(debug_assertions)]
+            crate::core::message::test_panic_hook("TRACKLESS_TEST_WORKER_PANIC", &job_raw);
             let outcome = neutralise(&job_raw, &policy);
             let record = Record::new(
                 &job_raw,
@@ -242,6 +272,7 @@ impl Shared {
                 );
                 self.metrics
                     .message(metrics::Ended::Panicked, start.elapsed());
+                self.log_unfinished(&raw, envelope, mode, SkipReason::InternalError);
                 return Rewrite::Failed("worker panicked");
             }
             Ok(Err(_)) => {
@@ -252,6 +283,7 @@ impl Shared {
                 );
                 self.metrics
                     .message(metrics::Ended::Failed("worker-failed"), start.elapsed());
+                self.log_unfinished(&raw, envelope, mode, SkipReason::InternalError);
                 return Rewrite::Failed("worker failed");
             }
             Err(_) => {
@@ -262,6 +294,7 @@ impl Shared {
                 );
                 self.metrics
                     .message(metrics::Ended::Failed("timeout"), start.elapsed());
+                self.log_unfinished(&raw, envelope, mode, SkipReason::TimeLimit);
                 return Rewrite::Failed("timeout");
             }
         };
