@@ -29,14 +29,31 @@ fn policy(marked: bool) -> &'static Policy {
 }
 
 /// `message`: the whole message through `neutralise` (first byte: bit 0 picks the link mode),
-/// with every property of `invariants::check`.
+/// with every property of `invariants::check`; then the tracking-log row every adapter builds
+/// from it (which parses the header block again, outside the core's panic guard).
 pub fn message(data: &[u8]) {
     let Some((&mode, raw)) = data.split_first() else {
         return;
     };
-    if let Err(e) = invariants::check(raw, policy(mode & 1 == 1)) {
+    let policy = policy(mode & 1 == 1);
+    let out = trackless::neutralise(raw, policy);
+    if let Err(e) = invariants::check_outcome(raw, &out, policy) {
         panic!("{e}");
     }
+    let keep = trackless::log::Keep {
+        subject: true,
+        recipients: true,
+        headers: true,
+    };
+    let _ = trackless::log::Record::new(
+        raw,
+        &out,
+        trackless::log::Mode::Batch,
+        Some("bounce@shop.example"),
+        &["reader@example.net".to_string()],
+        keep,
+        0,
+    );
 }
 
 /// `html_body` / `text_body`: a body wrapped in a minimal message (`body_message`), then the
