@@ -65,10 +65,18 @@ pub fn top_block(raw: &[u8]) -> &[u8] {
 /// (or the end of the headers when there is no body). `body_offset` is where the body starts.
 pub fn block_end(raw: &[u8], body_offset: usize) -> usize {
     let head = &raw[..body_offset.min(raw.len())];
-    if head.ends_with(b"\r\n\r\n") {
-        body_offset - 2
-    } else if head.ends_with(b"\n\n") {
-        body_offset - 1
+    // The blank line is the last line of `head`; its ending and the previous line's need not
+    // match (a last field ending in LF, then a CRLF blank line, is seen in hostile mail).
+    let blank = if head.ends_with(b"\r\n") {
+        2
+    } else if head.ends_with(b"\n") {
+        1
+    } else {
+        return head.len();
+    };
+    let before = &head[..head.len() - blank];
+    if before.is_empty() || before.ends_with(b"\n") {
+        head.len() - blank
     } else {
         head.len()
     }
@@ -152,6 +160,19 @@ pub fn summary(counts: &Counts, findings: &[Finding], esp: &[String]) -> String 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn block_end_with_mixed_line_endings() {
+        // Last field ending in LF, blank line in CRLF (and the other way round).
+        let raw = b"A: 1\r\nB: 2\n\r\nbody";
+        assert_eq!(block_end(raw, 13), 11);
+        let raw = b"A: 1\r\n\nbody";
+        assert_eq!(block_end(raw, 7), 6);
+        assert_eq!(block_end(b"A: 1\r\n\r\nbody", 8), 6);
+        assert_eq!(block_end(b"A: 1\n\nbody", 6), 5);
+        assert_eq!(block_end(b"\r\nbody", 2), 0);
+        assert_eq!(block_end(b"A: 1", 4), 4);
+    }
+
     use super::*;
 
     #[test]
