@@ -7,6 +7,6 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../tests/common/fuzz_checks.rs"]
 mod fuzz_checks;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: fuzz_checks::warm(), |data: &[u8]| {
     fuzz_checks::clearurls(data);
 });

@@ -115,7 +115,9 @@ async fn send(
     conn.mail(["<news@shop.example>"]).await.expect("mail");
     conn.rcpt(["<reader@example.net>"]).await.expect("rcpt");
     for (n, v) in fields {
-        conn.header(n.clone(), v.clone()).await.expect("header");
+        let name = std::ffi::CString::new(n.clone()).expect("no NUL in a field name");
+        let value = std::ffi::CString::new(v.clone()).expect("no NUL in a field value");
+        conn.header(name, value).await.expect("header");
     }
     if abort_after_headers {
         conn.abort().await.expect("abort");
@@ -170,7 +172,7 @@ fn nth_field(fields: &[(Vec<u8>, Vec<u8>)], name: &[u8], index: i32) -> Option<u
         .map(|(k, _)| k)
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: { let _ = world(); }, |data: &[u8]| {
     let Some((&mode, msg)) = data.split_first() else {
         return;
     };

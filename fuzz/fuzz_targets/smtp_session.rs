@@ -117,7 +117,7 @@ fn world() -> &'static World {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: { let _ = world(); }, |data: &[u8]| {
     let Some((&mode, input)) = data.split_first() else {
         return;
     };

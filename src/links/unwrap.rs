@@ -25,7 +25,39 @@ pub struct LinkResult {
 
 /// Process one link (HTML entities already decoded). `None` for links that are not absolute
 /// http(s) URLs (mailto:, tel:, anchors, relative paths): those are not ours to touch.
+///
+/// The result is a fixed point: processing the new URL gives nothing new, so a second run
+/// over a rewritten message changes nothing. One pass does not always get there (stripping a
+/// parameter can leave a link a decoder now reads, or expose another parameter), so passes
+/// repeat, a bounded number of times, until the URL stops changing.
 pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
+    let mut res = process_once(link, rules)?;
+    for _ in 0..MAX_DEPTH {
+        let Some(current) = res.new_url.clone() else {
+            break;
+        };
+        let Some(next) = process_once(&current, rules) else {
+            break;
+        };
+        let Some(new) = next.new_url.filter(|n| *n != current) else {
+            break;
+        };
+        res.new_url = Some(new);
+        res.chain.extend(next.chain);
+        if res.action == Action::Cleaned && next.action == Action::Unwrapped {
+            res.action = Action::Unwrapped;
+            res.rule = next.rule;
+            res.vendor = next.vendor;
+        }
+        res.detail = match (res.detail.take(), next.detail) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+    }
+    Some(res)
+}
+
+fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
     let link = link.trim();
     let link_view = UrlView::parse(link)?;
     let mut current = link.to_string();

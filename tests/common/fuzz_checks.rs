@@ -15,6 +15,15 @@ use trackless::Policy;
 #[path = "invariants.rs"]
 mod invariants;
 
+/// Build what every target shares (the compiled rules and policies) before fuzzing starts,
+/// so that the first input of a run is not charged for it (with `-timeout=1` under load that
+/// was reported as a hang).
+pub fn warm() {
+    let _ = policy(false);
+    let _ = policy(true);
+    let _ = embedded();
+}
+
 /// The default policy and the one with `opaque_links = mark`.
 fn policy(marked: bool) -> &'static Policy {
     static P: OnceLock<[Policy; 2]> = OnceLock::new();
