@@ -138,32 +138,31 @@ pub fn rewrite(
         f.chain = res.chain;
         f.detail = res.detail;
         out.push_str(&text[pos..u.start]);
+        let mut end = u.end;
         match (res.action, res.new_url) {
             (Action::Unwrapped | Action::Cleaned, Some(new)) => {
                 out.push_str(&new);
                 f.new_url = Some(new);
                 changed = true;
             }
-            (Action::KeptOpaque, _) if policy.opaque_links == OpaqueLinks::Mark => {
-                // After the URL, or after the closing '>' of a <URL>.
-                let at = if text[u.end..].starts_with('>') {
-                    u.end + 1
-                } else {
-                    u.end
-                };
-                out.push_str(&text[u.start..at]);
-                if !text[at..].starts_with(MARK_TEXT) {
-                    out.push_str(MARK_TEXT);
-                    f.action = Action::Marked;
-                    changed = true;
-                }
-                pos = at;
-                found_here.push(f);
-                continue;
-            }
             _ => out.push_str(&text[u.start..u.end]),
         }
-        pos = u.end;
+        // A link still going through a click tracker is marked, once: after the URL, or after
+        // the closing '>' of a <URL>.
+        if res.still_tracked && policy.opaque_links == OpaqueLinks::Mark {
+            if text[end..].starts_with('>') {
+                out.push('>');
+                end += 1;
+            }
+            if !text[end..].starts_with(MARK_TEXT) {
+                out.push_str(MARK_TEXT);
+                if f.action == Action::KeptOpaque {
+                    f.action = Action::Marked;
+                }
+                changed = true;
+            }
+        }
+        pos = end;
         found_here.push(f);
     }
     out.push_str(&text[pos..]);

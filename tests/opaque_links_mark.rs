@@ -87,3 +87,48 @@ fn keep_is_the_default_and_changes_nothing_for_opaque_links() {
     assert_eq!(out.counts.links_cleaned, 1);
     assert!(out.counts.links_opaque >= 3);
 }
+
+/// Safe Links around a SendGrid click link (a forwarded newsletter, as Outlook rewrites it):
+/// unwrapped down to the SendGrid link, which still logs the click, so it is marked in the
+/// same run; a second run finds nothing to do.
+#[test]
+fn a_wrapper_around_an_opaque_tracker_is_unwrapped_and_marked_once() {
+    let wrapped = format!(
+        "https://eur01.safelinks.protection.outlook.com/?url={}&amp;data=05%7C01%7C&amp;reserved=0",
+        percent_encoding::utf8_percent_encode(SENDGRID, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let html = format!("<html><body><p><a href=\"{wrapped}\">Shop now</a></p></body></html>");
+    let text = format!("Shop now: {}\n", wrapped.replace("&amp;", "&"));
+    for nl in ["\r\n", "\n"] {
+        let alt = multipart(
+            "alternative",
+            "b-safelinks",
+            &[
+                leaf("text/plain; charset=utf-8", "quoted-printable", &text, nl),
+                leaf("text/html; charset=utf-8", "quoted-printable", &html, nl),
+            ],
+            nl,
+        );
+        let raw = message(&std_headers(), &alt, nl);
+        invariants::check(&raw, &policy()).expect("rewrite properties");
+        let once = neutralise(&raw, &policy());
+        let out = all_text(&once.bytes);
+        assert!(
+            out.contains(&format!(
+                "<a href=\"{SENDGRID}\" title=\"trackless: tracked link"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("Shop now</a> [tracked]"), "{out}");
+        assert!(
+            out.contains(&format!("Shop now: {SENDGRID} [tracked]")),
+            "{out}"
+        );
+        let unwrapped = once
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Link && f.action == Action::Unwrapped)
+            .count();
+        assert_eq!(unwrapped, 2);
+    }
+}

@@ -301,32 +301,34 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     f.vendor = res.vendor;
     f.chain = res.chain;
     f.detail = res.detail;
-    match res.action {
-        Action::Unwrapped | Action::Cleaned => {
-            if let Some(new) = &res.new_url {
-                el.set_attribute("href", &escape_attr(new))?;
-                st.changed = true;
-            }
-            f.new_url = res.new_url;
+    if matches!(res.action, Action::Unwrapped | Action::Cleaned) {
+        if let Some(new) = &res.new_url {
+            el.set_attribute("href", &escape_attr(new))?;
+            st.changed = true;
         }
-        Action::KeptOpaque
-            if st.ctx.policy.opaque_links == OpaqueLinks::Mark && f.context == Some("a") =>
-        {
-            let already = el
-                .get_attribute("title")
-                .is_some_and(|t| decode(&t).starts_with(MARK_TITLE));
-            if !already {
-                let title = match &f.vendor {
-                    Some(v) => format!("{MARK_TITLE} ({v} logs the click)"),
-                    None => format!("{MARK_TITLE} (the click is logged)"),
-                };
-                el.set_attribute("title", &escape_attr(&title))?;
-                el.after(MARK_TEXT, ContentType::Text);
-                st.changed = true;
+        f.new_url = res.new_url;
+    }
+    // A link still going through a click tracker (kept, or unwrapped down to an inner wrapper
+    // that cannot be read) is marked, once.
+    if res.still_tracked
+        && st.ctx.policy.opaque_links == OpaqueLinks::Mark
+        && f.context == Some("a")
+    {
+        let already = el
+            .get_attribute("title")
+            .is_some_and(|t| decode(&t).starts_with(MARK_TITLE));
+        if !already {
+            let title = match &f.vendor {
+                Some(v) => format!("{MARK_TITLE} ({v} logs the click)"),
+                None => format!("{MARK_TITLE} (the click is logged)"),
+            };
+            el.set_attribute("title", &escape_attr(&title))?;
+            el.after(MARK_TEXT, ContentType::Text);
+            st.changed = true;
+            if f.action == Action::KeptOpaque {
                 f.action = Action::Marked;
             }
         }
-        _ => {}
     }
     st.findings.push(f);
     Ok(())

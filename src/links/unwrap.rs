@@ -21,6 +21,9 @@ pub struct LinkResult {
     pub vendor: Option<String>,
     /// Why a recognised link was kept, or which parameters were removed.
     pub detail: Option<String>,
+    /// The link as written afterwards still goes through a click tracker: kept opaque, or
+    /// unwrapped down to an inner wrapper that could not be read.
+    pub still_tracked: bool,
 }
 
 /// Process one link (HTML entities already decoded). `None` for links that are not absolute
@@ -39,6 +42,7 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
         let Some(next) = process_once(&current, rules) else {
             break;
         };
+        res.still_tracked = next.still_tracked;
         let Some(new) = next.new_url.filter(|n| *n != current) else {
             break;
         };
@@ -146,10 +150,13 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
 
     if let Some((rule, vendor)) = first {
         let mut detail = removed_note;
+        let mut still_tracked = true;
         if let Some((_, _, why)) = stopped {
             detail = Some(format!("stopped at an inner wrapper: {why}"));
         } else if let Some(inner) = opaque_rule(&final_url, rules) {
             detail = Some(format!("destination is an opaque tracker ({})", inner.0));
+        } else {
+            still_tracked = false;
         }
         return Some(LinkResult {
             action: Action::Unwrapped,
@@ -158,6 +165,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
             rule: Some(rule),
             vendor,
             detail,
+            still_tracked,
         });
     }
     if let Some((rule, vendor, why)) = stopped {
@@ -174,6 +182,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
             rule: Some(rule),
             vendor,
             detail: Some(why),
+            still_tracked: true,
         });
     }
     if let Some((rule, vendor)) = opaque_rule_view(&link_view, link, rules) {
@@ -184,6 +193,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
             rule: Some(rule),
             vendor,
             detail: None,
+            still_tracked: true,
         });
     }
     if final_url != link {
@@ -194,6 +204,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
             rule: None,
             vendor: None,
             detail: removed_note,
+            still_tracked: false,
         });
     }
     Some(LinkResult {
@@ -203,6 +214,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
         rule: None,
         vendor: None,
         detail: None,
+        still_tracked: false,
     })
 }
 
