@@ -29,11 +29,14 @@ fn world() -> &'static World {
             .enable_all()
             .build()
             .expect("runtime");
-        let dir = std::env::temp_dir().join(format!("trackless-fuzz-milter-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("trackless-fuzz-milter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let sock = dir.join("milter.sock");
         let _ = std::fs::remove_file(&sock);
-        let listener = rt.block_on(async { tokio::net::UnixListener::bind(&sock) }).expect("bind");
+        let listener = rt
+            .block_on(async { tokio::net::UnixListener::bind(&sock) })
+            .expect("bind");
         let shared = Arc::new(Shared::new(
             Policy::default(),
             1,
@@ -42,7 +45,12 @@ fn world() -> &'static World {
             Keep::default(),
             None,
         ));
-        rt.spawn(milter::run_until(listener, shared, 16, std::future::pending::<()>()));
+        rt.spawn(milter::run_until(
+            listener,
+            shared,
+            16,
+            std::future::pending::<()>(),
+        ));
         World { rt, sock }
     })
 }
@@ -129,7 +137,11 @@ async fn send(
         conn.body(c.to_vec()).await.expect("body");
     }
     let (actions, status) = conn.eom().await.expect("eom");
-    assert_eq!(status, Status::Accept, "the milter must accept every message");
+    assert_eq!(
+        status,
+        Status::Accept,
+        "the milter must accept every message"
+    );
     Some(actions.actions)
 }
 
@@ -139,9 +151,9 @@ fn apply(fields: &[(Vec<u8>, Vec<u8>)], body: &[u8], actions: &[EomAction]) -> V
     let mut new_body: Option<Vec<u8>> = None;
     for a in actions {
         match a {
-            EomAction::ReplaceBody { chunk } => {
-                new_body.get_or_insert_with(Vec::new).extend_from_slice(chunk)
-            }
+            EomAction::ReplaceBody { chunk } => new_body
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(chunk),
             EomAction::AddHeader { name, value } => {
                 fields.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()))
             }

@@ -83,7 +83,9 @@ fn world() -> &'static World {
         for (name, lmtp) in [("smtp.sock", false), ("lmtp.sock", true)] {
             let path = dir.join(name);
             let _ = std::fs::remove_file(&path);
-            let listener = rt.block_on(async { tokio::net::UnixListener::bind(&path) }).expect("bind");
+            let listener = rt
+                .block_on(async { tokio::net::UnixListener::bind(&path) })
+                .expect("bind");
             rt.spawn(async move {
                 while let Ok((s, _)) = listener.accept().await {
                     tokio::spawn(sink(s, lmtp));
