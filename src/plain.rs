@@ -97,6 +97,21 @@ fn may_contain_url(content: &[u8]) -> bool {
     })
 }
 
+/// `url` as it must be written into text so that `find_urls` finds all of it again (a
+/// second run must see the URL the first one wrote): the bytes it stops at are
+/// percent-encoded.
+fn findable(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c.is_ascii() && !is_url_byte(c as u8) {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn is_url_byte(b: u8) -> bool {
     b > 0x20
         && b < 0x7f
@@ -141,6 +156,7 @@ pub fn rewrite(
         let mut end = u.end;
         match (res.action, res.new_url) {
             (Action::Unwrapped | Action::Cleaned, Some(new)) => {
+                let new = findable(&new);
                 out.push_str(&new);
                 f.new_url = Some(new);
                 changed = true;
