@@ -33,7 +33,7 @@ fn actual_bag(findings: &[Finding]) -> Bag {
     let mut bag = Bag::new();
     for f in findings {
         let key = match f.kind {
-            Kind::Pixel | Kind::Font => (
+            Kind::Pixel | Kind::Spacer | Kind::Font => (
                 f.kind.as_str().to_string(),
                 f.action.as_str().to_string(),
                 f.url.clone().unwrap_or_default(),

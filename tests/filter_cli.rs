@@ -108,6 +108,14 @@ fn filter_user_rules_add_a_tracker() {
     let rules = dir.join("local.toml");
     std::fs::write(
         &rules,
+        "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.example']\nbeacon = 'any'\n",
+    )
+    .expect("write");
+    // Without `beacon = 'any'` a host-only rule removes only images nobody sees or whose URL
+    // carries a recipient token: this visible, static one stays.
+    let visible_ok = dir.join("host-only.toml");
+    std::fs::write(
+        &visible_ok,
         "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.example']\n",
     )
     .expect("write");
@@ -120,6 +128,9 @@ fn filter_user_rules_add_a_tracker() {
     let out = run_filter(&["--rules", rules.to_str().expect("path")], &raw);
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(!text.contains("beacon.example"), "{text}");
+    let kept = run_filter(&["--rules", visible_ok.to_str().expect("path")], &raw);
+    let kept = String::from_utf8(kept.stdout).expect("utf8");
+    assert!(kept.contains("x.beacon.example/logo.png"), "{kept}");
     let plain = run_filter(&[], &raw);
     assert_eq!(plain.stdout, raw);
 }

@@ -20,7 +20,7 @@ fn scratch() -> PathBuf {
 const MESSAGE: &str = "From: a@shop.example\r\nTo: b@example.net\r\nSubject: hi\r\nContent-Type: text/html\r\n\r\n<html><body><img src=\"https://beacon.local.example/x.png\" width=\"300\" height=\"100\"><p>Hello</p></body></html>\r\n";
 
 const CUSTOM_RULE: &str =
-    "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.local.example']\n";
+    "[[open]]\nid = 'local.beacon'\nvendor = 'Local'\nhosts = ['beacon.local.example']\nbeacon = 'any'\n";
 
 fn signal(pid: u32, sig: &str) {
     let st = Command::new("kill")

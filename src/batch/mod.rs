@@ -36,6 +36,7 @@ pub struct Summary {
     pub skipped: AtomicU64,
     pub failed: AtomicU64,
     pub pixels: AtomicU64,
+    pub spacers: AtomicU64,
     pub links: AtomicU64,
     pub fonts: AtomicU64,
     pub bytes: AtomicU64,
@@ -54,6 +55,7 @@ impl Summary {
         }
         if let Some(r) = record {
             self.pixels.fetch_add(r.pixels as u64, Ordering::Relaxed);
+            self.spacers.fetch_add(r.spacers as u64, Ordering::Relaxed);
             self.fonts.fetch_add(r.fonts as u64, Ordering::Relaxed);
             self.links.fetch_add(
                 (r.links_unwrapped + r.links_cleaned) as u64,
@@ -74,6 +76,7 @@ impl Summary {
             (&self.skipped, &other.skipped),
             (&self.failed, &other.failed),
             (&self.pixels, &other.pixels),
+            (&self.spacers, &other.spacers),
             (&self.links, &other.links),
             (&self.fonts, &other.fonts),
             (&self.bytes, &other.bytes),
@@ -114,7 +117,7 @@ impl Summary {
             })
             .unwrap_or_default();
         format!(
-            "{} seen, {} rewritten, {} unchanged, {} skipped, {} failed; {} pixels, {} links, {} fonts removed or cleaned{}",
+            "{} seen, {} rewritten, {} unchanged, {} skipped, {} failed; {} pixels, {} links, {} fonts removed or cleaned{}{}",
             self.seen.load(Ordering::Relaxed),
             self.rewritten.load(Ordering::Relaxed),
             self.unchanged.load(Ordering::Relaxed),
@@ -123,6 +126,10 @@ impl Summary {
             self.pixels.load(Ordering::Relaxed),
             self.links.load(Ordering::Relaxed),
             self.fonts.load(Ordering::Relaxed),
+            match self.spacers.load(Ordering::Relaxed) {
+                0 => String::new(),
+                n => format!(" ({n} invisible layout spacers removed too)"),
+            },
             if esps.is_empty() { String::new() } else { format!("; ESPs: {esps}") }
         )
     }
@@ -687,6 +694,8 @@ struct Spooled {
     recipients: Option<String>,
     changed: bool,
     pixels: u32,
+    #[serde(default)]
+    spacers: u32,
     fonts: u32,
     links_total: u32,
     links_unwrapped: u32,
@@ -737,6 +746,7 @@ impl From<Spooled> for Record {
             recipients: s.recipients,
             changed: s.changed,
             pixels: s.pixels,
+            spacers: s.spacers,
             fonts: s.fonts,
             links_total: s.links_total,
             links_unwrapped: s.links_unwrapped,

@@ -123,10 +123,14 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let c = &rep.counts;
     writeln!(
         out,
-        "  {}: {} pixel(s), {} font(s) removed; {} link(s): {} unwrapped, {} cleaned, {} opaque; {} part(s) skipped",
+        "  {}: {} pixel(s), {} font(s) removed{}; {} link(s): {} unwrapped, {} cleaned, {} opaque; {} part(s) skipped",
         if rep.changed { "REWRITE" } else { "unchanged" },
         c.pixels,
         c.fonts,
+        match c.spacers {
+            0 => String::new(),
+            n => format!(", {n} invisible layout spacer(s) too"),
+        },
         c.links_total,
         c.links_unwrapped,
         c.links_cleaned,
@@ -171,7 +175,7 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 fn write_finding(f: &Finding, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut line = format!("  - {:<5} {:<11}", f.kind.as_str(), f.action.as_str());
+    let mut line = format!("  - {:<6} {:<11}", f.kind.as_str(), f.action.as_str());
     if let Some(r) = f.reason {
         line.push_str(&format!(" {}", r.as_str()));
     }

@@ -126,10 +126,11 @@ pub fn fold(name: &str, value: &str, nl: &[u8]) -> Vec<u8> {
 
 /// The summary written into `X-Trackless`.
 pub fn summary(counts: &Counts, findings: &[Finding], esp: &[String]) -> String {
-    let mut parts = vec![
-        format!("pixels={}", counts.pixels),
-        format!("fonts={}", counts.fonts),
-    ];
+    let mut parts = vec![format!("pixels={}", counts.pixels)];
+    if counts.spacers > 0 {
+        parts.push(format!("spacers={}", counts.spacers));
+    }
+    parts.push(format!("fonts={}", counts.fonts));
     if counts.links_total > 0 {
         parts.push(format!(
             "links={}/{} unwrapped",

@@ -9,6 +9,9 @@ use std::borrow::Cow;
 pub enum Kind {
     /// An open-tracking beacon: `<img>`, `<input type=image>`, `background=`, CSS `url()`.
     Pixel,
+    /// An invisible layout image with a static URL (`spacer.gif`, one URL repeated): removed
+    /// because it is remote and unseen, but not counted as tracking.
+    Spacer,
     /// A link (`<a href>`, `<area href>`, a URL in plain text).
     Link,
     /// A remote font (stylesheet link, resource hint, `@import`, `@font-face`).
@@ -48,6 +51,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Pixel => "pixel",
+            Kind::Spacer => "spacer",
             Kind::Link => "link",
             Kind::Font => "font",
             Kind::Skip => "skip",
@@ -194,6 +198,8 @@ impl Finding {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub pixels: u32,
+    /// Invisible static layout images removed (not tracking; see [`Kind::Spacer`]).
+    pub spacers: u32,
     pub fonts: u32,
     pub links_total: u32,
     pub links_unwrapped: u32,
@@ -208,6 +214,7 @@ impl Counts {
         for f in findings {
             match (f.kind, f.action) {
                 (Kind::Pixel, Action::Removed) => c.pixels += 1,
+                (Kind::Spacer, Action::Removed) => c.spacers += 1,
                 (Kind::Font, Action::Removed) => c.fonts += 1,
                 (Kind::Link, a) => {
                     c.links_total += 1;

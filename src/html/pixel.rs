@@ -1,16 +1,32 @@
-//! Is this image a tracking pixel? By rule (a known open-tracking URL shape, whatever its size)
-//! or by shape (a remote image nobody can see).
+//! Is this image a tracking beacon? An image goes when its URL is an open-tracking endpoint
+//! (a rule's path), when it is remote and nobody can see it, or when it sits on a tracker host
+//! and its URL carries a per-recipient token. A visible image with a static URL stays, even on
+//! a tracker host: it tells the host at most that someone opened a copy, not who.
+//!
+//! An invisible image with a static URL that is named or used like a layout spacer
+//! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
 use crate::core::policy::Heuristics;
-use crate::rules::{Rules, UrlView};
+use crate::rules::{Beacon, Rules, UrlView};
 
-/// Why an image counts as a pixel.
+/// Why an image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Matched an open-tracking rule.
-    Rule { id: String, vendor: Option<String> },
-    /// Remote and invisible; the string names the heuristic (`heuristic:1x1`, …).
-    Invisible(&'static str),
+pub struct Verdict {
+    /// The rule id, or `heuristic:…` for an image caught by its shape alone.
+    pub rule: String,
+    pub vendor: Option<String>,
+    pub by: By,
+}
+
+/// What made the image a beacon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// An open-tracking URL (a rule with `beacon = "path"` or `"any"`).
+    Endpoint,
+    /// Invisible, and its URL carries a per-recipient token.
+    Token,
+    /// Invisible, with a static URL: a beacon, or a layout spacer (see [`spacer`]).
+    Invisible,
 }
 
 /// The size and visibility attributes of an image, as found.
@@ -20,15 +36,18 @@ pub struct Shape<'a> {
     pub height: Option<&'a str>,
     /// The `style` attribute, entities decoded.
     pub style: Option<&'a str>,
+    /// Inside an element that hides its content (`display:none`, `hidden`, …).
+    pub hidden_ancestor: bool,
 }
 
-/// Classify the image at `src` (entities decoded). `cid:`, `data:` and relative URLs are never
-/// pixels; remote ones are if a rule matches or if they cannot be seen.
+/// Classify the image at `src` (entities decoded) with the default heuristics.
 pub fn classify(src: &str, shape: Shape<'_>, rules: &Rules) -> Option<Verdict> {
     classify_with(src, shape, rules, &Heuristics::default())
 }
 
-/// [`classify`] with the shape heuristics of the policy (off, or another size threshold).
+/// Classify the image at `src` (entities decoded). `cid:`, `data:` and relative URLs are never
+/// beacons. With `heuristics.pixels` off only rules decide (a host-only rule still needs the
+/// image to be invisible or tokenised: that is its own condition).
 pub fn classify_with(
     src: &str,
     shape: Shape<'_>,
@@ -36,16 +55,151 @@ pub fn classify_with(
     heuristics: &Heuristics,
 ) -> Option<Verdict> {
     let view = UrlView::parse(src)?;
-    if let Some(rule) = rules.open.first_match(&view.subject) {
-        return Some(Verdict::Rule {
-            id: rule.id.clone(),
-            vendor: rule.vendor.clone(),
-        });
+    let mut hidden = None;
+    let mut hidden_once = || {
+        *hidden.get_or_insert_with(|| {
+            invisible_within(shape, heuristics.pixel_max_px)
+                .or(shape.hidden_ancestor.then_some("heuristic:hidden-ancestor"))
+        })
+    };
+    let mut token = None;
+    let mut token_once = || *token.get_or_insert_with(|| per_recipient_token(&view));
+    // An endpoint rule names the beacon best (Selligent's optiext path on its own host is
+    // `selligent.open`, not the host rule), so it is looked for first.
+    let matched: Vec<_> = rules.open.matching(&view.subject).collect();
+    let endpoint = matched
+        .iter()
+        .find(|r| matches!(r.beacon(), Beacon::Path | Beacon::Any));
+    let verdict = |rule: &crate::rules::UrlRule, by| Verdict {
+        rule: rule.id.clone(),
+        vendor: rule.vendor.clone(),
+        by,
+    };
+    if let Some(rule) = endpoint {
+        return Some(verdict(rule, By::Endpoint));
+    }
+    if let Some(rule) = matched.first() {
+        if token_once() {
+            return Some(verdict(rule, By::Token));
+        }
+        if hidden_once().is_some() {
+            return Some(verdict(rule, By::Invisible));
+        }
     }
     if !heuristics.pixels {
         return None;
     }
-    invisible_within(shape, heuristics.pixel_max_px).map(Verdict::Invisible)
+    let why = hidden_once()?;
+    Some(Verdict {
+        rule: why.to_string(),
+        vendor: None,
+        by: if token_once() {
+            By::Token
+        } else {
+            By::Invisible
+        },
+    })
+}
+
+/// A remote resource that is not an `<img>` (a CSS `url()`, `background=`, a `srcset`
+/// candidate, a `<link>`): its size is not known, so only its URL decides: an open-tracking
+/// endpoint, or a tracker host's URL with a per-recipient token.
+pub fn beacon_url(url: &str, rules: &Rules) -> Option<Verdict> {
+    let view = UrlView::parse(url)?;
+    let matched: Vec<_> = rules.open.matching(&view.subject).collect();
+    let rule = matched
+        .iter()
+        .find(|r| matches!(r.beacon(), Beacon::Path | Beacon::Any))
+        .map(|r| (r, By::Endpoint))
+        .or_else(|| {
+            let first = matched.first()?;
+            per_recipient_token(&view).then_some((first, By::Token))
+        })?;
+    Some(Verdict {
+        rule: rule.0.id.clone(),
+        vendor: rule.0.vendor.clone(),
+        by: rule.1,
+    })
+}
+
+/// Does the URL carry something that can tell one recipient from another? A query value that
+/// holds an e-mail address or is a long opaque token (≥ 16 characters mixing letters and
+/// digits), or a last path segment that is not an image file name and is a long opaque token
+/// (≥ 20). Directory names (account ids, upload folders) and file names of images are static:
+/// every copy of the campaign has them.
+pub fn per_recipient_token(view: &UrlView) -> bool {
+    let subject = &view.subject[view.host().len()..];
+    let (path, query) = subject.split_once('?').unwrap_or((subject, ""));
+    let query_token = query.split('&').any(|pair| {
+        let value = pair.split_once('=').map_or("", |(_, v)| v);
+        value.contains('@') || value.to_ascii_lowercase().contains("%40") || opaque(value, 16)
+    });
+    if query_token {
+        return true;
+    }
+    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    !image_file(last) && opaque(last, 20)
+}
+
+/// A run of URL-safe characters at least `min` long with both letters and digits.
+fn opaque(s: &str, min: usize) -> bool {
+    s.len() >= min
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~=%+".contains(&b))
+        && s.bytes().any(|b| b.is_ascii_digit())
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn image_file(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    [
+        ".gif", ".png", ".jpg", ".jpeg", ".webp", ".svg", ".bmp", ".avif",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
+}
+
+/// Is an invisible image with a static URL (verdict [`By::Invisible`]) a layout spacer rather
+/// than a beacon? When it is named like one (`spacer.gif`, `clear.gif`, `blank.png`, `x.png`,
+/// …) or its URL is used for more than one image of the part (`uses` ≥ 2): a beacon is
+/// fetched once per opening, a spacer is layout repeated wherever a gap is needed.
+pub fn spacer(src: &str, uses: usize) -> bool {
+    if uses >= 2 {
+        return true;
+    }
+    let Some(view) = UrlView::parse(src) else {
+        return false;
+    };
+    let path = &view.subject[view.host().len()..];
+    let path = path.split('?').next().unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+    let Some((stem, ext)) = last.rsplit_once('.') else {
+        return false;
+    };
+    if ext != "gif" && ext != "png" {
+        return false;
+    }
+    let stem = stem.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_' || c == '-');
+    matches!(
+        stem,
+        "spacer"
+            | "space"
+            | "spc"
+            | "shim"
+            | "blank"
+            | "clear"
+            | "clearpixel"
+            | "clear_pixel"
+            | "transparent"
+            | "trans"
+            | "transp"
+            | "empty"
+            | "x"
+            | "s"
+            | "t"
+            | "dot"
+            | "pix_clear"
+    )
 }
 
 /// Does this shape hide the image? Both dimensions ≤ 1, or one ≤ 1 and the other not given,
@@ -123,6 +277,7 @@ mod tests {
             width: w,
             height: h,
             style,
+            hidden_ancestor: false,
         }
     }
 
@@ -174,5 +329,86 @@ mod tests {
         assert_eq!(classify("images/p.gif", tiny, &rules), None);
         assert!(classify("https://cdn.example/p.gif", tiny, &rules).is_some());
         assert!(classify("//cdn.example/p.gif", tiny, &rules).is_some());
+    }
+
+    fn verdict(src: &str, w: &str, h: &str) -> Option<(String, By)> {
+        let rules = Rules::embedded();
+        classify(src, shape(Some(w), Some(h), None), &rules).map(|v| (v.rule, v.by))
+    }
+
+    #[test]
+    fn tracker_host_keeps_visible_static_images() {
+        // selligent.open-hosts says beacon = "invisible": the brand's logo on its ESP host stays.
+        assert_eq!(
+            verdict("https://brand.slgnt.eu/images/logo.png", "200", "80"),
+            None
+        );
+        assert_eq!(
+            verdict("https://brand.slgnt.eu/images/spacer.gif", "1", "20"),
+            None
+        );
+        // ... an invisible one goes, and so does a visible one carrying a recipient token.
+        assert_eq!(
+            verdict("https://brand.slgnt.eu/images/px.gif", "1", "1"),
+            Some(("selligent.open-hosts".into(), By::Invisible))
+        );
+        assert_eq!(
+            verdict(
+                "https://brand.slgnt.eu/r/i?ID=aZ93kd82jd92kdk29dkd9",
+                "300",
+                "100"
+            ),
+            Some(("selligent.open-hosts".into(), By::Token))
+        );
+        // The open-tracking path is a beacon whatever its size, and named by its own rule.
+        assert_eq!(
+            verdict(
+                "https://brand.slgnt.eu/optiext/optiextension.dll?ID=x",
+                "300",
+                "100"
+            ),
+            Some(("selligent.open".into(), By::Endpoint))
+        );
+        // beacon = "any": a host that serves only beacons.
+        assert_eq!(
+            verdict("https://ea.pstmrk.it/anything.png", "600", "200"),
+            Some(("postmark.open-host".into(), By::Endpoint))
+        );
+    }
+
+    #[test]
+    fn recipient_tokens() {
+        let t = |u: &str| per_recipient_token(&UrlView::parse(u).expect("url"));
+        assert!(t("https://h.example/i.gif?u=8d7f6e5d4c3b2a1f0e9d"));
+        assert!(t("https://h.example/i.gif?e=jane%40example.net"));
+        assert!(t("https://h.example/o/01HQ7ZK3M9V2XG5T8B4N6C1D0E"));
+        assert!(!t("https://h.example/images/logo.png"));
+        assert!(!t(
+            "https://h.example/9f8e7d6c-1234-4abc-8def-0123456789ab/logo.png"
+        ));
+        assert!(!t("https://h.example/img/hero.jpg?w=600&h=300"));
+        assert!(!t(
+            "https://h.example/a/b/photo-of-the-garden-in-spring.jpg"
+        ));
+    }
+
+    #[test]
+    fn spacers_by_name_or_repetition() {
+        assert!(spacer("https://h.example/img/spacer.gif", 1));
+        assert!(spacer("https://h.example/clear_1.png", 1));
+        assert!(spacer("https://h.example/img/p.gif", 2));
+        assert!(!spacer("https://h.example/img/p.gif", 1));
+        assert!(!spacer("https://h.example/img/spacer.jpg", 1));
+    }
+
+    #[test]
+    fn hidden_ancestor_makes_any_remote_image_invisible() {
+        let rules = Rules::embedded();
+        let mut s = shape(Some("600"), Some("300"), None);
+        assert_eq!(classify("https://cdn.example/a.jpg", s, &rules), None);
+        s.hidden_ancestor = true;
+        let v = classify("https://cdn.example/a.jpg", s, &rules).expect("hidden");
+        assert_eq!(v.rule, "heuristic:hidden-ancestor");
+        assert_eq!(classify("cid:a@x", s, &rules), None);
     }
 }

@@ -5,13 +5,14 @@ use crate::core::outcome::{Action, Finding, Kind, SkipReason};
 use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::css::{self, UrlUse};
 use crate::html::entities::{decode, escape_attr};
-use crate::html::pixel::{self, Shape, Verdict};
+use crate::html::pixel::{self, By, Shape};
 use crate::html::srcset;
 use crate::links;
 use crate::rules::{UrlRuleSet, UrlView};
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Where a part is and how long we may spend on it.
@@ -28,6 +29,11 @@ struct State<'a> {
     changed: bool,
     timed_out: bool,
     style_buf: String,
+    /// How many images of the part use each `src` (spacers are repeated, beacons are not).
+    img_uses: HashMap<String, usize>,
+    /// Findings (indices) of invisible images with static URLs: pixels unless [`pixel::spacer`]
+    /// says spacer once the whole part has been read.
+    maybe_spacers: Vec<usize>,
 }
 
 impl State<'_> {
@@ -65,6 +71,11 @@ impl State<'_> {
             .map(|r| (r.id.clone(), r.vendor.clone()))
     }
 
+    /// Is this URL (not an `<img>`: no size to judge) an open beacon? `(id, vendor)`.
+    fn beacon(&self, url: &str) -> Option<(String, Option<String>)> {
+        pixel::beacon_url(url, &self.ctx.policy.rules).map(|v| (v.rule, v.vendor))
+    }
+
     /// CSS: decide whether a URL found in a stylesheet or style attribute must go.
     fn css_reject(&mut self, use_: UrlUse, url: &str, decl_context: &'static str) -> bool {
         let rules = &self.ctx.policy.rules;
@@ -72,10 +83,10 @@ impl State<'_> {
         let (kind, context, hit) = match use_ {
             UrlUse::Import => match Self::matches(&rules.font, url) {
                 Some(hit) => (Kind::Font, "@import", Some(hit)),
-                None => (Kind::Pixel, "@import", Self::matches(&rules.open, url)),
+                None => (Kind::Pixel, "@import", self.beacon(url)),
             },
             UrlUse::FontFace => (Kind::Font, "@font-face", Self::matches(&rules.font, url)),
-            UrlUse::Declaration => (Kind::Pixel, decl_context, Self::matches(&rules.open, url)),
+            UrlUse::Declaration => (Kind::Pixel, decl_context, self.beacon(url)),
         };
         match hit {
             Some((id, vendor)) => {
@@ -108,18 +119,62 @@ impl ShapeAttrs {
         }
     }
 
-    fn shape(&self) -> Shape<'_> {
+    fn shape(&self, hidden_ancestor: bool) -> Shape<'_> {
         Shape {
             width: self.width.as_deref(),
             height: self.height.as_deref(),
             style: self.style.as_deref(),
+            hidden_ancestor,
         }
     }
 }
 
-fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+/// Elements that hide everything inside them: `hidden`, `display:none`, `visibility:hidden`,
+/// `max-height:0` with `overflow:hidden` (the wrappers preheaders and hidden beacons use).
+/// Only wrappers without `class` and `id`: a stylesheet rule with `!important` on a class
+/// overrides an inline style, and responsive newsletters show "mobile only" blocks that way,
+/// so a classed wrapper may well be visible. Matched by lol_html's selector engine, which
+/// follows the element stack (an end tag closes what it encloses).
+fn hidden_wrapper_selector(targets: &[&str]) -> String {
+    const NOT: &str = ":not([class]):not([id])";
+    let mut wrappers = vec![format!("[hidden]{NOT}")];
+    for decl in [
+        "display:none",
+        "display: none",
+        "visibility:hidden",
+        "visibility: hidden",
+    ] {
+        wrappers.push(format!("[style*=\"{decl}\" i]{NOT}"));
+    }
+    for mh in ["max-height:0", "max-height: 0"] {
+        for ov in ["overflow:hidden", "overflow: hidden"] {
+            wrappers.push(format!("[style*=\"{mh}\" i][style*=\"{ov}\" i]{NOT}"));
+        }
+    }
+    let mut out = Vec::new();
+    for w in &wrappers {
+        for t in targets {
+            out.push(format!("{w} {t}"));
+        }
+    }
+    out.join(", ")
+}
+
+/// `<img src>` and `<input type=image src>`. Registered twice: for every image, and for images
+/// inside a hidden wrapper (`hidden` true); whichever runs second sees a removed element and
+/// stops, and the hidden verdict is the wider one, so the order does not matter.
+fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResult {
     let mut st = st.borrow_mut();
     st.check_time()?;
+    if !hidden {
+        if let Some(src) = el.get_attribute("src") {
+            let src = decode(&src).trim().to_string();
+            *st.img_uses.entry(src).or_default() += 1;
+        }
+    }
+    if el.removed() {
+        return Ok(());
+    }
     let tag = el.tag_name();
     if tag == "input"
         && !el
@@ -133,23 +188,21 @@ fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     };
     let src = decode(&src_raw);
     let attrs = ShapeAttrs::of(el);
-    let shape = attrs.shape();
+    let shape = attrs.shape(hidden);
     let context = if tag == "input" { "input" } else { "img" };
-    match pixel::classify_with(&src, shape, &st.ctx.policy.rules, &st.ctx.policy.heuristics) {
-        Some(Verdict::Rule { id, vendor }) => {
-            st.record(
-                Kind::Pixel,
-                context,
-                src.trim(),
-                Some((&id, vendor.as_deref())),
-            );
-            el.remove();
+    let policy = st.ctx.policy;
+    if let Some(v) = pixel::classify_with(&src, shape, &policy.rules, &policy.heuristics) {
+        if v.by == By::Invisible {
+            let next = st.findings.len();
+            st.maybe_spacers.push(next);
         }
-        Some(Verdict::Invisible(why)) => {
-            st.record(Kind::Pixel, context, src.trim(), Some((why, None)));
-            el.remove();
-        }
-        None => {}
+        st.record(
+            Kind::Pixel,
+            context,
+            src.trim(),
+            Some((&v.rule, v.vendor.as_deref())),
+        );
+        el.remove();
     }
     Ok(())
 }
@@ -158,7 +211,7 @@ fn on_image(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
 /// Candidates matching an open-tracking rule are dropped (the rest stay as written); an
 /// invisible `<img>` whose `srcset` offers a remote image is a pixel whatever its `src`; a
 /// `<source>` left without candidates goes.
-fn on_srcset(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
+fn on_srcset(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResult {
     if el.removed() {
         return Ok(());
     }
@@ -173,9 +226,11 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     if is_img && st.ctx.policy.heuristics.pixels {
         let remote = cands.iter().find(|c| UrlView::parse(c.url).is_some());
         let attrs = ShapeAttrs::of(el);
-        let shape = attrs.shape();
+        let shape = attrs.shape(hidden);
         let max_px = st.ctx.policy.heuristics.pixel_max_px;
-        if let (Some(c), Some(why)) = (remote, pixel::invisible_within(shape, max_px)) {
+        let why = pixel::invisible_within(shape, max_px)
+            .or(hidden.then_some("heuristic:hidden-ancestor"));
+        if let (Some(c), Some(why)) = (remote, why) {
             st.record(Kind::Pixel, "srcset", c.url.trim(), Some((why, None)));
             el.remove();
             return Ok(());
@@ -183,7 +238,7 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     }
     let mut drop = Vec::new();
     for (i, c) in cands.iter().enumerate() {
-        if let Some((id, vendor)) = State::matches(&st.ctx.policy.rules.open, c.url) {
+        if let Some((id, vendor)) = st.beacon(c.url) {
             st.record(Kind::Pixel, "srcset", c.url, Some((&id, vendor.as_deref())));
             drop.push(i);
         }
@@ -212,7 +267,7 @@ fn on_background(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let url = decode(&raw);
-    if let Some((id, vendor)) = State::matches(&st.ctx.policy.rules.open, &url) {
+    if let Some((id, vendor)) = st.beacon(&url) {
         st.record(
             Kind::Pixel,
             "background",
@@ -266,7 +321,7 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
             Some((&id, vendor.as_deref())),
         );
         el.remove();
-    } else if let Some((id, vendor)) = State::matches(&rules.open, &href) {
+    } else if let Some((id, vendor)) = st.beacon(&href) {
         st.record(
             Kind::Pixel,
             "link",
@@ -351,13 +406,21 @@ pub fn rewrite(
         changed: false,
         timed_out: false,
         style_buf: String::new(),
+        img_uses: HashMap::new(),
+        maybe_spacers: Vec::new(),
     });
     let st = &state;
+    let hidden_images = hidden_wrapper_selector(&["img[src]", "input[src]"]);
+    let hidden_srcsets = hidden_wrapper_selector(&["img[srcset]"]);
     let mut out = Vec::with_capacity(html.len());
     let settings = Settings {
         element_content_handlers: vec![
-            element!("img[src], input[src]", move |el| on_image(el, st)),
-            element!("img[srcset], source[srcset]", move |el| on_srcset(el, st)),
+            element!("img[src], input[src]", move |el| on_image(el, st, false)),
+            element!(&hidden_images, move |el| on_image(el, st, true)),
+            element!("img[srcset], source[srcset]", move |el| on_srcset(
+                el, st, false
+            )),
+            element!(&hidden_srcsets, move |el| on_srcset(el, st, true)),
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
@@ -400,7 +463,7 @@ pub fn rewrite(
             .try_for_each(|c| rewriter.write(c))
             .and_then(|()| rewriter.end())
     };
-    let state = state.into_inner();
+    let mut state = state.into_inner();
     if let Err(e) = result {
         return Err(if state.timed_out {
             SkipReason::TimeLimit
@@ -409,6 +472,13 @@ pub fn rewrite(
         } else {
             SkipReason::RewriteError
         });
+    }
+    for &i in &state.maybe_spacers {
+        let f = &mut state.findings[i];
+        let url = f.url.as_deref().unwrap_or("");
+        if pixel::spacer(url, state.img_uses.get(url).copied().unwrap_or(0)) {
+            f.kind = Kind::Spacer;
+        }
     }
     findings.extend(state.findings);
     Ok(state.changed.then_some(out))

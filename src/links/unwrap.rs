@@ -68,6 +68,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
     let mut chain: Vec<String> = Vec::new();
     let mut first: Option<(String, Option<String>)> = None;
     let mut stopped: Option<(String, Option<String>, String)> = None;
+    let mut pathonly_failed: Option<(String, Option<String>, String)> = None;
     for depth in 0.. {
         let parsed;
         let view = if depth == 0 {
@@ -121,6 +122,12 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
                 chain.push(rule.id.clone());
                 current = dest;
             }
+            // A path-only rule claims a link only by decoding it: on another host the same
+            // path may be the site's own (inner wrappers, once one was read, stay claimed).
+            Err(why) if depth == 0 && rule.hosts.is_empty() && rule.host_re.is_none() => {
+                pathonly_failed = Some((rule.id.clone(), rule.vendor.clone(), why.to_string()));
+                break;
+            }
             Err(why) => {
                 stopped = Some((rule.id.clone(), rule.vendor.clone(), why.to_string()));
                 break;
@@ -128,6 +135,9 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
         }
     }
 
+    if pathonly_failed.is_some() && opaque_rule_view(&link_view, link, rules).is_some() {
+        stopped = pathonly_failed;
+    }
     let mut final_url = current.clone();
     let mut removed = Vec::new();
     let has_params = final_url.contains(['?', '#']);

@@ -78,6 +78,7 @@ pub const MIGRATIONS: &[&str] = &[
         message BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
         block TEXT NOT NULL
      );",
+    "ALTER TABLE messages ADD COLUMN spacers BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Any key for `pg_advisory_xact_lock`, the same in every trackless.
@@ -355,9 +356,9 @@ impl PgStore {
                 "INSERT INTO messages (ts, date, seen, mode, message_id_hash, envelope_sender,
                     from_addr, from_domain, subject, recipients, changed, tracked, pixels,
                     fonts, links_total, links_unwrapped, links_cleaned, links_opaque, skipped,
-                    esp, esp_confidence, jurisdiction, us_exposure)
+                    esp, esp_confidence, jurisdiction, us_exposure, spacers)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                    $16, $17, $18, $19, $20, $21, $22, $23)
+                    $16, $17, $18, $19, $20, $21, $22, $23, $24)
                  RETURNING id",
             )
             .map_err(db)?;
@@ -417,6 +418,7 @@ impl PgStore {
                         &r.esp_confidence,
                         &r.jurisdiction,
                         &us,
+                        &n(r.spacers),
                     ],
                 )
                 .map_err(db)?;
@@ -491,6 +493,7 @@ impl PgStore {
                 links_opaque: int(9),
                 us_exposure: int(10),
                 seen: int(11),
+                spacers: int(12),
             });
         }
         Ok(summary.finish())

@@ -82,6 +82,8 @@ pub struct Record {
     pub recipients: Option<String>,
     pub changed: bool,
     pub pixels: u32,
+    /// Invisible layout images removed (not tracking: not in `tracked`, not in `trackers`).
+    pub spacers: u32,
     pub fonts: u32,
     pub links_total: u32,
     pub links_unwrapped: u32,
@@ -177,7 +179,7 @@ impl Record {
                     f.action,
                     Action::Unwrapped | Action::Cleaned | Action::KeptOpaque | Action::Marked
                 ),
-                Kind::Skip => false,
+                Kind::Skip | Kind::Spacer => false,
             })
             .filter_map(|f| {
                 let url = f.url.clone()?;
@@ -246,6 +248,7 @@ impl Record {
             recipients: (keep.recipients && !recipients.is_empty()).then(|| recipients.join(", ")),
             changed: outcome.changed,
             pixels: counts.pixels,
+            spacers: counts.spacers,
             fonts: counts.fonts,
             links_total: counts.links_total,
             links_unwrapped: counts.links_unwrapped,

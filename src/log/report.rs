@@ -4,7 +4,7 @@
 //! JSON/CSV schema (stable; one object / row per group):
 //! `key` (sender domain, sender address or ESP), `messages`, `tracked` (messages with at least
 //! one tracker), `tracked_share` (0–1), `pixels`, `fonts`, `links_unwrapped`, `links_cleaned`,
-//! `links_opaque`, `esps` (platform/carrier combinations seen), `jurisdictions` (of the
+//! `links_opaque`, `spacers` (invisible layout images removed, not tracking), `esps` (platform/carrier combinations seen), `jurisdictions` (of the
 //! carriers), `us_exposure` (some message went through a US provider or US-owned one),
 //! `senders` (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC).
 
@@ -112,6 +112,7 @@ pub struct Row {
     pub tracked: u64,
     pub tracked_share: f64,
     pub pixels: u64,
+    pub spacers: u64,
     pub fonts: u64,
     pub links_unwrapped: u64,
     pub links_cleaned: u64,
@@ -128,7 +129,7 @@ pub struct Row {
 pub fn scan_sql(by: By, cond: &str) -> String {
     format!(
         "SELECT {}, esp, jurisdiction, from_domain, tracked, pixels, fonts, links_unwrapped,
-                links_cleaned, links_opaque, us_exposure, seen
+                links_cleaned, links_opaque, us_exposure, seen, spacers
          FROM messages WHERE {cond}",
         by.column()
     )
@@ -149,6 +150,7 @@ pub struct ScanRow<'a> {
     pub links_opaque: i64,
     pub us_exposure: i64,
     pub seen: i64,
+    pub spacers: i64,
 }
 
 struct Acc {
@@ -184,6 +186,7 @@ impl Summary {
                     tracked: 0,
                     tracked_share: 0.0,
                     pixels: 0,
+                    spacers: 0,
                     fonts: 0,
                     links_unwrapped: 0,
                     links_cleaned: 0,
@@ -204,6 +207,7 @@ impl Summary {
         row.messages += 1;
         row.tracked += r.tracked as u64;
         row.pixels += r.pixels as u64;
+        row.spacers += r.spacers as u64;
         row.fonts += r.fonts as u64;
         row.links_unwrapped += r.links_unwrapped as u64;
         row.links_cleaned += r.links_cleaned as u64;
@@ -308,6 +312,7 @@ pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>,
             links_opaque: int(v(9)?),
             us_exposure: int(v(10)?),
             seen: int(v(11)?),
+            spacers: int(v(12)?),
         });
     }
     Ok(summary.finish())
@@ -424,12 +429,12 @@ pub(crate) fn csv_field(s: &str) -> String {
 pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "key,messages,tracked,tracked_share,pixels,fonts,links_unwrapped,links_cleaned,links_opaque,esps,jurisdictions,us_exposure,senders,first_seen,last_seen"
+        "key,messages,tracked,tracked_share,pixels,fonts,links_unwrapped,links_cleaned,links_opaque,esps,jurisdictions,us_exposure,senders,first_seen,last_seen,spacers"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.key),
             r.messages,
             r.tracked,
@@ -444,7 +449,8 @@ pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
             r.us_exposure,
             r.senders,
             r.first_seen,
-            r.last_seen
+            r.last_seen,
+            r.spacers
         )?;
     }
     Ok(())

@@ -93,6 +93,8 @@ pub const MIGRATIONS: &[&str] = &[
         message INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
         block TEXT NOT NULL
      );",
+    // 3: invisible layout spacers removed, counted apart from tracking pixels.
+    "ALTER TABLE messages ADD COLUMN spacers INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The default log path: `$XDG_STATE_HOME/trackless/log.sqlite` (or
@@ -245,9 +247,9 @@ impl Store {
                     "INSERT INTO messages (ts, date, seen, mode, message_id_hash, envelope_sender,
                         from_addr, from_domain, subject, recipients, changed, tracked, pixels,
                         fonts, links_total, links_unwrapped, links_cleaned, links_opaque, skipped,
-                        esp, esp_confidence, jurisdiction, us_exposure)
+                        esp, esp_confidence, jurisdiction, us_exposure, spacers)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                        ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                 )
                 .map_err(sq)?;
             let mut esp = tx
@@ -304,6 +306,7 @@ impl Store {
                     r.esp_confidence,
                     r.jurisdiction,
                     r.us_exposure,
+                    r.spacers,
                 ])
                 .map_err(sq)?;
                 let id = tx.last_insert_rowid();

@@ -57,12 +57,40 @@ pub struct UrlRule {
     /// `[[decoder]]` rules with `decoder = "query"`: the parameters holding the destination.
     #[serde(default)]
     pub params: Vec<String>,
+    /// `[[open]]` rules: which images on a matching URL are beacons (see [`Beacon`]). Left
+    /// out: `path` for a rule with a path, `invisible` for a host-only rule.
+    #[serde(default)]
+    pub beacon: Option<Beacon>,
     /// The file this rule came from (for error messages).
     #[serde(skip)]
     pub origin: String,
 }
 
+/// When an image whose URL matches an `[[open]]` rule is a beacon.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Beacon {
+    /// The rule's path is an open-tracking endpoint: every image there is a beacon, whatever
+    /// its size. Needs a `path`.
+    Path,
+    /// The host also serves the newsletter's own images: only an image nobody can see, or one
+    /// whose URL carries a per-recipient token, is a beacon. A visible image with a static URL
+    /// stays (it tells the host at most that someone opened a copy, not who).
+    Invisible,
+    /// Every image on the host is a beacon (a host that serves nothing else).
+    Any,
+}
+
 impl UrlRule {
+    /// How an image matching this rule is judged (`[[open]]` rules).
+    pub fn beacon(&self) -> Beacon {
+        self.beacon.unwrap_or(if self.path.is_some() {
+            Beacon::Path
+        } else {
+            Beacon::Invisible
+        })
+    }
+
     /// The regex for "HOST/PATH?QUERY" subjects.
     fn pattern(&self) -> String {
         let host = if let Some(re) = &self.host_re {
@@ -126,6 +154,16 @@ impl UrlRuleSet {
                     })
             })?;
         Ok(UrlRuleSet { rules, set })
+    }
+
+    /// Every rule that matches the subject, in the order of [`UrlRuleSet::first_match`].
+    pub fn matching<'a>(&'a self, subject: &str) -> impl Iterator<Item = &'a UrlRule> + 'a {
+        let hits = if self.rules.is_empty() || !self.set.is_match(subject) {
+            Vec::new()
+        } else {
+            self.set.matches(subject).into_iter().collect()
+        };
+        hits.into_iter().filter_map(|i| self.rules.get(i))
     }
 
     /// The first rule (in file order) that matches the URL's "HOST/PATH?QUERY" subject.
@@ -255,6 +293,26 @@ pub struct Rules {
 
 impl Rules {
     pub fn compile(file: RuleFile, origin: &str) -> Result<Rules, RulesError> {
+        let misplaced = file
+            .font
+            .iter()
+            .chain(&file.decoder)
+            .chain(&file.click)
+            .find(|r| r.beacon.is_some());
+        let pathless = file
+            .open
+            .iter()
+            .find(|r| r.beacon == Some(Beacon::Path) && r.path.is_none());
+        if let Some((r, message)) = misplaced
+            .map(|r| (r, "`beacon` only applies to [[open]] rules"))
+            .or(pathless.map(|r| (r, "beacon = \"path\" needs a `path`")))
+        {
+            return Err(RulesError::Pattern {
+                path: r.origin.clone(),
+                id: r.id.clone(),
+                message: message.to_string(),
+            });
+        }
         for r in &file.decoder {
             let known = r
                 .decoder

@@ -26,6 +26,7 @@ pub struct Metrics {
     rewritten: AtomicU64,
     unchanged: AtomicU64,
     pixels: AtomicU64,
+    spacers: AtomicU64,
     fonts: AtomicU64,
     links: AtomicU64,
     links_unwrapped: AtomicU64,
@@ -80,6 +81,7 @@ impl Metrics {
             Ended::Done { outcome, esp } => {
                 let Counts {
                     pixels,
+                    spacers,
                     fonts,
                     links_total,
                     links_unwrapped,
@@ -106,6 +108,7 @@ impl Metrics {
                     }
                 }
                 self.pixels.fetch_add(u64::from(pixels), Relaxed);
+                self.spacers.fetch_add(u64::from(spacers), Relaxed);
                 self.fonts.fetch_add(u64::from(fonts), Relaxed);
                 self.links.fetch_add(u64::from(links_total), Relaxed);
                 self.links_unwrapped
@@ -168,6 +171,11 @@ impl Metrics {
             "trackless_pixels_removed_total",
             "Tracking pixels removed.",
             self.pixels.load(Relaxed),
+        );
+        counter(
+            "trackless_spacers_removed_total",
+            "Invisible layout images (spacers) removed; not counted as tracking.",
+            self.spacers.load(Relaxed),
         );
         counter(
             "trackless_fonts_removed_total",

@@ -317,6 +317,7 @@ impl Shared {
             esp = record.esp.as_deref().unwrap_or("-"),
             changed = outcome.changed,
             pixels = c.pixels,
+            spacers = c.spacers,
             fonts = c.fonts,
             links = c.links_total,
             unwrapped = c.links_unwrapped,
