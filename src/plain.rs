@@ -99,7 +99,8 @@ fn may_contain_url(content: &[u8]) -> bool {
 
 /// `url` as it must be written into text so that `find_urls` finds all of it again (a
 /// second run must see the URL the first one wrote): the bytes it stops at are
-/// percent-encoded.
+/// percent-encoded, and so is a last character it would take for the sentence's punctuation
+/// (`.`, `:`, an unbalanced `)`, …); a trailing `?` (an empty query) is dropped.
 fn findable(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     for c in url.chars() {
@@ -107,6 +108,21 @@ fn findable(url: &str) -> String {
             out.push_str(&format!("%{:02X}", c as u32));
         } else {
             out.push(c);
+        }
+    }
+    while out.ends_with('?') {
+        out.pop();
+    }
+    if let Some(last) = out.chars().last() {
+        let unbalanced = |open: char, close: char| {
+            last == close && out.matches(close).count() > out.matches(open).count()
+        };
+        if matches!(last, '.' | ',' | ';' | ':' | '!' | '\'' | '*')
+            || unbalanced('(', ')')
+            || unbalanced('[', ']')
+        {
+            out.pop();
+            out.push_str(&format!("%{:02X}", last as u32));
         }
     }
     out
@@ -217,6 +233,30 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(urls("HTTPS://UPPER.example/A"), ["HTTPS://UPPER.example/A"]);
+    }
+
+    #[test]
+    fn written_urls_are_found_whole() {
+        for url in [
+            "https://a.example/L0/https:",
+            "https://a.example/x.",
+            "https://a.example/p_(1",
+            "https://a.example/p)",
+            "https://a.example/q?",
+            "https://a.example/a|b",
+        ] {
+            let written = findable(url);
+            assert_eq!(
+                urls(&format!("see {written} [tracked]")),
+                [written.clone()],
+                "{url}"
+            );
+        }
+        assert_eq!(
+            findable("https://a.example/L0/https:"),
+            "https://a.example/L0/https%3A"
+        );
+        assert_eq!(findable("https://a.example/q?"), "https://a.example/q");
     }
 
     #[test]

@@ -21,11 +21,28 @@ pub struct Report<'a> {
     pub counts: crate::core::outcome::Counts,
     pub header: Option<&'a str>,
     pub esp: &'a [crate::esp::Attribution],
+    /// ESPs whose trackers the body carries but the headers do not name as a sender.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trackers_not_sent_through: Vec<String>,
     pub findings: &'a [Finding],
 }
 
-pub fn report<'a>(file: &Path, raw: &[u8], outcome: &'a Outcome<'_>) -> Report<'a> {
+pub fn report<'a>(
+    file: &Path,
+    raw: &[u8],
+    outcome: &'a Outcome<'_>,
+    policy: &Policy,
+) -> Report<'a> {
     let (from, subject) = from_and_subject(raw);
+    let attributed: Vec<&str> = outcome.esp.iter().map(|a| a.name.as_str()).collect();
+    let vendors = outcome
+        .findings
+        .iter()
+        .filter(|f| !f.nested && matches!(f.kind, Kind::Pixel | Kind::Link))
+        .filter(|f| f.action != crate::core::outcome::Action::Untouched)
+        .filter_map(|f| f.vendor.as_deref());
+    let trackers_not_sent_through =
+        crate::esp::not_sent_through(vendors, &attributed, &policy.rules.esp);
     Report {
         file: file.display().to_string(),
         from,
@@ -36,6 +53,7 @@ pub fn report<'a>(file: &Path, raw: &[u8], outcome: &'a Outcome<'_>) -> Report<'
         counts: outcome.counts,
         header: outcome.header.as_deref(),
         esp: &outcome.esp,
+        trackers_not_sent_through,
         findings: &outcome.findings,
     }
 }
@@ -79,7 +97,7 @@ pub fn run(
             }
         };
         let outcome = neutralise(&raw, policy);
-        let rep = report(file, &raw, &outcome);
+        let rep = report(file, &raw, &outcome, policy);
         let written = if json {
             serde_json::to_string(&rep)
                 .map_err(std::io::Error::other)
@@ -159,6 +177,13 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         for e in &a.evidence {
             writeln!(out, "      {:<17} {}", format!("{:?}", e.signal), e.detail)?;
         }
+    }
+    for name in &rep.trackers_not_sent_through {
+        writeln!(
+            out,
+            "  Tracker URLs of {name}, NOT sent through {name}: no header, hop or signature of \
+             {name} (copied HTML, as phishing does); do not hold {name} responsible"
+        )?;
     }
     for f in rep.findings {
         write_finding(f, out)?;

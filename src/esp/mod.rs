@@ -419,6 +419,31 @@ pub fn trusted_hop(
     (our_hop, verified)
 }
 
+/// ESPs whose tracker URLs the message carries but which its headers do not name as a sender
+/// (at any confidence): "tracker links of Selligent, not sent through Selligent". Phishing
+/// copies an ESP's HTML with its trackers; a complaint must not name the wrong company.
+/// Vendors that are not ESPs (Safe Links, Google, fonts) are left out. Sorted, no duplicates.
+pub fn not_sent_through<'a>(
+    tracker_vendors: impl IntoIterator<Item = &'a str>,
+    attributed: &[&str],
+    rules: &EspRules,
+) -> Vec<String> {
+    let mut out: Vec<String> = tracker_vendors
+        .into_iter()
+        .filter(|v| !attributed.iter().any(|a| a.eq_ignore_ascii_case(v)))
+        .filter_map(|v| {
+            rules
+                .rules
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(v))
+                .map(|r| r.name.clone())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Attribute a message from its top-level header block and the vendors of the trackers the
 /// core found in its body. One pass over the header fields; each kind of signal is one
 /// `RegexSet` over all providers.

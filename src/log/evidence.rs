@@ -44,6 +44,9 @@ pub struct MessageEvidence {
     pub subject: Option<String>,
     pub mode: String,
     pub esp: Vec<EspEvidence>,
+    /// ESPs whose trackers the message carried but which did not send it (copied HTML).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trackers_not_sent_through: Vec<String>,
     pub trackers: Vec<TrackerEvidence>,
     pub headers: Option<String>,
 }
@@ -130,6 +133,7 @@ pub fn collect(
             .optional()
             .map_err(sq)?;
         let message_id = headers.as_deref().and_then(message_id_of);
+        let trackers_not_sent_through = not_sent_through(&esp, &trackers);
         out.push(MessageEvidence {
             processed: time::datetime(ts),
             date: date.map(time::datetime),
@@ -140,11 +144,22 @@ pub fn collect(
             subject,
             mode,
             esp,
+            trackers_not_sent_through,
             trackers,
             headers,
         });
     }
     Ok(out)
+}
+
+/// The ESPs whose trackers a logged message carried but which its headers did not name.
+pub(crate) fn not_sent_through(esp: &[EspEvidence], trackers: &[TrackerEvidence]) -> Vec<String> {
+    let attributed: Vec<&str> = esp.iter().map(|e| e.name.as_str()).collect();
+    crate::esp::not_sent_through(
+        trackers.iter().filter_map(|t| t.vendor.as_deref()),
+        &attributed,
+        &crate::rules::Rules::embedded().esp,
+    )
 }
 
 pub(crate) fn message_id_of(block: &str) -> Option<String> {
@@ -215,6 +230,13 @@ pub fn write_text(
                 writeln!(out, "    evidence: {line}")?;
             }
         }
+        for name in &m.trackers_not_sent_through {
+            writeln!(
+                out,
+                "Not sent through {name}: the trackers below include {name}'s URL shapes, but no \
+                 header, hop or signature of {name} (copied HTML); do not name {name} as sender."
+            )?;
+        }
         writeln!(out, "Trackers ({}):", m.trackers.len())?;
         for t in &m.trackers {
             writeln!(
@@ -283,6 +305,14 @@ pub fn write_csv(items: &[MessageEvidence], out: &mut dyn Write) -> std::io::Res
                 rows += 1;
             }
         }
+        for name in &m.trackers_not_sent_through {
+            writeln!(
+                out,
+                "{message},not-sent-through,{},,,,,,,,,,,",
+                csv_field(name)
+            )?;
+            rows += 1;
+        }
         for t in &m.trackers {
             writeln!(
                 out,
@@ -346,6 +376,7 @@ mod tests {
             message_id_sha256: Some("ab12".into()),
             subject: Some("Sale, \"50%\" off\r\nnow".into()),
             mode: "milter".into(),
+            trackers_not_sent_through: not_sent_through(&esp, &trackers),
             esp,
             trackers,
             headers: Some("Subject: x\r\n".into()),

@@ -535,7 +535,7 @@ impl PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: i64 = r.get(0);
-            let esp = self
+            let esp: Vec<EspEvidence> = self
                 .client
                 .query(
                     "SELECT name, layer, confidence, jurisdiction, us_exposure, evidence FROM esp
@@ -553,7 +553,7 @@ impl PgStore {
                     evidence: serde_json::from_str(e.get::<_, &str>(5)).unwrap_or_default(),
                 })
                 .collect();
-            let trackers = self
+            let trackers: Vec<TrackerEvidence> = self
                 .client
                 .query(
                     "SELECT kind, action, host, vendor, rule, url FROM trackers
@@ -587,6 +587,7 @@ impl PgStore {
                 message_id_sha256: r.get(5),
                 subject: r.get(6),
                 mode: r.get(7),
+                trackers_not_sent_through: super::evidence::not_sent_through(&esp, &trackers),
                 esp,
                 trackers,
                 headers,
