@@ -119,6 +119,13 @@ mod tests {
         let mut tlv = vec![b'?', b'D', 0xac, 0x02];
         tlv.extend_from_slice(dest.as_bytes());
         assert!(decode(&plaintext_link(&tlv)).is_err());
+        // A length byte that wrapped around (300 mod 256 = 44) would cut the URL to its first
+        // 44 bytes, which is itself a URL: the rest of the payload then does not parse.
+        let mut tlv = vec![b'?', b'D', (dest.len() % 256) as u8];
+        tlv.extend_from_slice(dest.as_bytes());
+        tlv.extend_from_slice(&[b'W', 3]);
+        tlv.extend_from_slice(b"spc");
+        assert!(decode(&plaintext_link(&tlv)).is_err());
         // Trailing bytes after a well-formed list are not accepted either.
         let mut tlv = vec![b'D', 20];
         tlv.extend_from_slice(b"https://shop.example");

@@ -384,7 +384,15 @@ pub fn write_table(rows: &[Row], by: By, out: &mut dyn Write) -> std::io::Result
         tracked,
         rows.len(),
         us
-    )
+    )?;
+    let spacers: u64 = rows.iter().map(|r| r.spacers).sum();
+    if spacers > 0 {
+        writeln!(
+            out,
+            "PIXELS counts beacons only; {spacers} invisible layout spacer(s) were removed too (not tracking)"
+        )?;
+    }
+    Ok(())
 }
 
 /// The jurisdiction column: carrier countries, `?` for unknown, `*` when a US company is involved
