@@ -445,4 +445,46 @@ mod tests {
         assert_eq!(col(&records[4], "message"), "2");
         assert_eq!(col(&records[4], "item"), "message");
     }
+
+    #[test]
+    fn copied_trackers_are_not_sent_through() {
+        let selligent = TrackerEvidence {
+            kind: "link".into(),
+            action: "kept-opaque".into(),
+            host: "brand.slgnt.eu".into(),
+            vendor: Some("Selligent".into()),
+            rule: Some("selligent.click".into()),
+            url: "https://brand.slgnt.eu/optiext/optiextension.dll?ID=x".into(),
+        };
+        let safelinks = TrackerEvidence {
+            vendor: Some("Microsoft Safe Links".into()),
+            ..selligent.clone()
+        };
+        let phish = message(Vec::new(), vec![selligent.clone(), safelinks]);
+        // Safe Links is not an ESP: it is not named.
+        assert_eq!(phish.trackers_not_sent_through, ["Selligent"]);
+        let mut out = Vec::new();
+        write_text("brand.example", &[phish.clone()], &mut out).expect("text");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("Not sent through Selligent"), "{text}");
+        let mut out = Vec::new();
+        write_csv(&[phish], &mut out).expect("csv");
+        let csv = String::from_utf8(out).expect("utf8");
+        assert!(csv.contains(",not-sent-through,Selligent,"), "{csv}");
+        assert!(parse(&csv)
+            .iter()
+            .all(|r| r.len() == CSV_HEADER.split(',').count()));
+        let sent = message(
+            vec![EspEvidence {
+                name: "Selligent".into(),
+                layer: "carrier".into(),
+                confidence: "low".into(),
+                jurisdiction: None,
+                us_exposure: None,
+                evidence: Vec::new(),
+            }],
+            vec![selligent],
+        );
+        assert!(sent.trackers_not_sent_through.is_empty());
+    }
 }
