@@ -248,7 +248,7 @@ mod tests {
             let written = findable(url);
             assert_eq!(
                 urls(&format!("see {written} [tracked]")),
-                [written.clone()],
+                std::slice::from_ref(&written),
                 "{url}"
             );
         }

@@ -464,7 +464,7 @@ mod tests {
         // Safe Links is not an ESP: it is not named.
         assert_eq!(phish.trackers_not_sent_through, ["Selligent"]);
         let mut out = Vec::new();
-        write_text("brand.example", &[phish.clone()], &mut out).expect("text");
+        write_text("brand.example", std::slice::from_ref(&phish), &mut out).expect("text");
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.contains("Not sent through Selligent"), "{text}");
         let mut out = Vec::new();
