@@ -38,6 +38,11 @@ pub struct Shape<'a> {
     pub style: Option<&'a str>,
     /// Inside an element that hides its content (`display:none`, `hidden`, …).
     pub hidden_ancestor: bool,
+    /// A stylesheet of the part names the image's class or id: its inline `display:none`,
+    /// `visibility:hidden`, `opacity:0` or `max-height:0` may be overridden there (responsive
+    /// newsletters show a "mobile only" picture that way), so they do not make it invisible.
+    /// Its sizes still count, except a zero width or height in the style (hiding as well).
+    pub css_may_reveal: bool,
 }
 
 /// Classify the image at `src` (entities decoded) with the default heuristics.
@@ -213,6 +218,7 @@ pub fn invisible_within(shape: Shape<'_>, max_px: f32) -> Option<&'static str> {
     let mut width = shape.width.and_then(length_px);
     let mut height = shape.height.and_then(length_px);
     if let Some(style) = shape.style {
+        let reveal = shape.css_may_reveal;
         for (prop, value) in declarations(style) {
             let value = value
                 .trim()
@@ -220,16 +226,20 @@ pub fn invisible_within(shape: Shape<'_>, max_px: f32) -> Option<&'static str> {
                 .trim()
                 .to_ascii_lowercase();
             match prop.as_str() {
-                "display" if value == "none" => return Some("heuristic:display-none"),
-                "visibility" if value == "hidden" || value == "collapse" => {
+                "display" if value == "none" && !reveal => return Some("heuristic:display-none"),
+                "visibility" if (value == "hidden" || value == "collapse") && !reveal => {
                     return Some("heuristic:visibility-hidden")
                 }
-                "opacity" if value.parse::<f32>().is_ok_and(|o| o <= 0.0) => {
+                "opacity" if value.parse::<f32>().is_ok_and(|o| o <= 0.0) && !reveal => {
                     return Some("heuristic:opacity-0")
                 }
-                "max-height" | "max-width" if length_px(&value).is_some_and(|v| v <= 0.0) => {
+                "max-height" | "max-width"
+                    if length_px(&value).is_some_and(|v| v <= 0.0) && !reveal =>
+                {
                     return Some("heuristic:max-size-0")
                 }
+                // A zero size in CSS is hiding too (the "mobile only" pattern sets width:0).
+                "width" | "height" if reveal && length_px(&value) == Some(0.0) => {}
                 "width" => width = length_px(&value).or(width),
                 "height" => height = length_px(&value).or(height),
                 _ => {}
@@ -278,6 +288,7 @@ mod tests {
             height: h,
             style,
             hidden_ancestor: false,
+            css_may_reveal: false,
         }
     }
 

@@ -29,6 +29,9 @@ struct State<'a> {
     changed: bool,
     timed_out: bool,
     style_buf: String,
+    /// The part's stylesheets read so far (bounded), to tell whether a rule there may show
+    /// an image its inline style hides.
+    stylesheets: String,
     /// How many images of the part use each `src` (spacers are repeated, beacons are not).
     img_uses: HashMap<String, usize>,
     /// Findings (indices) of invisible images with static URLs: pixels unless [`pixel::spacer`]
@@ -119,14 +122,35 @@ impl ShapeAttrs {
         }
     }
 
-    fn shape(&self, hidden_ancestor: bool) -> Shape<'_> {
+    fn shape(&self, hidden_ancestor: bool, css_may_reveal: bool) -> Shape<'_> {
         Shape {
             width: self.width.as_deref(),
             height: self.height.as_deref(),
             style: self.style.as_deref(),
             hidden_ancestor,
+            css_may_reveal,
         }
     }
+}
+
+/// How much stylesheet text is kept to look up class and id selectors in.
+const STYLESHEETS_MAX: usize = 256 << 10;
+
+/// Does a stylesheet read so far name the element's class or id (`.name`, `#name`)? Then it
+/// may override the element's inline hiding. A stylesheet after the element counts too in a
+/// browser; newsletters put theirs in `<head>`.
+fn named_in_stylesheets(el: &Element, stylesheets: &str) -> bool {
+    if stylesheets.is_empty() {
+        return false;
+    }
+    let classes = el.get_attribute("class").unwrap_or_default();
+    let by_class = classes
+        .split_ascii_whitespace()
+        .any(|c| stylesheets.contains(&format!(".{c}")));
+    by_class
+        || el.get_attribute("id").is_some_and(|id| {
+            !id.trim().is_empty() && stylesheets.contains(&format!("#{}", id.trim()))
+        })
 }
 
 /// Elements that hide everything inside them: `hidden`, `display:none`, `visibility:hidden`,
@@ -188,7 +212,8 @@ fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResul
     };
     let src = decode(&src_raw);
     let attrs = ShapeAttrs::of(el);
-    let shape = attrs.shape(hidden);
+    let reveal = named_in_stylesheets(el, &st.stylesheets);
+    let shape = attrs.shape(hidden, reveal);
     let context = if tag == "input" { "input" } else { "img" };
     let policy = st.ctx.policy;
     if let Some(v) = pixel::classify_with(&src, shape, &policy.rules, &policy.heuristics) {
@@ -226,7 +251,7 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResu
     if is_img && st.ctx.policy.heuristics.pixels {
         let remote = cands.iter().find(|c| UrlView::parse(c.url).is_some());
         let attrs = ShapeAttrs::of(el);
-        let shape = attrs.shape(hidden);
+        let shape = attrs.shape(hidden, named_in_stylesheets(el, &st.stylesheets));
         let max_px = st.ctx.policy.heuristics.pixel_max_px;
         let why = pixel::invisible_within(shape, max_px)
             .or(hidden.then_some("heuristic:hidden-ancestor"));
@@ -406,6 +431,7 @@ pub fn rewrite(
         changed: false,
         timed_out: false,
         style_buf: String::new(),
+        stylesheets: String::new(),
         img_uses: HashMap::new(),
         maybe_spacers: Vec::new(),
     });
@@ -440,6 +466,9 @@ pub fn rewrite(
                 }
                 s.check_time()?;
                 let css_text = std::mem::take(&mut s.style_buf);
+                if s.stylesheets.len() + css_text.len() <= STYLESHEETS_MAX {
+                    s.stylesheets.push_str(&css_text);
+                }
                 let new = css::rewrite(&css_text, css::Mode::Stylesheet, &mut |u, url| {
                     s.css_reject(u, url, "style-block")
                 });
