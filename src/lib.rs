@@ -17,11 +17,12 @@ pub mod esp;
 pub mod html;
 pub mod links;
 pub mod log;
+pub mod mail;
 pub mod plain;
 pub mod rules;
 pub mod serve;
 
 pub use crate::core::message::neutralise;
-pub use crate::core::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 pub use crate::core::policy::{Limits, Policy};
+pub use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 pub use crate::rules::Rules;

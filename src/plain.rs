@@ -1,10 +1,10 @@
 //! Rewriting `text/plain` parts: the URLs in the text go through the same link pipeline as
 //! HTML links. Only the URL spans change; every other character stays as it was.
 
-use crate::core::outcome::{Action, Finding, Kind, SkipReason};
 use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::rewrite::MARK_TEXT;
 use crate::links;
+use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
 
 /// A URL found in the text: byte range in the decoded string, and the URL itself (for a
 /// `<…>`-wrapped URL broken over lines, the pieces joined).

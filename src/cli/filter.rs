@@ -5,9 +5,9 @@
 //! Only input that cannot be read (or output that cannot be written) exits non-zero.
 
 use crate::core::message::neutralise;
-use crate::core::outcome::SkipReason;
 use crate::core::policy::Policy;
 use crate::log::{time, LogConfig, Mode, Record};
+use crate::mail::outcome::SkipReason;
 use std::io::{self, Read, Write};
 
 /// Exit status for I/O failures (sysexits EX_IOERR).

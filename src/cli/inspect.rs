@@ -2,8 +2,8 @@
 //! and for programs (`--json`, one object per message per line).
 
 use crate::core::message::neutralise;
-use crate::core::outcome::{Finding, Kind, Outcome};
 use crate::core::policy::Policy;
+use crate::mail::outcome::{Finding, Kind, Outcome};
 use mail_parser::MessageParser;
 use serde::Serialize;
 use std::io::Write;
@@ -18,9 +18,9 @@ pub struct Report<'a> {
     pub changed: bool,
     pub size_before: usize,
     pub size_after: usize,
-    pub counts: crate::core::outcome::Counts,
+    pub counts: crate::mail::outcome::Counts,
     pub header: Option<&'a str>,
-    pub esp: &'a [crate::esp::Attribution],
+    pub esp: &'a [crate::mail::attribution::Attribution],
     /// ESPs whose trackers the body carries but the headers do not name as a sender.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trackers_not_sent_through: Vec<String>,
@@ -34,15 +34,7 @@ pub fn report<'a>(
     policy: &Policy,
 ) -> Report<'a> {
     let (from, subject) = from_and_subject(raw);
-    let attributed: Vec<&str> = outcome.esp.iter().map(|a| a.name.as_str()).collect();
-    let vendors = outcome
-        .findings
-        .iter()
-        .filter(|f| !f.nested && matches!(f.kind, Kind::Pixel | Kind::Link))
-        .filter(|f| f.action != crate::core::outcome::Action::Untouched)
-        .filter_map(|f| f.vendor.as_deref());
-    let trackers_not_sent_through =
-        crate::esp::not_sent_through(vendors, &attributed, &policy.rules.esp);
+    let trackers_not_sent_through = crate::core::sender::trackers_not_sent_through(outcome, policy);
     Report {
         file: file.display().to_string(),
         from,

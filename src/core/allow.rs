@@ -3,8 +3,8 @@
 //! for the From domain (or a parent of it), since anyone can write any From header.
 
 use crate::core::policy::AllowList;
-use crate::esp::headers::{self, domain_matches};
-use crate::esp::{trusted_hop, Trust};
+use crate::mail::trace::{self as headers, domain_matches};
+use crate::mail::trust::{trusted_hop, Trust};
 
 /// The allow-list entry this message matches (`sender:ADDR` or `domain:DOMAIN`), if any.
 pub fn check(block: &[u8], allow: &AllowList, trust: &Trust) -> Option<String> {

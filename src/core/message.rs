@@ -1,12 +1,12 @@
 //! Parse once, walk the MIME tree, rewrite the text leaves, splice them back into the original
 //! bytes. Nothing outside a rewritten leaf body (and the `X-Trackless` header) changes.
 
-use crate::core::encode::{self, Cte};
-use crate::core::header;
-use crate::core::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::core::policy::Policy;
 use crate::esp;
 use crate::html;
+use crate::mail::encode::{self, Cte};
+use crate::mail::header;
+use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::plain;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
@@ -76,7 +76,7 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
         &policy.trust,
     );
     if let Some((bytes, head_end)) = spliced {
-        let value = header::summary(
+        let value = super::stamp::summary(
             &outcome.counts,
             &outcome.findings,
             &esp::summary(&outcome.esp),

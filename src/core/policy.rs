@@ -1,6 +1,6 @@
 //! What the filter does and within which bounds. Built once, shared by every message.
 
-use crate::esp::Trust;
+use crate::mail::trust::Trust;
 use crate::rules::Rules;
 use std::sync::Arc;
 use std::time::Duration;

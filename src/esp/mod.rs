@@ -8,10 +8,11 @@
 //! verified). Confidence is high when claims and infrastructure agree, medium with
 //! infrastructure alone, low with claims alone. No DNS or any other lookup is ever made.
 
-pub mod headers;
 pub mod providers;
 
-use headers::{domain_matches, Field, Hop};
+use crate::mail::attribution::{Attribution, Confidence, Evidence, Layer, Signal};
+use crate::mail::trace::{self as headers, domain_matches, Field, Hop};
+use crate::mail::trust::{trusted_hop, Trust};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -61,110 +62,6 @@ pub struct EspRule {
     pub selector: Option<String>,
     #[serde(default)]
     pub disabled: bool,
-}
-
-/// Kinds of evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Signal {
-    Header,
-    FeedbackId,
-    ReturnPath,
-    MessageId,
-    ListUnsubscribe,
-    /// A Received line written before the message reached our MX (forgeable).
-    Received,
-    /// The hop our own MX recorded.
-    ReceivedByUs,
-    /// A DKIM-Signature nobody we trust verified.
-    Dkim,
-    /// A DKIM domain a trusted Authentication-Results header says passed.
-    DkimVerified,
-    /// A tracker URL shape in the body.
-    Tracker,
-}
-
-impl Signal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Header => "header",
-            Signal::FeedbackId => "feedback-id",
-            Signal::ReturnPath => "return-path",
-            Signal::MessageId => "message-id",
-            Signal::ListUnsubscribe => "list-unsubscribe",
-            Signal::Received => "received",
-            Signal::ReceivedByUs => "received-by-us",
-            Signal::Dkim => "dkim",
-            Signal::DkimVerified => "dkim-verified",
-            Signal::Tracker => "tracker",
-        }
-    }
-
-    pub fn is_infrastructure(self) -> bool {
-        matches!(self, Signal::ReceivedByUs | Signal::DkimVerified)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Evidence {
-    pub signal: Signal,
-    /// The matching header line (truncated), DKIM domain or tracker URL.
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Confidence {
-    Low,
-    Medium,
-    High,
-}
-
-impl Confidence {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Confidence::Low => "low",
-            Confidence::Medium => "medium",
-            Confidence::High => "high",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layer {
-    /// Built and instrumented the mail (Klaviyo over SendGrid, Substack over Mailgun).
-    Platform,
-    /// Delivered it.
-    Carrier,
-}
-
-impl Layer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Platform => "platform",
-            Layer::Carrier => "carrier",
-        }
-    }
-}
-
-/// One provider named for a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attribution {
-    pub name: String,
-    pub layer: Layer,
-    pub confidence: Confidence,
-    /// Country of the provider's legal entity (ISO code), "unknown" if not known.
-    pub jurisdiction: String,
-    /// Who provides the service, and its parent, from the provider facts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub legal_entity: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// True when the provider or its parent is a US company.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub us_exposure: Option<bool>,
-    pub evidence: Vec<Evidence>,
 }
 
 /// A regex per rule for one kind of signal, compiled into one set: one pass per header value.
@@ -340,16 +237,6 @@ impl EspRules {
     }
 }
 
-/// Which Authentication-Results headers to believe.
-#[derive(Debug, Clone, Default)]
-pub struct Trust {
-    /// authserv-ids whose Authentication-Results we trust. Empty: trust the one written by
-    /// the host that recorded our Received hop (the `by` host of that hop).
-    pub authserv_ids: Vec<String>,
-    /// Host names of our own MX and relays. Empty: the topmost non-local Received hop is ours.
-    pub own_hosts: Vec<String>,
-}
-
 fn truncate(s: &str) -> String {
     const MAX: usize = 240;
     if s.len() <= MAX {
@@ -360,63 +247,6 @@ fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// The Received hop our MX recorded (index among `fields` and the hop) and the DKIM domains
-/// verified (`dkim=pass`) by an Authentication-Results header we trust. `names` are the field
-/// names lowercased.
-pub fn trusted_hop(
-    fields: &[Field],
-    names: &[String],
-    trust: &Trust,
-) -> (Option<(usize, Hop)>, Vec<String>) {
-    // The hop our MX recorded: the first Received (from the top) that did not come from this
-    // machine or from one of our own hosts.
-    let mut our_hop: Option<(usize, Hop)> = None;
-    for (i, f) in fields.iter().enumerate() {
-        if names[i] != "received" {
-            continue;
-        }
-        let hop = Hop::parse(&f.value);
-        let from_ours = trust
-            .own_hosts
-            .iter()
-            .any(|h| hop.from.contains(&h.to_ascii_lowercase()));
-        if hop.is_local() || from_ours {
-            continue;
-        }
-        our_hop = Some((i, hop));
-        break;
-    }
-    // DKIM domains verified by an Authentication-Results header we trust: one written by our
-    // side, i.e. above the first Received line after our hop.
-    let mut verified: Vec<String> = Vec::new();
-    let limit = match &our_hop {
-        Some((i, _)) => (i + 1..fields.len())
-            .find(|&j| names[j] == "received")
-            .unwrap_or(fields.len()),
-        None => 0,
-    };
-    for (f, name) in fields.iter().zip(names).take(limit) {
-        if name != "authentication-results" {
-            continue;
-        }
-        let (id, pass) = headers::auth_results(&f.value);
-        let trusted = if trust.authserv_ids.is_empty() {
-            our_hop
-                .as_ref()
-                .is_some_and(|(_, h)| !h.by.is_empty() && h.by == id)
-        } else {
-            trust
-                .authserv_ids
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(&id))
-        };
-        if trusted {
-            verified.extend(pass);
-        }
-    }
-    (our_hop, verified)
 }
 
 /// ESPs whose tracker URLs the message carries but which its headers do not name as a sender

@@ -1,7 +1,6 @@
 //! Rewriting `text/html` parts.
 
 pub mod css;
-pub mod entities;
 pub mod pixel;
 pub mod rewrite;
 pub mod srcset;

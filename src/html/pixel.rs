@@ -7,7 +7,8 @@
 //! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
 use crate::core::policy::Heuristics;
-use crate::rules::{Beacon, Rules, UrlView};
+use crate::mail::url::UrlView;
+use crate::rules::{Beacon, Rules};
 
 /// Why an image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,15 @@
 //! The lol_html pass over one `text/html` part: pixels, remote fonts, tracker URLs in CSS.
 //! One streaming pass, in the part's own charset; untouched bytes come out as they went in.
 
-use crate::core::outcome::{Action, Finding, Kind, SkipReason};
 use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::css::{self, UrlUse};
-use crate::html::entities::{decode, escape_attr};
 use crate::html::pixel::{self, By, Shape};
 use crate::html::srcset;
 use crate::links;
-use crate::rules::{UrlRuleSet, UrlView};
+use crate::mail::entities::{decode, escape_attr};
+use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
+use crate::mail::url::UrlView;
+use crate::rules::UrlRuleSet;
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
 use std::cell::RefCell;

@@ -6,7 +6,7 @@
 //!   `A–Z a–z 0–9 - _` mapped to 2..65.
 
 use super::b64;
-use crate::html::entities;
+use crate::mail::entities;
 
 pub fn decode(raw: &str) -> Result<String, &'static str> {
     if let Some(pos) = raw.find("/v3/__") {

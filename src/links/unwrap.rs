@@ -2,8 +2,9 @@
 //! tracking parameters, or recognise an opaque tracker.
 
 use super::Decoder;
-use crate::core::outcome::Action;
-use crate::rules::{Rules, UrlView};
+use crate::mail::outcome::Action;
+use crate::mail::url::UrlView;
+use crate::rules::Rules;
 
 /// Wrappers nest (Mandrill→Postmark, SES→SES, Proofpoint→Safe Links→SES); this bounds it.
 pub const MAX_DEPTH: usize = 8;

@@ -155,10 +155,9 @@ pub fn collect(
 /// The ESPs whose trackers a logged message carried but which its headers did not name.
 pub(crate) fn not_sent_through(esp: &[EspEvidence], trackers: &[TrackerEvidence]) -> Vec<String> {
     let attributed: Vec<&str> = esp.iter().map(|e| e.name.as_str()).collect();
-    crate::esp::not_sent_through(
+    crate::core::sender::vendors_not_sent_through(
         trackers.iter().filter_map(|t| t.vendor.as_deref()),
         &attributed,
-        &crate::rules::Rules::embedded().esp,
     )
 }
 

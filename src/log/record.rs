@@ -1,8 +1,8 @@
 //! One row of the tracking log: what a message was, who sent it, what was removed. Built from
 //! the message and its `Outcome`; holds no body and, by default, no recipient.
 
-use crate::core::outcome::{Action, Kind, Outcome};
-use crate::esp::{Attribution, Confidence, Layer};
+use crate::mail::attribution::{Attribution, Confidence, Layer};
+use crate::mail::outcome::{Action, Kind, Outcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -125,7 +125,7 @@ impl Record {
         keep: Keep,
         now: i64,
     ) -> Record {
-        let head_end = crate::core::header::top_block(raw).len();
+        let head_end = crate::mail::header::top_block(raw).len();
         let meta = mail_parser::MessageParser::new().parse_headers(&raw[..head_end]);
         let (from_addr, subject, message_id, date) = match &meta {
             Some(m) => (
@@ -186,7 +186,7 @@ impl Record {
                 Some(Tracker {
                     kind: f.kind.as_str().to_string(),
                     action: f.action.as_str().to_string(),
-                    host: crate::rules::UrlView::parse(&url)
+                    host: crate::mail::url::UrlView::parse(&url)
                         .map(|v| v.host().to_string())
                         .unwrap_or_default(),
                     vendor: f.vendor.clone(),

@@ -2,7 +2,7 @@
 //! (`metrics = "127.0.0.1:9567"`, `GET /metrics`). Counting is a few relaxed atomic adds per
 //! message; the per-ESP and per-reason maps are bounded by the rules (providers, skip reasons).
 
-use crate::core::outcome::{Counts, Outcome, SkipReason};
+use crate::mail::outcome::{Counts, Outcome, SkipReason};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn caught_panics_are_counted_apart_from_other_passthroughs() {
-        use crate::core::outcome::{Counts, Finding};
+        use crate::mail::outcome::{Counts, Finding};
         let findings = vec![Finding::skip(SkipReason::InternalError, "", None)];
         let panicked = Outcome {
             bytes: std::borrow::Cow::Borrowed(b"Subject: x\r\n\r\nhi\r\n"),

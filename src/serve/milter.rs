@@ -5,9 +5,9 @@
 //! message unchanged.
 
 use super::{Envelope, Overload, Rewrite, Shared};
-use crate::core::header::{self, fold, HEADER};
-use crate::core::outcome::SkipReason;
 use crate::log::Mode;
+use crate::mail::header::{self, fold, HEADER};
+use crate::mail::outcome::SkipReason;
 use bytes::Bytes;
 use indymilter::{
     Actions, Callbacks, Config, ContextActions, EomContext, NegotiateContext, ProtoOpts, Status,

@@ -8,9 +8,9 @@ pub mod milter;
 pub mod smtp;
 
 use crate::core::message::neutralise;
-use crate::core::outcome::{Outcome, SkipReason};
 use crate::core::policy::Policy;
 use crate::log::{time, Keep, LogWriter, Mode, Record};
+use crate::mail::outcome::{Outcome, SkipReason};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -58,14 +58,14 @@ pub enum Rewrite {
 /// The outcome of a message passed on unchanged without the core's verdict: a message-wide
 /// skip saying why, over `head` (its header block, which is all the log reads).
 fn passed_on<'a>(head: &'a [u8], reason: SkipReason, detail: &str) -> Outcome<'a> {
-    let findings = vec![crate::core::outcome::Finding::skip(
+    let findings = vec![crate::mail::outcome::Finding::skip(
         reason,
         "",
         Some(detail.to_string()),
     )];
     Outcome {
         bytes: std::borrow::Cow::Borrowed(head),
-        counts: crate::core::outcome::Counts::from_findings(&findings),
+        counts: crate::mail::outcome::Counts::from_findings(&findings),
         findings,
         header: None,
         changed: false,
@@ -95,7 +95,7 @@ fn caught_panic(outcome: &Outcome<'_>) -> bool {
 /// The message's Message-ID for a log line: unfolded, printable ASCII only, at most 200
 /// characters (it comes from the sender).
 fn message_id(raw: &[u8]) -> Option<String> {
-    use crate::core::header::{field_name, fields, top_block};
+    use crate::mail::header::{field_name, fields, top_block};
     let head = top_block(raw);
     let (start, end) = fields(head)
         .into_iter()
@@ -185,7 +185,7 @@ impl Shared {
     /// core's guard, a failure, a timeout): built from its header block, with the reason.
     /// Building it is guarded too, since what failed may have been building the row.
     fn log_unfinished(&self, raw: &[u8], envelope: &Envelope, mode: Mode, reason: SkipReason) {
-        let head = crate::core::header::top_block(raw);
+        let head = crate::mail::header::top_block(raw);
         let outcome = passed_on(
             head,
             reason,
@@ -369,6 +369,6 @@ pub async fn signals(shared: Arc<Shared>) {
 
 /// Split a message into its header block (with the blank line) and body.
 pub fn split_message(bytes: &[u8]) -> (&[u8], &[u8]) {
-    let head = crate::core::header::top_block(bytes);
+    let head = crate::mail::header::top_block(bytes);
     (head, &bytes[head.len()..])
 }

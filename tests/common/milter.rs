@@ -5,21 +5,26 @@ use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
 use std::path::Path;
 use std::time::Duration;
 
-/// Wait (up to 5 s) for the milter's socket to appear, then connect offering every action.
+/// Wait (up to 5 s) for the milter to listen on its socket, then connect offering every
+/// action. The socket file appears at bind(), a moment before listen(): a refused connection
+/// is retried.
 pub async fn connect(sock: &Path) -> TestConnection {
+    let open = || {
+        TestConnection::configure()
+            .available_actions(Actions::all())
+            .available_opts(ProtoOpts::all())
+            .read_timeout(Duration::from_secs(10))
+            .open_unix(sock)
+    };
     for _ in 0..200 {
         if sock.exists() {
-            break;
+            if let Ok(conn) = open().await {
+                return conn;
+            }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    TestConnection::configure()
-        .available_actions(Actions::all())
-        .available_opts(ProtoOpts::all())
-        .read_timeout(Duration::from_secs(10))
-        .open_unix(sock)
-        .await
-        .expect("connect to the milter")
+    open().await.expect("connect to the milter")
 }
 
 /// One transaction from `sender` to b@example.net with `message` (CRLF lines); the milter must

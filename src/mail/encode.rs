@@ -3,7 +3,7 @@
 //! Decoding is strict on purpose: a part we cannot decode losslessly is left alone, so the
 //! decoders report errors instead of guessing the way a display client would.
 
-use crate::core::outcome::SkipReason;
+use crate::mail::outcome::SkipReason;
 use base64::Engine;
 use std::borrow::Cow;
 

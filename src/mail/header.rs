@@ -1,8 +1,6 @@
 //! The top-level header block: find where it ends, drop `X-Trackless` fields a sender (or an
 //! earlier run) put there, and append ours. Every other header byte stays as it was.
 
-use crate::core::outcome::{Counts, Finding, Kind};
-
 /// Name of the header we write.
 pub const HEADER: &str = "X-Trackless";
 
@@ -122,41 +120,6 @@ pub fn fold(name: &str, value: &str, nl: &[u8]) -> Vec<u8> {
         col += 1 + piece.len();
     }
     out
-}
-
-/// The summary written into `X-Trackless`.
-pub fn summary(counts: &Counts, findings: &[Finding], esp: &[String]) -> String {
-    let mut parts = vec![format!("pixels={}", counts.pixels)];
-    if counts.spacers > 0 {
-        parts.push(format!("spacers={}", counts.spacers));
-    }
-    parts.push(format!("fonts={}", counts.fonts));
-    if counts.links_total > 0 {
-        parts.push(format!(
-            "links={}/{} unwrapped",
-            counts.links_unwrapped, counts.links_total
-        ));
-        if counts.links_cleaned > 0 {
-            parts.push(format!("cleaned={}", counts.links_cleaned));
-        }
-        if counts.links_opaque > 0 {
-            parts.push(format!("opaque={}", counts.links_opaque));
-        }
-    }
-    if !esp.is_empty() {
-        parts.push(format!("esp={}", esp.join(",")));
-    }
-    let mut skipped: Vec<&str> = findings
-        .iter()
-        .filter(|f| f.kind == Kind::Skip)
-        .filter_map(|f| f.reason.map(|r| r.as_str()))
-        .collect();
-    skipped.sort_unstable();
-    skipped.dedup();
-    if !skipped.is_empty() {
-        parts.push(format!("skipped={}", skipped.join(",")));
-    }
-    parts.join("; ")
 }
 
 #[cfg(test)]

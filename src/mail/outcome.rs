@@ -245,7 +245,7 @@ pub struct Outcome<'a> {
     /// True when `bytes` differ from the input.
     pub changed: bool,
     /// Who sent it: ESP attribution with evidence.
-    pub esp: Vec<crate::esp::Attribution>,
+    pub esp: Vec<crate::mail::attribution::Attribution>,
 }
 
 impl Outcome<'_> {

@@ -10,7 +10,7 @@ pub struct Field {
 
 /// Split a raw header block into fields (unfolded, whitespace runs collapsed).
 pub fn fields(block: &[u8]) -> Vec<Field> {
-    crate::core::header::fields(block)
+    crate::mail::header::fields(block)
         .into_iter()
         .filter_map(|(a, b)| {
             let raw = String::from_utf8_lossy(&block[a..b]);
