@@ -116,10 +116,15 @@ fn main() {
     });
     let t_handlers = measure(secs, || {
         for h in &htmls {
+            let judge = |url: &str| trackless::links::process(url, &policy.rules);
             let ctx = trackless::html::rewrite::PartCtx {
-                policy: &policy,
                 part: "1",
                 deadline: Instant::now() + Duration::from_secs(10),
+                memory: policy.limits.html_memory,
+                rules: &policy.rules,
+                heuristics: &policy.heuristics,
+                links: Some(&judge),
+                opaque_links: policy.opaque_links,
             };
             let mut findings = Vec::new();
             black_box(

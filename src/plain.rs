@@ -1,9 +1,7 @@
 //! Rewriting `text/plain` parts: the URLs in the text go through the same link pipeline as
 //! HTML links. Only the URL spans change; every other character stays as it was.
 
-use crate::core::policy::{OpaqueLinks, Policy};
-use crate::html::rewrite::MARK_TEXT;
-use crate::links;
+use crate::mail::link::{LinkJudge, OpaqueLinks, MARK_TEXT};
 use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
 
 /// A URL found in the text: byte range in the decoded string, and the URL itself (for a
@@ -141,7 +139,8 @@ fn is_url_byte(b: u8) -> bool {
 pub fn rewrite(
     content: &[u8],
     encoding: &'static encoding_rs::Encoding,
-    policy: &Policy,
+    links: LinkJudge<'_>,
+    opaque_links: OpaqueLinks,
     part: &str,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Vec<u8>>, SkipReason> {
@@ -157,7 +156,7 @@ pub fn rewrite(
     let mut changed = false;
     let mut found_here = Vec::new();
     for u in find_urls(&text) {
-        let Some(res) = links::process(&u.url, &policy.rules) else {
+        let Some(res) = links(&u.url) else {
             continue;
         };
         let mut f = Finding::new(Kind::Link, res.action);
@@ -181,7 +180,7 @@ pub fn rewrite(
         }
         // A link still going through a click tracker is marked, once: after the URL, or after
         // the closing '>' of a <URL>.
-        if res.still_tracked && policy.opaque_links == OpaqueLinks::Mark {
+        if res.still_tracked && opaque_links == OpaqueLinks::Mark {
             if text[end..].starts_with('>') {
                 out.push('>');
                 end += 1;

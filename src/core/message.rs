@@ -4,8 +4,10 @@
 use crate::core::policy::Policy;
 use crate::esp;
 use crate::html;
+use crate::links;
 use crate::mail::encode::{self, Cte};
 use crate::mail::header;
+use crate::mail::link::LinkJudge;
 use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::plain;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -432,16 +434,23 @@ impl Walker<'_> {
             return Ok(());
         }
         let mut found = Vec::new();
+        let rules = &self.policy.rules;
+        let judge = |url: &str| links::process(url, rules);
         let result = if is_html {
             let ctx = html::rewrite::PartCtx {
-                policy: self.policy,
                 part: path,
                 deadline: self.deadline,
+                memory: self.policy.limits.html_memory,
+                rules: &self.policy.rules,
+                heuristics: &self.policy.heuristics,
+                links: self.policy.links.then_some(&judge as LinkJudge<'_>),
+                opaque_links: self.policy.opaque_links,
             };
             html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found)
         } else {
             if self.policy.links {
-                plain::rewrite(&decoded, encoding, self.policy, path, &mut found)
+                let opaque = self.policy.opaque_links;
+                plain::rewrite(&decoded, encoding, &judge, opaque, path, &mut found)
             } else {
                 Ok(None)
             }

@@ -1,5 +1,7 @@
 //! What the filter does and within which bounds. Built once, shared by every message.
 
+pub use crate::html::pixel::Heuristics;
+pub use crate::mail::link::OpaqueLinks;
 use crate::mail::trust::Trust;
 use crate::rules::Rules;
 use std::sync::Arc;
@@ -26,35 +28,6 @@ impl Default for Limits {
             max_depth: 32,
             html_memory: 32 << 20,
             max_time: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What to do with click trackers whose destination cannot be recovered offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpaqueLinks {
-    /// Leave the link as it is (it is still recorded).
-    #[default]
-    Keep,
-    /// Add a visible ` [tracked]` marker after the link and a `title` on it.
-    Mark,
-}
-
-/// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Heuristics {
-    /// Judge remote images by their size and CSS at all. Off: only rule matches are pixels.
-    pub pixels: bool,
-    /// Largest width/height (CSS px) that still counts as invisible.
-    pub pixel_max_px: f32,
-}
-
-impl Default for Heuristics {
-    fn default() -> Self {
-        Heuristics {
-            pixels: true,
-            pixel_max_px: 1.0,
         }
     }
 }

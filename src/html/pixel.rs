@@ -6,9 +6,26 @@
 //! An invisible image with a static URL that is named or used like a layout spacer
 //! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
-use crate::core::policy::Heuristics;
 use crate::mail::url::UrlView;
 use crate::rules::{Beacon, Rules};
+
+/// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heuristics {
+    /// Judge remote images by their size and CSS at all. Off: only rule matches are pixels.
+    pub pixels: bool,
+    /// Largest width/height (CSS px) that still counts as invisible.
+    pub pixel_max_px: f32,
+}
+
+impl Default for Heuristics {
+    fn default() -> Self {
+        Heuristics {
+            pixels: true,
+            pixel_max_px: 1.0,
+        }
+    }
+}
 
 /// Why an image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

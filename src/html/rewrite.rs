@@ -1,27 +1,33 @@
 //! The lol_html pass over one `text/html` part: pixels, remote fonts, tracker URLs in CSS.
 //! One streaming pass, in the part's own charset; untouched bytes come out as they went in.
 
-use crate::core::policy::{OpaqueLinks, Policy};
 use crate::html::css::{self, UrlUse};
-use crate::html::pixel::{self, By, Shape};
+use crate::html::pixel::{self, By, Heuristics, Shape};
 use crate::html::srcset;
-use crate::links;
 use crate::mail::entities::{decode, escape_attr};
+use crate::mail::link::{LinkJudge, OpaqueLinks, MARK_TEXT, MARK_TITLE};
 use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
 use crate::mail::url::UrlView;
-use crate::rules::UrlRuleSet;
+use crate::rules::{Rules, UrlRuleSet};
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Where a part is and how long we may spend on it.
+/// What the HTML engine needs for one part: where it is, how long and how much memory it may
+/// take, the rules and settings it judges by, and who to ask about links.
 pub struct PartCtx<'a> {
-    pub policy: &'a Policy,
     /// MIME part path, for findings.
     pub part: &'a str,
     pub deadline: Instant,
+    /// Memory lol_html may use for the part.
+    pub memory: usize,
+    pub rules: &'a Rules,
+    pub heuristics: &'a Heuristics,
+    /// Asked about every `<a href>` / `<area href>`; `None`: links are left alone.
+    pub links: Option<LinkJudge<'a>>,
+    pub opaque_links: OpaqueLinks,
 }
 
 struct State<'a> {
@@ -77,12 +83,12 @@ impl State<'_> {
 
     /// Is this URL (not an `<img>`: no size to judge) an open beacon? `(id, vendor)`.
     fn beacon(&self, url: &str) -> Option<(String, Option<String>)> {
-        pixel::beacon_url(url, &self.ctx.policy.rules).map(|v| (v.rule, v.vendor))
+        pixel::beacon_url(url, self.ctx.rules).map(|v| (v.rule, v.vendor))
     }
 
     /// CSS: decide whether a URL found in a stylesheet or style attribute must go.
     fn css_reject(&mut self, use_: UrlUse, url: &str, decl_context: &'static str) -> bool {
-        let rules = &self.ctx.policy.rules;
+        let rules = &self.ctx.rules;
         let url = url.trim();
         let (kind, context, hit) = match use_ {
             UrlUse::Import => match Self::matches(&rules.font, url) {
@@ -216,8 +222,8 @@ fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResul
     let reveal = named_in_stylesheets(el, &st.stylesheets);
     let shape = attrs.shape(hidden, reveal);
     let context = if tag == "input" { "input" } else { "img" };
-    let policy = st.ctx.policy;
-    if let Some(v) = pixel::classify_with(&src, shape, &policy.rules, &policy.heuristics) {
+    let ctx = st.ctx;
+    if let Some(v) = pixel::classify_with(&src, shape, ctx.rules, ctx.heuristics) {
         if v.by == By::Invisible {
             let next = st.findings.len();
             st.maybe_spacers.push(next);
@@ -249,11 +255,11 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResu
     let value = decode(&raw);
     let cands = srcset::candidates(&value);
     let is_img = el.tag_name() == "img";
-    if is_img && st.ctx.policy.heuristics.pixels {
+    if is_img && st.ctx.heuristics.pixels {
         let remote = cands.iter().find(|c| UrlView::parse(c.url).is_some());
         let attrs = ShapeAttrs::of(el);
         let shape = attrs.shape(hidden, named_in_stylesheets(el, &st.stylesheets));
-        let max_px = st.ctx.policy.heuristics.pixel_max_px;
+        let max_px = st.ctx.heuristics.pixel_max_px;
         let why = pixel::invisible_within(shape, max_px)
             .or(hidden.then_some("heuristic:hidden-ancestor"));
         if let (Some(c), Some(why)) = (remote, why) {
@@ -338,7 +344,7 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let href = decode(&raw);
-    let rules = &st.ctx.policy.rules;
+    let rules = st.ctx.rules;
     if let Some((id, vendor)) = State::matches(&rules.font, &href) {
         st.record(
             Kind::Font,
@@ -359,11 +365,6 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     Ok(())
 }
 
-/// The marker `opaque_links = mark` puts after a tracked link, and the title prefix that
-/// tells a second run the link is already marked.
-pub const MARK_TEXT: &str = " [tracked]";
-pub const MARK_TITLE: &str = "trackless: tracked link";
-
 fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     let mut st = st.borrow_mut();
     st.check_time()?;
@@ -371,7 +372,10 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let href = decode(&raw);
-    let Some(res) = links::process(&href, &st.ctx.policy.rules) else {
+    let Some(judge) = st.ctx.links else {
+        return Ok(());
+    };
+    let Some(res) = judge(&href) else {
         return Ok(());
     };
     let mut f = Finding::new(Kind::Link, res.action);
@@ -391,10 +395,7 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     }
     // A link still going through a click tracker (kept, or unwrapped down to an inner wrapper
     // that cannot be read) is marked, once.
-    if res.still_tracked
-        && st.ctx.policy.opaque_links == OpaqueLinks::Mark
-        && f.context == Some("a")
-    {
+    if res.still_tracked && st.ctx.opaque_links == OpaqueLinks::Mark && f.context == Some("a") {
         let already = el
             .get_attribute("title")
             .is_some_and(|t| decode(&t).starts_with(MARK_TITLE));
@@ -451,13 +452,7 @@ pub fn rewrite(
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
-            element!("a[href], area[href]", move |el| {
-                if st.borrow().ctx.policy.links {
-                    on_link_href(el, st)
-                } else {
-                    Ok(())
-                }
-            }),
+            element!("a[href], area[href]", move |el| { on_link_href(el, st) }),
             text!("style", move |t| {
                 let mut s = st.borrow_mut();
                 s.style_buf.push_str(t.as_str());
@@ -479,7 +474,7 @@ pub fn rewrite(
         ],
         encoding: enc,
         memory_settings: MemorySettings {
-            max_allowed_memory_usage: ctx.policy.limits.html_memory,
+            max_allowed_memory_usage: ctx.memory,
             ..MemorySettings::new()
         },
         strict: false,

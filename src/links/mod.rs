@@ -17,7 +17,7 @@ pub mod sparkpost;
 pub mod substack;
 pub mod unwrap;
 
-pub use unwrap::{process, LinkResult};
+pub use unwrap::process;
 
 use url::Url;
 

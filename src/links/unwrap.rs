@@ -2,30 +2,13 @@
 //! tracking parameters, or recognise an opaque tracker.
 
 use super::Decoder;
+use crate::mail::link::LinkResult;
 use crate::mail::outcome::Action;
 use crate::mail::url::UrlView;
 use crate::rules::Rules;
 
 /// Wrappers nest (Mandrill→Postmark, SES→SES, Proofpoint→Safe Links→SES); this bounds it.
 pub const MAX_DEPTH: usize = 8;
-
-/// What to do with one link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkResult {
-    pub action: Action,
-    /// The URL to write instead (unwrapped or cleaned), when it differs.
-    pub new_url: Option<String>,
-    /// Rule ids of the decoders applied, outermost first.
-    pub chain: Vec<String>,
-    /// Rule that recognised the link (outermost wrapper, or the opaque rule).
-    pub rule: Option<String>,
-    pub vendor: Option<String>,
-    /// Why a recognised link was kept, or which parameters were removed.
-    pub detail: Option<String>,
-    /// The link as written afterwards still goes through a click tracker: kept opaque, or
-    /// unwrapped down to an inner wrapper that could not be read.
-    pub still_tracked: bool,
-}
 
 /// Process one link (HTML entities already decoded). `None` for links that are not absolute
 /// http(s) URLs (mailto:, tel:, anchors, relative paths): those are not ours to touch.

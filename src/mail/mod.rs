@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod encode;
 pub mod entities;
 pub mod header;
+pub mod link;
 pub mod outcome;
 pub mod trace;
 pub mod trust;
