@@ -116,12 +116,14 @@ fn main() {
     });
     let t_handlers = measure(secs, || {
         for h in &htmls {
-            let judge = |url: &str| trackless::links::process(url, &policy.rules);
+            let link_rules = policy.rules.links();
+            let judge = |url: &str| trackless::links::process(url, &link_rules);
             let ctx = trackless::html::rewrite::PartCtx {
                 part: "1",
                 deadline: Instant::now() + Duration::from_secs(10),
                 memory: policy.limits.html_memory,
-                rules: &policy.rules,
+                open: &policy.rules.open,
+                font: &policy.rules.font,
                 heuristics: &policy.heuristics,
                 links: Some(&judge),
                 opaque_links: policy.opaque_links,

@@ -19,10 +19,9 @@ pub mod links;
 pub mod log;
 pub mod mail;
 pub mod plain;
-pub mod rules;
 pub mod serve;
 
 pub use crate::core::message::neutralise;
 pub use crate::core::policy::{Limits, Policy};
+pub use crate::core::rules::Rules;
 pub use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
-pub use crate::rules::Rules;

@@ -1,55 +1,29 @@
 //! The shape of the crate, checked from its imports: every `crate::MODULE` path in `src/`
 //! names the module a file depends on. Layers, bottom up:
 //!
-//! - ground: `mail` (mail types and parsing) imports nothing of ours;
-//! - engines: `html`, `plain`, `links`, `esp`, `rules` import the ground only, never one another;
-//! - pipeline: `core` (neutralise, the MIME walker, policy, allow-list, stamp) imports the
-//!   ground and the engines;
+//! - ground: `mail` (mail types and parsing, URL rule sets) imports nothing of ours;
+//! - engines: `html`, `plain`, `links`, `esp` import the ground only, never one another;
+//! - pipeline: `core` (neutralise, the MIME walker, policy, the rules files, allow-list, stamp)
+//!   imports the ground and the engines;
 //! - sinks and adapters: `log`, `serve`, `batch`, `cli`, `config` import the pipeline, the ground
 //!   and each other, never an engine;
 //! - `lib.rs` and `main.rs` put it together.
 //!
-//! Imports that break the shape today and are still to be moved are listed in `KNOWN`, each
+//! Unit tests (`#[cfg(test)] mod tests` to the end of a file) may use the whole crate and are
+//! not read. Imports that break the shape today and are still to be moved are listed in `KNOWN`, each
 //! once: the test fails on any other, and on a listed one that is gone (so the list shrinks).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const GROUND: &[&str] = &["mail"];
-const ENGINES: &[&str] = &["html", "plain", "links", "esp", "rules"];
+const ENGINES: &[&str] = &["html", "plain", "links", "esp"];
 const PIPELINE: &[&str] = &["core"];
 const OUTSIDE: &[&str] = &["log", "serve", "batch", "cli", "config"];
 
-/// (from, to) module pairs that break the layering today, with what is to be done.
-const KNOWN: &[(&str, &str, &str)] = &[
-    (
-        "html",
-        "rules",
-        "html reads the open/font rule sets: each engine compiles its own section",
-    ),
-    (
-        "links",
-        "rules",
-        "links reads the decoder/click/params sections from Rules",
-    ),
-    (
-        "rules",
-        "links",
-        "rules compiles the link engine's types: to the pipeline",
-    ),
-    (
-        "rules",
-        "esp",
-        "rules compiles the ESP engine's types: to the pipeline",
-    ),
-    ("esp", "rules", "esp's unit tests read Rules::embedded"),
-    (
-        "cli",
-        "rules",
-        "cli loads rules files: through the pipeline's Policy",
-    ),
-    ("cli", "links", "check-config lists tracking parameters"),
-];
+/// (from, to) module pairs that break the layering, with what is to be done: none left. Add
+/// one only with a reason and a plan to remove it.
+const KNOWN: &[(&str, &str, &str)] = &[];
 
 fn module_of(path: &Path, src: &Path) -> String {
     let rel = path.strip_prefix(src).expect("under src");
@@ -74,7 +48,7 @@ fn owner_of_root_item(name: &str) -> Option<&'static str> {
     Some(match name {
         "neutralise" | "Policy" | "Limits" => "core",
         "Action" | "Counts" | "Finding" | "Kind" | "Outcome" | "SkipReason" => "mail",
-        "Rules" => "rules",
+        "Rules" => "core",
         _ => return None,
     })
 }
@@ -137,7 +111,10 @@ fn imports_run_one_way() {
             f.display()
         );
         let text = std::fs::read_to_string(f).expect("read");
-        for to in crate_refs(&text) {
+        let text = text
+            .find("#[cfg(test)]\nmod tests")
+            .map_or(text.as_str(), |i| &text[..i]);
+        for to in crate_refs(text) {
             if !allowed(&from, &to) {
                 found
                     .entry((from.clone(), to))

@@ -10,9 +10,9 @@ pub mod report;
 
 use crate::config::Config;
 use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
-use crate::links::params::ParamRules;
+use crate::core::rules::ParamRules;
+use crate::core::rules::Rules;
 use crate::log::{Keep, LogConfig, LogTarget};
-use crate::rules::Rules;
 use std::path::{Path, PathBuf};
 
 /// Options every mode shares (global command-line flags).

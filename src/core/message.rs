@@ -435,13 +435,15 @@ impl Walker<'_> {
         }
         let mut found = Vec::new();
         let rules = &self.policy.rules;
-        let judge = |url: &str| links::process(url, rules);
+        let link_rules = rules.links();
+        let judge = |url: &str| links::process(url, &link_rules);
         let result = if is_html {
             let ctx = html::rewrite::PartCtx {
                 part: path,
                 deadline: self.deadline,
                 memory: self.policy.limits.html_memory,
-                rules: &self.policy.rules,
+                open: &self.policy.rules.open,
+                font: &self.policy.rules.font,
                 heuristics: &self.policy.heuristics,
                 links: self.policy.links.then_some(&judge as LinkJudge<'_>),
                 opaque_links: self.policy.opaque_links,

@@ -3,5 +3,6 @@
 pub mod allow;
 pub mod message;
 pub mod policy;
+pub mod rules;
 pub mod sender;
 pub mod stamp;

@@ -1,9 +1,9 @@
 //! What the filter does and within which bounds. Built once, shared by every message.
 
+use crate::core::rules::Rules;
 pub use crate::html::pixel::Heuristics;
 pub use crate::mail::link::OpaqueLinks;
 use crate::mail::trust::Trust;
-use crate::rules::Rules;
 use std::sync::Arc;
 use std::time::Duration;
 

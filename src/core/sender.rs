@@ -3,9 +3,9 @@
 //! adapters and the log ask here, so that only the pipeline talks to the ESP engine.
 
 use crate::core::policy::Policy;
+use crate::core::rules::Rules;
 use crate::esp;
 use crate::mail::outcome::{Action, Kind, Outcome};
-use crate::rules::Rules;
 
 /// ESPs whose trackers `outcome` found (outside forwarded messages) but did not attribute.
 pub fn trackers_not_sent_through(outcome: &Outcome<'_>, policy: &Policy) -> Vec<String> {

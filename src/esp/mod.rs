@@ -528,7 +528,7 @@ pub fn header_fields(block: &[u8]) -> Vec<Field> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::Rules;
+    use crate::core::rules::Rules;
 
     const SES_CUSTOMER_DKIM: &str = "Authentication-Results: mx.example.net; dkim=pass header.d=amazonses.com\r\n\
 Received: from a8-12.smtp-out.amazonses.com (a8-12.smtp-out.amazonses.com [54.240.8.12]) by mx.example.net (Postfix) with ESMTPS id 1\r\n\

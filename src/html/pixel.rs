@@ -6,8 +6,8 @@
 //! An invisible image with a static URL that is named or used like a layout spacer
 //! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
+use crate::mail::rule::{Beacon, UrlRule, UrlRuleSet};
 use crate::mail::url::UrlView;
-use crate::rules::{Beacon, Rules};
 
 /// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,8 +64,8 @@ pub struct Shape<'a> {
 }
 
 /// Classify the image at `src` (entities decoded) with the default heuristics.
-pub fn classify(src: &str, shape: Shape<'_>, rules: &Rules) -> Option<Verdict> {
-    classify_with(src, shape, rules, &Heuristics::default())
+pub fn classify(src: &str, shape: Shape<'_>, open: &UrlRuleSet) -> Option<Verdict> {
+    classify_with(src, shape, open, &Heuristics::default())
 }
 
 /// Classify the image at `src` (entities decoded). `cid:`, `data:` and relative URLs are never
@@ -74,7 +74,7 @@ pub fn classify(src: &str, shape: Shape<'_>, rules: &Rules) -> Option<Verdict> {
 pub fn classify_with(
     src: &str,
     shape: Shape<'_>,
-    rules: &Rules,
+    open: &UrlRuleSet,
     heuristics: &Heuristics,
 ) -> Option<Verdict> {
     let view = UrlView::parse(src)?;
@@ -89,11 +89,11 @@ pub fn classify_with(
     let mut token_once = || *token.get_or_insert_with(|| per_recipient_token(&view));
     // An endpoint rule names the beacon best (Selligent's optiext path on its own host is
     // `selligent.open`, not the host rule), so it is looked for first.
-    let matched: Vec<_> = rules.open.matching(&view.subject).collect();
+    let matched: Vec<_> = open.matching(&view.subject).collect();
     let endpoint = matched
         .iter()
         .find(|r| matches!(r.beacon(), Beacon::Path | Beacon::Any));
-    let verdict = |rule: &crate::rules::UrlRule, by| Verdict {
+    let verdict = |rule: &UrlRule, by| Verdict {
         rule: rule.id.clone(),
         vendor: rule.vendor.clone(),
         by,
@@ -127,9 +127,9 @@ pub fn classify_with(
 /// A remote resource that is not an `<img>` (a CSS `url()`, `background=`, a `srcset`
 /// candidate, a `<link>`): its size is not known, so only its URL decides: an open-tracking
 /// endpoint, or a tracker host's URL with a per-recipient token.
-pub fn beacon_url(url: &str, rules: &Rules) -> Option<Verdict> {
+pub fn beacon_url(url: &str, open: &UrlRuleSet) -> Option<Verdict> {
     let view = UrlView::parse(url)?;
-    let matched: Vec<_> = rules.open.matching(&view.subject).collect();
+    let matched: Vec<_> = open.matching(&view.subject).collect();
     let rule = matched
         .iter()
         .find(|r| matches!(r.beacon(), Beacon::Path | Beacon::Any))
@@ -351,18 +351,18 @@ mod tests {
 
     #[test]
     fn cid_and_data_are_never_pixels() {
-        let rules = Rules::embedded();
+        let rules = &crate::core::rules::Rules::embedded().open;
         let tiny = shape(Some("1"), Some("1"), None);
-        assert_eq!(classify("cid:pixel@x", tiny, &rules), None);
-        assert_eq!(classify("data:image/gif;base64,R0lGOD", tiny, &rules), None);
-        assert_eq!(classify("images/p.gif", tiny, &rules), None);
-        assert!(classify("https://cdn.example/p.gif", tiny, &rules).is_some());
-        assert!(classify("//cdn.example/p.gif", tiny, &rules).is_some());
+        assert_eq!(classify("cid:pixel@x", tiny, rules), None);
+        assert_eq!(classify("data:image/gif;base64,R0lGOD", tiny, rules), None);
+        assert_eq!(classify("images/p.gif", tiny, rules), None);
+        assert!(classify("https://cdn.example/p.gif", tiny, rules).is_some());
+        assert!(classify("//cdn.example/p.gif", tiny, rules).is_some());
     }
 
     fn verdict(src: &str, w: &str, h: &str) -> Option<(String, By)> {
-        let rules = Rules::embedded();
-        classify(src, shape(Some(w), Some(h), None), &rules).map(|v| (v.rule, v.by))
+        let rules = crate::core::rules::Rules::embedded();
+        classify(src, shape(Some(w), Some(h), None), &rules.open).map(|v| (v.rule, v.by))
     }
 
     #[test]
@@ -432,12 +432,12 @@ mod tests {
 
     #[test]
     fn hidden_ancestor_makes_any_remote_image_invisible() {
-        let rules = Rules::embedded();
+        let rules = &crate::core::rules::Rules::embedded().open;
         let mut s = shape(Some("600"), Some("300"), None);
-        assert_eq!(classify("https://cdn.example/a.jpg", s, &rules), None);
+        assert_eq!(classify("https://cdn.example/a.jpg", s, rules), None);
         s.hidden_ancestor = true;
-        let v = classify("https://cdn.example/a.jpg", s, &rules).expect("hidden");
+        let v = classify("https://cdn.example/a.jpg", s, rules).expect("hidden");
         assert_eq!(v.rule, "heuristic:hidden-ancestor");
-        assert_eq!(classify("cid:a@x", s, &rules), None);
+        assert_eq!(classify("cid:a@x", s, rules), None);
     }
 }

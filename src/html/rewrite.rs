@@ -7,8 +7,8 @@ use crate::html::srcset;
 use crate::mail::entities::{decode, escape_attr};
 use crate::mail::link::{LinkJudge, OpaqueLinks, MARK_TEXT, MARK_TITLE};
 use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
+use crate::mail::rule::UrlRuleSet;
 use crate::mail::url::UrlView;
-use crate::rules::{Rules, UrlRuleSet};
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
 use std::cell::RefCell;
@@ -23,7 +23,10 @@ pub struct PartCtx<'a> {
     pub deadline: Instant,
     /// Memory lol_html may use for the part.
     pub memory: usize,
-    pub rules: &'a Rules,
+    /// Open-tracking rules (images, backgrounds, CSS url()).
+    pub open: &'a UrlRuleSet,
+    /// Remote font rules.
+    pub font: &'a UrlRuleSet,
     pub heuristics: &'a Heuristics,
     /// Asked about every `<a href>` / `<area href>`; `None`: links are left alone.
     pub links: Option<LinkJudge<'a>>,
@@ -83,19 +86,18 @@ impl State<'_> {
 
     /// Is this URL (not an `<img>`: no size to judge) an open beacon? `(id, vendor)`.
     fn beacon(&self, url: &str) -> Option<(String, Option<String>)> {
-        pixel::beacon_url(url, self.ctx.rules).map(|v| (v.rule, v.vendor))
+        pixel::beacon_url(url, self.ctx.open).map(|v| (v.rule, v.vendor))
     }
 
     /// CSS: decide whether a URL found in a stylesheet or style attribute must go.
     fn css_reject(&mut self, use_: UrlUse, url: &str, decl_context: &'static str) -> bool {
-        let rules = &self.ctx.rules;
         let url = url.trim();
         let (kind, context, hit) = match use_ {
-            UrlUse::Import => match Self::matches(&rules.font, url) {
+            UrlUse::Import => match Self::matches(self.ctx.font, url) {
                 Some(hit) => (Kind::Font, "@import", Some(hit)),
                 None => (Kind::Pixel, "@import", self.beacon(url)),
             },
-            UrlUse::FontFace => (Kind::Font, "@font-face", Self::matches(&rules.font, url)),
+            UrlUse::FontFace => (Kind::Font, "@font-face", Self::matches(self.ctx.font, url)),
             UrlUse::Declaration => (Kind::Pixel, decl_context, self.beacon(url)),
         };
         match hit {
@@ -223,7 +225,7 @@ fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResul
     let shape = attrs.shape(hidden, reveal);
     let context = if tag == "input" { "input" } else { "img" };
     let ctx = st.ctx;
-    if let Some(v) = pixel::classify_with(&src, shape, ctx.rules, ctx.heuristics) {
+    if let Some(v) = pixel::classify_with(&src, shape, ctx.open, ctx.heuristics) {
         if v.by == By::Invisible {
             let next = st.findings.len();
             st.maybe_spacers.push(next);
@@ -344,8 +346,7 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let href = decode(&raw);
-    let rules = st.ctx.rules;
-    if let Some((id, vendor)) = State::matches(&rules.font, &href) {
+    if let Some((id, vendor)) = State::matches(st.ctx.font, &href) {
         st.record(
             Kind::Font,
             "link",

@@ -19,6 +19,21 @@ pub mod unwrap;
 
 pub use unwrap::process;
 
+use crate::mail::rule::UrlRuleSet;
+
+/// The sections of the rules the link engine reads (the pipeline lends them).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkRules<'a> {
+    /// Links whose destination can be read out of the link itself.
+    pub decoder: &'a UrlRuleSet,
+    /// Click trackers that cannot be decoded offline.
+    pub click: &'a UrlRuleSet,
+    /// Tracking parameters stripped from every link.
+    pub params: &'a params::ParamRules,
+    /// A user's ClearURLs catalog, applied after our own rules.
+    pub clearurls: Option<&'a clearurls::ClearUrls>,
+}
+
 use url::Url;
 
 /// The decoders a `[[decoder]]` rule can name.

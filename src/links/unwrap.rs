@@ -2,10 +2,10 @@
 //! tracking parameters, or recognise an opaque tracker.
 
 use super::Decoder;
+use super::LinkRules;
 use crate::mail::link::LinkResult;
 use crate::mail::outcome::Action;
 use crate::mail::url::UrlView;
-use crate::rules::Rules;
 
 /// Wrappers nest (Mandrill→Postmark, SES→SES, Proofpoint→Safe Links→SES); this bounds it.
 pub const MAX_DEPTH: usize = 8;
@@ -17,7 +17,7 @@ pub const MAX_DEPTH: usize = 8;
 /// over a rewritten message changes nothing. One pass does not always get there (stripping a
 /// parameter can leave a link a decoder now reads, or expose another parameter), so passes
 /// repeat, a bounded number of times, until the URL stops changing.
-pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
+pub fn process(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
     let mut res = process_once(link, rules)?;
     for _ in 0..MAX_DEPTH {
         let Some(current) = res.new_url.clone() else {
@@ -45,7 +45,7 @@ pub fn process(link: &str, rules: &Rules) -> Option<LinkResult> {
     Some(res)
 }
 
-fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
+fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
     let link = link.trim();
     let link_view = UrlView::parse(link)?;
     let mut current = link.to_string();
@@ -66,8 +66,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
         };
         let Some(rule) = rules.decoder.first_match(&view.subject) else {
             // A user's ClearURLs catalog may know more redirectors.
-            let Some((name, dest)) = rules.clearurls.as_ref().and_then(|c| c.redirect(&current))
-            else {
+            let Some((name, dest)) = rules.clearurls.and_then(|c| c.redirect(&current)) else {
                 break;
             };
             let Some(dest) = valid_destination(&dest) else {
@@ -129,7 +128,7 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
         final_url = u;
         removed.extend(r);
     }
-    if let Some((u, r)) = rules.clearurls.as_ref().and_then(|c| c.clean(&final_url)) {
+    if let Some((u, r)) = rules.clearurls.and_then(|c| c.clean(&final_url)) {
         final_url = u;
         removed.extend(r);
     }
@@ -212,15 +211,19 @@ fn process_once(link: &str, rules: &Rules) -> Option<LinkResult> {
     })
 }
 
-fn opaque_rule(url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
+fn opaque_rule(url: &str, rules: &LinkRules<'_>) -> Option<(String, Option<String>)> {
     opaque_rule_view(&UrlView::parse(url)?, url, rules)
 }
 
-fn opaque_rule_view(view: &UrlView, url: &str, rules: &Rules) -> Option<(String, Option<String>)> {
+fn opaque_rule_view(
+    view: &UrlView,
+    url: &str,
+    rules: &LinkRules<'_>,
+) -> Option<(String, Option<String>)> {
     if let Some(r) = rules.click.first_match(&view.subject) {
         return Some((r.id.clone(), r.vendor.clone()));
     }
-    let name = rules.clearurls.as_ref()?.complete(url)?;
+    let name = rules.clearurls?.complete(url)?;
     Some((format!("clearurls:{name}"), None))
 }
 

@@ -8,6 +8,7 @@ pub mod entities;
 pub mod header;
 pub mod link;
 pub mod outcome;
+pub mod rule;
 pub mod trace;
 pub mod trust;
 pub mod url;

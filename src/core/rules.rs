@@ -1,4 +1,4 @@
-//! Rules are data: `rules/default.toml` is compiled in, user files are merged on top.
+//! The rules the pipeline runs with. Rules are data: `rules/default.toml` is compiled in, user files are merged on top.
 //!
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
@@ -6,8 +6,8 @@
 use crate::esp::providers::{Provider, ProviderFile, Providers};
 use crate::esp::{EspRule, EspRules};
 use crate::links::clearurls::ClearUrls;
-use crate::links::params::ParamRules;
-use regex::{RegexSet, RegexSetBuilder};
+pub use crate::links::params::ParamRules;
+pub use crate::mail::rule::{Beacon, RulesError, UrlRule, UrlRuleSet};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -16,181 +16,6 @@ use std::sync::{Arc, OnceLock};
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
 pub const DEFAULT_ESP: &str = include_str!("../../rules/esp.toml");
 pub const DEFAULT_PROVIDERS: &str = include_str!("../../rules/providers.toml");
-
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("cannot read rules file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("rules file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("rules file {path}: rule {id}: bad pattern: {message}")]
-    Pattern {
-        path: String,
-        id: String,
-        message: String,
-    },
-}
-
-/// One URL rule as written in a rules file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct UrlRule {
-    pub id: String,
-    #[serde(default)]
-    pub vendor: Option<String>,
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub host_re: Option<String>,
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub disabled: bool,
-    #[serde(default)]
-    pub note: Option<String>,
-    /// `[[decoder]]` rules: which decoder reads the destination out of the link.
-    #[serde(default)]
-    pub decoder: Option<String>,
-    /// `[[decoder]]` rules with `decoder = "query"`: the parameters holding the destination.
-    #[serde(default)]
-    pub params: Vec<String>,
-    /// `[[open]]` rules: which images on a matching URL are beacons (see [`Beacon`]). Left
-    /// out: `path` for a rule with a path, `invisible` for a host-only rule.
-    #[serde(default)]
-    pub beacon: Option<Beacon>,
-    /// The file this rule came from (for error messages).
-    #[serde(skip)]
-    pub origin: String,
-}
-
-/// When an image whose URL matches an `[[open]]` rule is a beacon.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Beacon {
-    /// The rule's path is an open-tracking endpoint: every image there is a beacon, whatever
-    /// its size. Needs a `path`.
-    Path,
-    /// The host also serves the newsletter's own images: only an image nobody can see, or one
-    /// whose URL carries a per-recipient token, is a beacon. A visible image with a static URL
-    /// stays (it tells the host at most that someone opened a copy, not who).
-    Invisible,
-    /// Every image on the host is a beacon (a host that serves nothing else).
-    Any,
-}
-
-impl UrlRule {
-    /// How an image matching this rule is judged (`[[open]]` rules).
-    pub fn beacon(&self) -> Beacon {
-        self.beacon.unwrap_or(if self.path.is_some() {
-            Beacon::Path
-        } else {
-            Beacon::Invisible
-        })
-    }
-
-    /// The regex for "HOST/PATH?QUERY" subjects.
-    fn pattern(&self) -> String {
-        let host = if let Some(re) = &self.host_re {
-            format!("(?:{re})")
-        } else if self.hosts.is_empty() {
-            "[^/]*".to_string()
-        } else {
-            let alts: Vec<String> = self
-                .hosts
-                .iter()
-                .map(|h| regex::escape(&h.trim().trim_start_matches("*.").to_ascii_lowercase()))
-                .collect();
-            format!("(?:[^/]*\\.)?(?:{})", alts.join("|"))
-        };
-        let path = match &self.path {
-            Some(p) => p.strip_prefix('^').unwrap_or(p).to_string(),
-            None => "(?:[/?#]|$)".to_string(),
-        };
-        format!("^{host}(?:{path})")
-    }
-}
-
-/// A compiled section of URL rules.
-#[derive(Debug, Clone)]
-pub struct UrlRuleSet {
-    rules: Vec<UrlRule>,
-    set: RegexSet,
-}
-
-impl UrlRuleSet {
-    /// Compile a section. Rules that name hosts come before path-only rules (a stable sort),
-    /// so a vendor's own host wins over another vendor's path shape: Klaviyo's
-    /// `trk.klclick.com/ls/click?upn=` is Klaviyo, not SendGrid whose link format it uses.
-    pub fn compile(rules: Vec<UrlRule>, origin: &str) -> Result<UrlRuleSet, RulesError> {
-        let mut rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
-        rules.sort_by_key(|r| r.hosts.is_empty() && r.host_re.is_none());
-        let patterns: Vec<String> = rules.iter().map(UrlRule::pattern).collect();
-        let set = RegexSetBuilder::new(&patterns)
-            .size_limit(64 << 20)
-            .build()
-            .map_err(|e| {
-                // Report the bad rule by name (compiling each pattern alone only on this path:
-                // doing it always would double the start-up cost of every `trackless filter`).
-                rules
-                    .iter()
-                    .zip(&patterns)
-                    .find_map(|(rule, pat)| {
-                        regex::Regex::new(pat).err().map(|err| RulesError::Pattern {
-                            path: if rule.origin.is_empty() {
-                                origin.to_string()
-                            } else {
-                                rule.origin.clone()
-                            },
-                            id: rule.id.clone(),
-                            message: err.to_string(),
-                        })
-                    })
-                    .unwrap_or_else(|| RulesError::Parse {
-                        path: origin.to_string(),
-                        message: e.to_string(),
-                    })
-            })?;
-        Ok(UrlRuleSet { rules, set })
-    }
-
-    /// Every rule that matches the subject, in the order of [`UrlRuleSet::first_match`].
-    pub fn matching<'a>(&'a self, subject: &str) -> impl Iterator<Item = &'a UrlRule> + 'a {
-        let hits = if self.rules.is_empty() || !self.set.is_match(subject) {
-            Vec::new()
-        } else {
-            self.set.matches(subject).into_iter().collect()
-        };
-        hits.into_iter().filter_map(|i| self.rules.get(i))
-    }
-
-    /// The first rule (in file order) that matches the URL's "HOST/PATH?QUERY" subject.
-    pub fn first_match(&self, subject: &str) -> Option<&UrlRule> {
-        if self.rules.is_empty() {
-            return None;
-        }
-        // Most URLs match nothing: a plain is_match answers that without computing the set.
-        if !self.set.is_match(subject) {
-            return None;
-        }
-        let m = self.set.matches(subject);
-        m.iter().next().and_then(|i| self.rules.get(i))
-    }
-
-    pub fn rules(&self) -> &[UrlRule] {
-        &self.rules
-    }
-
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-}
 
 /// A rules file as written (before merging and compiling).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -417,6 +242,16 @@ impl Rules {
         Ok(rules)
     }
 
+    /// The sections the link engine reads.
+    pub fn links(&self) -> crate::links::LinkRules<'_> {
+        crate::links::LinkRules {
+            decoder: &self.decoder,
+            click: &self.click,
+            params: &self.params,
+            clearurls: self.clearurls.as_deref(),
+        }
+    }
+
     pub fn empty() -> Rules {
         Rules {
             open: empty_set(),
@@ -431,10 +266,7 @@ impl Rules {
 }
 
 fn empty_set() -> UrlRuleSet {
-    UrlRuleSet {
-        rules: Vec::new(),
-        set: RegexSet::empty(),
-    }
+    UrlRuleSet::empty()
 }
 
 #[cfg(test)]
