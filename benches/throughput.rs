@@ -145,7 +145,7 @@ fn main() {
     let t_esp = measure(secs, || {
         for h in &heads {
             black_box(trackless::esp::attribute(
-                h,
+                &trackless::mail::trace::Headers::parse(h),
                 &[],
                 &policy.rules.esp,
                 &policy.trust,

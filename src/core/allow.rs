@@ -3,15 +3,15 @@
 //! for the From domain (or a parent of it), since anyone can write any From header.
 
 use crate::core::policy::AllowList;
-use crate::mail::trace::{self as headers, domain_matches};
+use crate::mail::trace::{domain_matches, Headers};
 use crate::mail::trust::{trusted_hop, Trust};
 
 /// The allow-list entry this message matches (`sender:ADDR` or `domain:DOMAIN`), if any.
-pub fn check(block: &[u8], allow: &AllowList, trust: &Trust) -> Option<String> {
+pub fn check(headers: &Headers, allow: &AllowList, trust: &Trust) -> Option<String> {
     if allow.is_empty() {
         return None;
     }
-    let fields = headers::fields(block);
+    let fields = &headers.fields;
     // Several From fields: the message is ambiguous, never allow-listed.
     let mut froms = fields
         .iter()
@@ -33,8 +33,7 @@ pub fn check(block: &[u8], allow: &AllowList, trust: &Trust) -> Option<String> {
         format!("domain:{d}")
     };
     if allow.require_dkim {
-        let names: Vec<String> = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
-        let (_, verified) = trusted_hop(&fields, &names, trust);
+        let (_, verified) = trusted_hop(headers, trust);
         let aligned = verified
             .iter()
             .any(|v| domain_matches(&domain, v) || domain_matches(v, &domain));
@@ -99,21 +98,21 @@ mod tests {
         let t = Trust::default();
         let allow = list(&[], &["shop.example"], true);
         assert_eq!(
-            check(SIGNED.as_bytes(), &allow, &t).as_deref(),
+            check(&Headers::parse(SIGNED.as_bytes()), &allow, &t).as_deref(),
             Some("domain:shop.example")
         );
         // The same From without our verification: forged as far as we know.
         let forged = SIGNED.replace("dkim=pass", "dkim=fail");
-        assert_eq!(check(forged.as_bytes(), &allow, &t), None);
+        assert_eq!(check(&Headers::parse(forged.as_bytes()), &allow, &t), None);
         // An Authentication-Results written by another host is not ours to believe.
         let other = SIGNED.replace(
             "Authentication-Results: mx.example.net",
             "Authentication-Results: mx.attacker.example",
         );
-        assert_eq!(check(other.as_bytes(), &allow, &t), None);
+        assert_eq!(check(&Headers::parse(other.as_bytes()), &allow, &t), None);
         // Without require_dkim the From header decides.
         let lax = list(&[], &["shop.example"], false);
-        assert!(check(forged.as_bytes(), &lax, &t).is_some());
+        assert!(check(&Headers::parse(forged.as_bytes()), &lax, &t).is_some());
     }
 
     #[test]
@@ -121,12 +120,12 @@ mod tests {
         let t = Trust::default();
         let allow = list(&["news@news.shop.example"], &[], true);
         assert_eq!(
-            check(SIGNED.as_bytes(), &allow, &t).as_deref(),
+            check(&Headers::parse(SIGNED.as_bytes()), &allow, &t).as_deref(),
             Some("sender:news@news.shop.example")
         );
         assert_eq!(
             check(
-                SIGNED.as_bytes(),
+                &Headers::parse(SIGNED.as_bytes()),
                 &list(&["x@shop.example"], &["other.example"], false),
                 &t
             ),
@@ -135,13 +134,21 @@ mod tests {
         // notshop.example is not a sub-domain of shop.example.
         let near = SIGNED.replace("News.Shop.Example", "notshop.example");
         assert_eq!(
-            check(near.as_bytes(), &list(&[], &["shop.example"], false), &t),
+            check(
+                &Headers::parse(near.as_bytes()),
+                &list(&[], &["shop.example"], false),
+                &t
+            ),
             None
         );
         // Two From fields: never allow-listed.
         let two = SIGNED.replace("Subject: hi", "From: evil@else.example\r\nSubject: hi");
         assert_eq!(
-            check(two.as_bytes(), &list(&[], &["shop.example"], false), &t),
+            check(
+                &Headers::parse(two.as_bytes()),
+                &list(&[], &["shop.example"], false),
+                &t
+            ),
             None
         );
     }

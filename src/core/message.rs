@@ -9,6 +9,7 @@ use crate::mail::encode::{self, Cte};
 use crate::mail::header;
 use crate::mail::link::LinkJudge;
 use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
+use crate::mail::trace::Headers;
 use crate::plain;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
@@ -60,7 +61,9 @@ pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
 fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
     #[cfg(debug_assertions)]
     test_panic_hook("TRACKLESS_TEST_PANIC", raw);
-    let (mut outcome, spliced) = rewrite(raw, policy);
+    // The top-level header block, split once for the allow-list and the attribution.
+    let headers = Headers::parse(header::top_block(raw));
+    let (mut outcome, spliced) = rewrite(raw, policy, &headers);
     // Attribution reads the top-level headers (and the trackers found), whatever happened to
     // the body.
     let vendors: Vec<(String, String)> = outcome
@@ -71,12 +74,7 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
         })
         .filter_map(|f| Some((f.vendor.clone()?, f.url.clone()?)))
         .collect();
-    outcome.esp = esp::attribute(
-        header::top_block(raw),
-        &vendors,
-        &policy.rules.esp,
-        &policy.trust,
-    );
+    outcome.esp = esp::attribute(&headers, &vendors, &policy.rules.esp, &policy.trust);
     if let Some((bytes, head_end)) = spliced {
         let value = super::stamp::summary(
             &outcome.counts,
@@ -98,7 +96,11 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
 
 /// Walk and rewrite the body. Returns the outcome without the `X-Trackless` stamp and, when
 /// something changed, the spliced bytes with the offset where the header block ends.
-fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>, usize)>) {
+fn rewrite<'a>(
+    raw: &'a [u8],
+    policy: &Policy,
+    headers: &Headers,
+) -> (Outcome<'a>, Option<(Vec<u8>, usize)>) {
     if raw.len() > policy.limits.max_size {
         let detail = format!("{} bytes > limit {}", raw.len(), policy.limits.max_size);
         return (
@@ -106,7 +108,7 @@ fn rewrite<'a>(raw: &'a [u8], policy: &Policy) -> (Outcome<'a>, Option<(Vec<u8>,
             None,
         );
     }
-    if let Some(entry) = super::allow::check(header::top_block(raw), &policy.allow, &policy.trust) {
+    if let Some(entry) = super::allow::check(headers, &policy.allow, &policy.trust) {
         return (
             pass_through(raw, vec![Finding::skip(SkipReason::AllowListed, "", entry)]),
             None,

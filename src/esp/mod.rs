@@ -11,7 +11,7 @@
 pub mod providers;
 
 use crate::mail::attribution::{Attribution, Confidence, Evidence, Layer, Signal};
-use crate::mail::trace::{self as headers, domain_matches, Field, Hop};
+use crate::mail::trace::{self as headers, domain_matches, Headers, Hop};
 use crate::mail::trust::{trusted_hop, Trust};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -278,7 +278,7 @@ pub fn not_sent_through<'a>(
 /// core found in its body. One pass over the header fields; each kind of signal is one
 /// `RegexSet` over all providers.
 pub fn attribute(
-    block: &[u8],
+    headers: &Headers,
     tracker_vendors: &[(String, String)],
     rules: &EspRules,
     trust: &Trust,
@@ -286,10 +286,8 @@ pub fn attribute(
     if rules.rules.is_empty() {
         return Vec::new();
     }
-    let fields = headers::fields(block);
-    let names: Vec<String> = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
-
-    let (our_hop, verified) = trusted_hop(&fields, &names, trust);
+    let (fields, names) = (&headers.fields, &headers.names);
+    let (our_hop, verified) = trusted_hop(headers, trust);
 
     let mut ev: Vec<Vec<Evidence>> = vec![Vec::new(); rules.rules.len()];
     let mut add = |rule: usize, signal: Signal, detail: String| {
@@ -301,7 +299,7 @@ pub fn attribute(
             list.push(Evidence { signal, detail });
         }
     };
-    for (i, (f, name)) in fields.iter().zip(&names).enumerate() {
+    for (i, (f, name)) in fields.iter().zip(names).enumerate() {
         let line = || truncate(&format!("{}: {}", f.name, f.value));
         let mut claimed: Vec<usize> = rules.header_names.get(name).cloned().unwrap_or_default();
         claimed.extend(
@@ -520,11 +518,6 @@ pub fn summary(attrs: &[Attribution]) -> Vec<String> {
     vec![names.join("/")]
 }
 
-/// The field list of a header block, for callers that need more than attribution.
-pub fn header_fields(block: &[u8]) -> Vec<Field> {
-    headers::fields(block)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,7 +533,12 @@ DKIM-Signature: v=1; d=sendgrid.info; s=smtpapi; b=y\r\n\
 From: a@shop.example\r\n\r\n";
 
     fn attr(block: &str, trust: &Trust) -> Vec<Attribution> {
-        attribute(block.as_bytes(), &[], &Rules::embedded().esp, trust)
+        attribute(
+            &Headers::parse(block.as_bytes()),
+            &[],
+            &Rules::embedded().esp,
+            trust,
+        )
     }
 
     #[test]

@@ -24,6 +24,23 @@ pub fn fields(block: &[u8]) -> Vec<Field> {
         .collect()
 }
 
+/// A header block split into fields once, for everything that reads it (allow-list, trust,
+/// attribution): the fields in order and their names lowercased.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    pub fields: Vec<Field>,
+    /// `fields[i].name`, lowercased.
+    pub names: Vec<String>,
+}
+
+impl Headers {
+    pub fn parse(block: &[u8]) -> Headers {
+        let fields = fields(block);
+        let names = fields.iter().map(|f| f.name.to_ascii_lowercase()).collect();
+        Headers { fields, names }
+    }
+}
+
 /// A Received hop: the `from` clause (HELO, rDNS, IP) and the `by` host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hop {

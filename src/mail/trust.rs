@@ -1,7 +1,7 @@
 //! Which trace headers to believe: the Received hop our own MX recorded and the DKIM domains a
 //! trusted Authentication-Results header says passed. Headers only, no lookups.
 
-use crate::mail::trace::{auth_results, Field, Hop};
+use crate::mail::trace::{auth_results, Headers, Hop};
 
 /// Which Authentication-Results headers to believe.
 #[derive(Debug, Clone, Default)]
@@ -13,14 +13,10 @@ pub struct Trust {
     pub own_hosts: Vec<String>,
 }
 
-/// The Received hop our MX recorded (index among `fields` and the hop) and the DKIM domains
-/// verified (`dkim=pass`) by an Authentication-Results header we trust. `names` are the field
-/// names lowercased.
-pub fn trusted_hop(
-    fields: &[Field],
-    names: &[String],
-    trust: &Trust,
-) -> (Option<(usize, Hop)>, Vec<String>) {
+/// The Received hop our MX recorded (index among the fields and the hop) and the DKIM domains
+/// verified (`dkim=pass`) by an Authentication-Results header we trust.
+pub fn trusted_hop(headers: &Headers, trust: &Trust) -> (Option<(usize, Hop)>, Vec<String>) {
+    let (fields, names) = (&headers.fields, &headers.names);
     // The hop our MX recorded: the first Received (from the top) that did not come from this
     // machine or from one of our own hosts.
     let mut our_hop: Option<(usize, Hop)> = None;
