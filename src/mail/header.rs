@@ -15,7 +15,9 @@ pub fn fields(block: &[u8]) -> Vec<(usize, usize)> {
             .iter()
             .position(|&b| b == b'\n')
             .map_or(block.len(), |i| pos + i + 1);
-        let continuation = matches!(block[pos], b' ' | b'\t');
+        // A continuation line with no field before it (hostile input starting with
+        // whitespace) is a field of its own, so that it is kept like any other.
+        let continuation = matches!(block[pos], b' ' | b'\t') && start.is_some();
         if !continuation {
             if let Some(s) = start {
                 out.push((s, pos));
@@ -138,6 +140,19 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_leading_continuation_line_is_kept() {
+        let head = b" stray continuation\r\nFrom: a\r\n x\r\nX-Trackless: forged\r\n";
+        assert_eq!(fields(head), vec![(0, 21), (21, 34), (34, 55)]);
+        let out = restamp(head, b"\r\nbody", "pixels=1", b"\r\n");
+        assert!(
+            out.starts_with(b" stray continuation\r\nFrom: a\r\n x\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(!out.windows(6).any(|w| w == b"forged"));
+    }
 
     #[test]
     fn fields_with_continuations() {
