@@ -4,6 +4,8 @@
 //! interrupted, and a rerun finishes the job. Real processes on a mailbox big enough that the
 //! signal arrives while the run is under way.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,13 +15,7 @@ use trackless::{neutralise, Policy};
 
 /// The corpus messages with LF line endings (as mailboxes on disk hold them).
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files();
     files
         .iter()
         .map(|p| {
@@ -28,13 +24,6 @@ fn corpus() -> Vec<Vec<u8>> {
                 .into_bytes()
         })
         .collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-int-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 fn spawn(target: &Path) -> Child {
@@ -86,7 +75,7 @@ const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
 
 #[test]
 fn ctrl_c_during_an_mbox_run_keeps_every_message_and_a_rerun_completes() {
-    let dir = scratch("mbox");
+    let dir = common::scratch("mbox");
     let path = dir.join("inbox");
     let policy = Policy::default();
     // Each message as stored (mboxo) and as the run writes it when it rewrites it.
@@ -224,7 +213,7 @@ fn base(path: &Path) -> String {
 
 #[test]
 fn ctrl_c_during_a_maildir_run_keeps_every_message_and_a_rerun_completes() {
-    let dir = scratch("maildir");
+    let dir = common::scratch("maildir");
     let root = dir.join("Maildir");
     let policy = Policy::default();
     for folder in [root.clone(), root.join(".Newsletters")] {

@@ -2,9 +2,11 @@
 //! for a dry run, none for an mbox run whose new mailbox was not committed (the mailbox is as
 //! it was, so a rerun processes those messages again and must not log them twice).
 
+mod common;
+
 use rusqlite::Connection;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use trackless::batch::mbox::{self, Flavor};
 use trackless::log::{Keep, Mode, Record};
@@ -14,13 +16,7 @@ use trackless::{neutralise, Policy};
 /// message has its Message-ID removed (mail without one exists, and the log cannot tell such
 /// messages apart by ID).
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files();
     files
         .iter()
         .enumerate()
@@ -63,13 +59,6 @@ fn without_message_id(raw: &[u8]) -> Vec<u8> {
     );
     out.extend_from_slice(&raw[head_end..]);
     out
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-blog-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
@@ -203,7 +192,7 @@ fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
 
 #[test]
 fn an_mbox_run_that_is_not_committed_logs_nothing() {
-    let dir = scratch("failed");
+    let dir = common::scratch("failed");
     let path = dir.join("inbox");
     let log = dir.join("log.sqlite");
     let messages = corpus();
@@ -299,7 +288,7 @@ fn an_mbox_run_that_is_not_committed_logs_nothing() {
 /// Message-ID included: for them the log keeps a hash of the message as the run left it.
 #[test]
 fn a_rerun_does_not_log_messages_without_message_id_again() {
-    let dir = scratch("rerun");
+    let dir = common::scratch("rerun");
     let path = dir.join("inbox");
     let log = dir.join("log.sqlite");
     let messages = corpus();
@@ -317,7 +306,7 @@ fn a_rerun_does_not_log_messages_without_message_id_again() {
 
 #[test]
 fn an_mbox_run_logs_one_row_per_message_and_a_dry_run_none() {
-    let dir = scratch("mbox-rows");
+    let dir = common::scratch("mbox-rows");
     let log = dir.join("log.sqlite");
     let messages = corpus();
     let stored: Vec<Vec<u8>> = messages
@@ -353,7 +342,7 @@ fn an_mbox_run_logs_one_row_per_message_and_a_dry_run_none() {
 
 #[test]
 fn a_maildir_run_logs_one_row_per_message_and_a_dry_run_none() {
-    let dir = scratch("maildir-rows");
+    let dir = common::scratch("maildir-rows");
     let root = dir.join("Maildir");
     let log = dir.join("log.sqlite");
     let messages = corpus();

@@ -2,6 +2,8 @@
 //! write it, flags and mtimes kept, Dovecot sizes fixed, a second run changes nothing, a run
 //! killed mid-way leaves every message whole, problems are reported and do not stop the run.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,13 +28,6 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         .collect();
     v.sort();
     v
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-batch-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 fn mkmaildir(dir: &Path) {
@@ -95,7 +90,7 @@ fn batch(args: &[&str], root: &Path) -> std::process::Output {
 
 #[test]
 fn rewrites_like_the_filter_keeps_flags_and_fixes_sizes() {
-    let dir = scratch("basic");
+    let dir = common::scratch("basic");
     let root = dir.join("Maildir");
     let originals = fill(&root, 1);
     let mtime_before: HashMap<String, std::time::SystemTime> = files(&root)
@@ -221,7 +216,7 @@ fn rewrites_like_the_filter_keeps_flags_and_fixes_sizes() {
 
 #[test]
 fn backup_keeps_originals() {
-    let dir = scratch("backup");
+    let dir = common::scratch("backup");
     let root = dir.join("Maildir");
     let originals = fill(&root, 1);
     let backup = dir.join("backup");
@@ -260,7 +255,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn killed_mid_run_leaves_every_message_whole_and_a_rerun_completes() {
-    let dir = scratch("kill");
+    let dir = common::scratch("kill");
     let root = dir.join("Maildir");
     let originals = fill(&root, 60);
     let policy = Policy::default();
@@ -331,7 +326,7 @@ fn killed_mid_run_leaves_every_message_whole_and_a_rerun_completes() {
 
 #[test]
 fn unreadable_and_unwritable_messages_are_reported_not_fatal() {
-    let dir = scratch("errors");
+    let dir = common::scratch("errors");
     let root = dir.join("Maildir");
     fill(&root, 1);
     // A dangling symlink where a message should be: cannot be read.

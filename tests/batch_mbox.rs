@@ -2,6 +2,8 @@
 //! mboxrd), each message as `trackless filter` writes it, untouched messages byte for byte,
 //! nothing rewritten on a second run, locks respected.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use trackless::batch::mbox::{self, Flavor};
@@ -19,13 +21,6 @@ fn corpus(names: &[&str]) -> Vec<Vec<u8>> {
                 .into_bytes()
         })
         .collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-mbox-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
@@ -82,7 +77,7 @@ fn messages_with_from_lines() -> Vec<Vec<u8>> {
 #[test]
 fn mboxrd_rewritten_like_the_filter() {
     for flavor in [Flavor::Mboxrd, Flavor::Mboxo] {
-        let dir = scratch(&format!("{flavor:?}"));
+        let dir = common::scratch(&format!("{flavor:?}"));
         let path = dir.join("inbox");
         let msgs = messages_with_from_lines();
         let mut data = build(&msgs, flavor);
@@ -147,7 +142,7 @@ fn mboxrd_rewritten_like_the_filter() {
 
 #[test]
 fn untouched_messages_stay_byte_identical() {
-    let dir = scratch("clean");
+    let dir = common::scratch("clean");
     let path = dir.join("clean.mbox");
     let data = build(
         &corpus(&["personal-plain.eml", "clean-newsletter.eml"]),
@@ -162,7 +157,7 @@ fn untouched_messages_stay_byte_identical() {
 /// A mailbox with a message trackless would rewrite, so that a run that ignored a lock would
 /// show in the file.
 fn lockable(name: &str) -> (PathBuf, Vec<u8>) {
-    let dir = scratch(name);
+    let dir = common::scratch(name);
     let path = dir.join("inbox");
     let data = build(&corpus(&["mailgun-newsletter.eml"]), Flavor::Mboxo);
     assert!(
@@ -275,7 +270,7 @@ fn an_fcntl_locked_mailbox_is_refused_clearly() {
 
 #[test]
 fn bytes_before_the_first_separator_are_kept() {
-    let dir = scratch("preamble");
+    let dir = common::scratch("preamble");
     let path = dir.join("inbox");
     // A message whose "From " line was lost (a truncated or hand-edited mailbox), then a
     // message that gets rewritten.
@@ -324,7 +319,7 @@ fn fcntl_holder(path: &Path) -> Option<libc::pid_t> {
 
 #[test]
 fn the_mailbox_stays_fcntl_locked_while_it_is_rewritten() {
-    let dir = scratch("held");
+    let dir = common::scratch("held");
     let path = dir.join("inbox");
     let all: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"))
         .expect("corpus")
@@ -376,7 +371,7 @@ fn the_mailbox_stays_fcntl_locked_while_it_is_rewritten() {
 
 #[test]
 fn backup_keeps_the_original_mailbox() {
-    let dir = scratch("backup");
+    let dir = common::scratch("backup");
     let path = dir.join("inbox");
     let data = build(&messages_with_from_lines(), Flavor::Mboxo);
     std::fs::write(&path, &data).expect("write");

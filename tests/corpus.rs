@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 use trackless::{neutralise, Finding, Kind, Policy};
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("corpus dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    files
+    common::corpus_files()
 }
 
 fn expected(eml: &Path) -> Value {

@@ -19,13 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Bytes that make a debug build's core panic when the daemon runs with this marker.
 const MARKER: &str = "X-Test-Panic-Marker-9f2c";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-daemon-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -199,7 +192,7 @@ struct ContentFilter {
 async fn start_filter(proto: &str, name: &str) -> ContentFilter {
     let lmtp = proto == "lmtp";
     let mta = FakeMta::start(lmtp).await;
-    let dir = scratch(name);
+    let dir = common::scratch(name);
     let log = dir.join("log.sqlite");
     let (port, metrics) = (free_port(), free_port());
     let scheme = if lmtp { "lmtp" } else { "smtp" };
@@ -416,7 +409,7 @@ async fn milter_send(conn: &mut TestConnection, queue_id: &str, raw: &[u8]) -> V
 /// logged at error level with the MTA's queue id; one log row per message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn milter_reports_a_caught_panic_and_logs_one_row_per_message() {
-    let dir = scratch("milter");
+    let dir = common::scratch("milter");
     let sock = dir.join("milter.sock");
     let log = dir.join("log.sqlite");
     let metrics = free_port();
@@ -482,7 +475,7 @@ async fn milter_reports_a_caught_panic_and_logs_one_row_per_message() {
 /// level with the queue id and recorded in the tracking log like every message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn milter_survives_a_worker_panic_and_logs_the_message() {
-    let dir = scratch("milter-worker");
+    let dir = common::scratch("milter-worker");
     let sock = dir.join("milter.sock");
     let log = dir.join("log.sqlite");
     let metrics = free_port();
@@ -540,7 +533,7 @@ async fn milter_survives_a_worker_panic_and_logs_the_message() {
 /// counted and logged, one row like every other message, saying why it was left alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn milter_logs_a_message_over_the_size_limit() {
-    let dir = scratch("milter-size");
+    let dir = common::scratch("milter-size");
     let sock = dir.join("milter.sock");
     let log = dir.join("log.sqlite");
     let cfg = dir.join("trackless.toml");

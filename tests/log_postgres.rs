@@ -5,7 +5,7 @@
 mod common;
 
 use common::milter::{rewritten, send};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use trackless::log::postgres::PgStore;
@@ -33,21 +33,8 @@ fn fresh_db(name: &str) -> String {
     format!("{prefix}/{db}")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trackless-pg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
-}
-
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files();
     files
         .into_iter()
         .map(|p| {
@@ -87,7 +74,7 @@ fn records(mode: Mode) -> Vec<Record> {
 #[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
 fn round_trip_and_reports_match_sqlite() {
     let url = fresh_db("parity");
-    let dir = scratch("parity");
+    let dir = common::scratch("parity");
     let recs = records(Mode::Filter);
     let mut sqlite = Db::open(&LogTarget::Sqlite(dir.join("log.sqlite"))).expect("sqlite");
     let mut pg = Db::open(&LogTarget::parse(&url)).expect("postgres");
@@ -254,7 +241,7 @@ fn trackless() -> Command {
 #[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
 fn cli_filter_and_report_work_the_same_on_both() {
     let url = fresh_db("cli");
-    let dir = scratch("cli");
+    let dir = common::scratch("cli");
     let sqlite = dir.join("log.sqlite");
     let logs = [url.clone(), sqlite.display().to_string()];
     for (_, raw) in corpus().iter().take(20) {
@@ -380,7 +367,7 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
         let url = url.to_string();
         tokio::task::spawn_blocking(move || logged(&url))
     };
-    let dir = scratch("outage");
+    let dir = common::scratch("outage");
     let sock = dir.join("milter.sock");
     let cfg = dir.join("trackless.toml");
     std::fs::write(

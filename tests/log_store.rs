@@ -18,13 +18,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn corpus_records(now: i64) -> Vec<Record> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files();
     let policy = Policy::default();
     files
         .iter()

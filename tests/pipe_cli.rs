@@ -2,16 +2,11 @@
 //! filter` writes; envelope arguments are passed as Postfix gave them; any failure to hand on
 //! exits 75 (EX_TEMPFAIL), never 69.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-pipe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 /// A sendmail that records its arguments and stdin, then exits with `code`.
 fn fake_sendmail(dir: &Path, code: i32) -> PathBuf {
@@ -61,7 +56,7 @@ fn corpus(name: &str) -> Vec<u8> {
 
 #[test]
 fn hands_the_rewritten_message_to_sendmail() {
-    let dir = scratch("ok");
+    let dir = common::scratch("ok");
     let sendmail = fake_sendmail(&dir, 0);
     let raw = corpus("mailgun-newsletter.eml");
     let out = run_pipe(&dir, &sendmail, &raw);
@@ -98,7 +93,7 @@ fn hands_the_rewritten_message_to_sendmail() {
 
 #[test]
 fn failure_to_hand_on_is_a_temporary_failure() {
-    let dir = scratch("fail");
+    let dir = common::scratch("fail");
     let raw = corpus("mailgun-newsletter.eml");
     let out = run_pipe(&dir, &fake_sendmail(&dir, 69), &raw);
     assert_eq!(out.status.code(), Some(75));
@@ -112,7 +107,7 @@ fn failure_to_hand_on_is_a_temporary_failure() {
 /// are the only thing that can fail: the same invocation without them hands the message on.
 #[test]
 fn broken_rules_defer_the_mail() {
-    let dir = scratch("rules");
+    let dir = common::scratch("rules");
     let sendmail = fake_sendmail(&dir, 0);
     let raw = corpus("mailgun-newsletter.eml");
     let rules = dir.join("bad.toml");
@@ -164,7 +159,7 @@ fn broken_rules_defer_the_mail() {
 /// as it came, exit 0, with a warning on stderr naming the internal error.
 #[test]
 fn caught_panic_hands_the_original_on_and_warns() {
-    let dir = scratch("panic");
+    let dir = common::scratch("panic");
     let sendmail = fake_sendmail(&dir, 0);
     let marker = "X-Test-Panic-Marker-51d0";
     let mut raw = format!("X-Campaign: {marker}\n").into_bytes();

@@ -12,23 +12,18 @@
 //! The totals (beacons, spacers, visible images kept and removed, links unwrapped / opaque /
 //! left wrapped) are printed for the issue notes.
 
+mod common;
+
 use lol_html::{element, HtmlRewriter, Settings};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use trackless::{neutralise, Policy};
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("corpus dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    files
+    common::corpus_files()
 }
 
 /// Image sources and link targets of the text/html parts, entity-decoded by

@@ -2,6 +2,8 @@
 //! the table, JSON and CSV (golden files), evidence, the HTML page (rendered in headless
 //! Chromium), and `log prune`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -12,26 +14,12 @@ fn trackless() -> Command {
 }
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trackless-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
+    common::corpus_files()
 }
 
 /// Fill a log the way a user does: `trackless filter` per message, default log location.
 fn filled_log(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
+    let dir = common::scratch(name);
     for f in corpus() {
         let out = trackless()
             .arg("filter")
@@ -63,7 +51,7 @@ fn run(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn filter_logs_by_default_and_not_with_no_log() {
-    let dir = scratch("nolog");
+    let dir = common::scratch("nolog");
     let f = &corpus()[0];
     let out = trackless()
         .args(["--no-log", "filter"])
@@ -397,7 +385,7 @@ fn prune_applies_retention() {
 
 #[test]
 fn report_without_a_log_says_so() {
-    let dir = scratch("missing");
+    let dir = common::scratch("missing");
     let out = trackless()
         .args(["report"])
         .env("XDG_STATE_HOME", &dir)

@@ -3,19 +3,15 @@
 //! After a deliberate change: TRACKLESS_BLESS=1 cargo test --test report_golden, then review
 //! the diff of tests/golden/.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use trackless::log::report::{self, By, Filter};
 use trackless::log::{Keep, Mode, Record, Store};
 use trackless::{neutralise, Policy};
 
 fn fixture() -> Store {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files();
     let policy = Policy::default();
     // Processed on 2026-11-20 at one-minute intervals.
     let records: Vec<Record> = files

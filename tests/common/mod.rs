@@ -5,6 +5,36 @@ pub mod invariants;
 pub mod milter;
 
 use base64::Engine;
+use std::path::{Path, PathBuf};
+
+/// A fresh, empty directory for one test (under the temp dir, named after the test binary's
+/// process and `name`).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trackless-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The sample corpus's messages (`corpus/*.eml`), sorted by name.
+pub fn corpus_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("corpus entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// One corpus message by file name (`NAME.eml`).
+pub fn corpus_message(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// Encode as quoted-printable independently of the crate's own encoder (so tests do not
 /// check the encoder against itself): 76-column lines, `nl` line breaks.
