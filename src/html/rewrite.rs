@@ -439,17 +439,23 @@ pub fn rewrite(
         maybe_spacers: Vec::new(),
     });
     let st = &state;
-    let hidden_images = hidden_wrapper_selector(&["img[src]", "input[src]"]);
-    let hidden_srcsets = hidden_wrapper_selector(&["img[srcset]"]);
+    // The selector texts are the same for every part: built once per process.
+    static HIDDEN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (hidden_images, hidden_srcsets) = HIDDEN.get_or_init(|| {
+        (
+            hidden_wrapper_selector(&["img[src]", "input[src]"]),
+            hidden_wrapper_selector(&["img[srcset]"]),
+        )
+    });
     let mut out = Vec::with_capacity(html.len());
     let settings = Settings {
         element_content_handlers: vec![
             element!("img[src], input[src]", move |el| on_image(el, st, false)),
-            element!(&hidden_images, move |el| on_image(el, st, true)),
+            element!(hidden_images, move |el| on_image(el, st, true)),
             element!("img[srcset], source[srcset]", move |el| on_srcset(
                 el, st, false
             )),
-            element!(&hidden_srcsets, move |el| on_srcset(el, st, true)),
+            element!(hidden_srcsets, move |el| on_srcset(el, st, true)),
             element!("[background]", move |el| on_background(el, st)),
             element!("[style]", move |el| on_style_attr(el, st)),
             element!("link[href]", move |el| on_link(el, st)),
