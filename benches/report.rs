@@ -5,7 +5,8 @@
 //!     TRACKLESS_BENCH_ROWS=200000 cargo bench --bench report
 
 use std::time::Instant;
-use trackless::log::report::{self, By, Filter};
+use trackless::log::report::{By, Filter};
+use trackless::log::Backend;
 use trackless::log::{Keep, Record, Store};
 
 fn main() {
@@ -27,7 +28,7 @@ fn main() {
         fill(&mut store, rows);
         println!("filled {rows} rows ({})", path.display());
     }
-    run(&store);
+    run(&mut store);
     drop(store);
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -99,10 +100,10 @@ fn fill(store: &mut Store, rows: usize) {
     println!("insert: {:.1} s", start.elapsed().as_secs_f64());
 }
 
-fn run(store: &Store) {
+fn run(store: &mut Store) {
     for by in [By::Domain, By::Esp, By::Sender] {
         let t = Instant::now();
-        let out = report::summarise(store.conn(), by, &Filter::default()).expect("summarise");
+        let out = store.summarise(by, &Filter::default()).expect("summarise");
         println!(
             "report --by {by:?}: {} rows in {:.3} s",
             out.len(),
@@ -115,7 +116,7 @@ fn run(store: &Store) {
         until: None,
         sender: None,
     };
-    let out = report::summarise(store.conn(), By::Domain, &f).expect("summarise");
+    let out = store.summarise(By::Domain, &f).expect("summarise");
     println!(
         "report --since (half a year) --by domain: {} rows in {:.3} s",
         out.len(),
@@ -127,7 +128,7 @@ fn run(store: &Store) {
         until: None,
         sender: Some("sender42.example".into()),
     };
-    let out = report::summarise(store.conn(), By::Domain, &f).expect("summarise");
+    let out = store.summarise(By::Domain, &f).expect("summarise");
     println!(
         "report --sender sender42.example: {} rows in {:.3} s",
         out.len(),

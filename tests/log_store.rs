@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use trackless::log::Backend;
 use trackless::log::{Keep, LogTarget, LogWriter, Mode, Record, Store, WriterConfig};
 use trackless::{neutralise, Policy};
 
@@ -137,7 +138,7 @@ fn migrates_from_empty_and_from_version_one() {
         let conn = Connection::open(&path).expect("open raw");
         conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
             .expect("v");
-        conn.execute_batch(trackless::log::store::MIGRATIONS[0])
+        conn.execute_batch(&trackless::log::schema::Dialect::Sqlite.migration(1))
             .expect("v1 schema");
         conn.execute(
             "INSERT INTO messages (ts, seen, mode, changed, tracked, pixels, fonts, links_total, links_unwrapped, links_cleaned, links_opaque, from_domain)
@@ -146,18 +147,18 @@ fn migrates_from_empty_and_from_version_one() {
         )
         .expect("row");
     }
-    let store = Store::open(&path).expect("migrate");
+    let mut store = Store::open(&path).expect("migrate");
     assert_eq!(
         store.version().expect("version"),
-        trackless::log::store::MIGRATIONS.len() as i64
+        trackless::log::schema::VERSION as i64
     );
     assert_eq!(count(store.conn(), "messages"), 1);
     assert_eq!(count(store.conn(), "headers"), 0, "v2 table exists");
     // Empty file → current.
-    let fresh = Store::memory().expect("mem");
+    let mut fresh = Store::memory().expect("mem");
     assert_eq!(
         fresh.version().expect("v"),
-        trackless::log::store::MIGRATIONS.len() as i64
+        trackless::log::schema::VERSION as i64
     );
     // A newer file is refused, not damaged.
     store

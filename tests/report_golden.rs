@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use trackless::log::report::{self, By, Filter};
+use trackless::log::Backend;
 use trackless::log::{Keep, Mode, Record, Store};
 use trackless::{neutralise, Policy};
 
@@ -57,8 +58,10 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn by_domain_json() {
-    let store = fixture();
-    let rows = report::summarise(store.conn(), By::Domain, &Filter::default()).expect("summarise");
+    let mut store = fixture();
+    let rows = store
+        .summarise(By::Domain, &Filter::default())
+        .expect("summarise");
     let mut out = Vec::new();
     report::write_json(&rows, &mut out).expect("json");
     golden(
@@ -69,8 +72,10 @@ fn by_domain_json() {
 
 #[test]
 fn by_esp_csv() {
-    let store = fixture();
-    let rows = report::summarise(store.conn(), By::Esp, &Filter::default()).expect("summarise");
+    let mut store = fixture();
+    let rows = store
+        .summarise(By::Esp, &Filter::default())
+        .expect("summarise");
     let mut out = Vec::new();
     report::write_csv(&rows, &mut out).expect("csv");
     golden("report_by_esp.csv", &String::from_utf8(out).expect("utf8"));
@@ -78,13 +83,13 @@ fn by_esp_csv() {
 
 #[test]
 fn by_sender_table_for_one_period() {
-    let store = fixture();
+    let mut store = fixture();
     let f = Filter {
         since: trackless::log::time::parse_date("2026-05-01"),
         until: trackless::log::time::parse_date("2026-07-01"),
         sender: None,
     };
-    let rows = report::summarise(store.conn(), By::Sender, &f).expect("summarise");
+    let rows = store.summarise(By::Sender, &f).expect("summarise");
     let mut out = Vec::new();
     report::write_table(&rows, By::Sender, &mut out).expect("table");
     golden(

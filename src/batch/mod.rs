@@ -643,8 +643,8 @@ impl Spool {
             if f.rewind().is_ok() {
                 let lines = std::io::BufReader::new(f.take(self.len)).split(b'\n');
                 for line in lines.map_while(Result::ok) {
-                    if let Ok(r) = serde_json::from_slice::<Spooled>(&line) {
-                        log.record_blocking(r.into());
+                    if let Ok(r) = serde_json::from_slice::<Record>(&line) {
+                        log.record_blocking(r);
                     }
                 }
             }
@@ -677,113 +677,6 @@ fn spool_file(mailbox: &Path) -> std::io::Result<std::fs::File> {
     let file = opts.open(&path)?;
     std::fs::remove_file(&path)?;
     Ok(file)
-}
-
-/// A `Record` read back from the spool (the same fields as `Record` serialises; building the
-/// `Record` below names every field, so a field added there fails to compile here).
-#[derive(serde::Deserialize)]
-struct Spooled {
-    ts: i64,
-    date: Option<i64>,
-    mode: String,
-    message_id_hash: Option<String>,
-    envelope_sender: Option<String>,
-    from_addr: Option<String>,
-    from_domain: Option<String>,
-    subject: Option<String>,
-    recipients: Option<String>,
-    changed: bool,
-    pixels: u32,
-    #[serde(default)]
-    spacers: u32,
-    fonts: u32,
-    links_total: u32,
-    links_unwrapped: u32,
-    links_cleaned: u32,
-    links_opaque: u32,
-    skipped: Option<String>,
-    esp: Option<String>,
-    esp_confidence: Option<String>,
-    jurisdiction: Option<String>,
-    us_exposure: Option<bool>,
-    esps: Vec<SpooledEsp>,
-    trackers: Vec<SpooledTracker>,
-    headers: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct SpooledEsp {
-    name: String,
-    layer: String,
-    confidence: String,
-    jurisdiction: String,
-    us_exposure: Option<bool>,
-    evidence: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct SpooledTracker {
-    kind: String,
-    action: String,
-    host: String,
-    vendor: Option<String>,
-    rule: Option<String>,
-    url: String,
-}
-
-impl From<Spooled> for Record {
-    fn from(s: Spooled) -> Record {
-        use crate::log::record::{EspRow, Tracker};
-        Record {
-            ts: s.ts,
-            date: s.date,
-            mode: s.mode,
-            message_id_hash: s.message_id_hash,
-            envelope_sender: s.envelope_sender,
-            from_addr: s.from_addr,
-            from_domain: s.from_domain,
-            subject: s.subject,
-            recipients: s.recipients,
-            changed: s.changed,
-            pixels: s.pixels,
-            spacers: s.spacers,
-            fonts: s.fonts,
-            links_total: s.links_total,
-            links_unwrapped: s.links_unwrapped,
-            links_cleaned: s.links_cleaned,
-            links_opaque: s.links_opaque,
-            skipped: s.skipped,
-            esp: s.esp,
-            esp_confidence: s.esp_confidence,
-            jurisdiction: s.jurisdiction,
-            us_exposure: s.us_exposure,
-            esps: s
-                .esps
-                .into_iter()
-                .map(|e| EspRow {
-                    name: e.name,
-                    layer: e.layer,
-                    confidence: e.confidence,
-                    jurisdiction: e.jurisdiction,
-                    us_exposure: e.us_exposure,
-                    evidence: e.evidence,
-                })
-                .collect(),
-            trackers: s
-                .trackers
-                .into_iter()
-                .map(|t| Tracker {
-                    kind: t.kind,
-                    action: t.action,
-                    host: t.host,
-                    vendor: t.vendor,
-                    rule: t.rule,
-                    url: t.url,
-                })
-                .collect(),
-            headers: s.headers,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -847,11 +740,7 @@ mod tests {
         f.rewind().unwrap();
         let back: Vec<Record> = std::io::BufReader::new(f.take(spool.len))
             .split(b'\n')
-            .map(|l| {
-                serde_json::from_slice::<Spooled>(&l.unwrap())
-                    .unwrap()
-                    .into()
-            })
+            .map(|l| serde_json::from_slice::<Record>(&l.unwrap()).unwrap())
             .collect();
         assert_eq!(back, records);
     }

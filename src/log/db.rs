@@ -5,6 +5,7 @@ use super::evidence::MessageEvidence;
 use super::postgres::{PgError, PgStore};
 use super::record::Record;
 use super::report::{By, Filter, Row};
+use super::sql::Backend;
 use super::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -94,14 +95,14 @@ impl Db {
 
     pub fn summarise(&mut self, by: By, filter: &Filter) -> Result<Vec<Row>, DbError> {
         match self {
-            Db::Sqlite(s) => Ok(super::report::summarise(s.conn(), by, filter)?),
+            Db::Sqlite(s) => Ok(s.summarise(by, filter)?),
             Db::Postgres(p) => Ok(p.summarise(by, filter)?),
         }
     }
 
     pub fn trackers_per_week(&mut self, filter: &Filter) -> Result<Vec<(String, u64)>, DbError> {
         match self {
-            Db::Sqlite(s) => Ok(super::report::trackers_per_week(s.conn(), filter)?),
+            Db::Sqlite(s) => Ok(s.trackers_per_week(filter)?),
             Db::Postgres(p) => Ok(p.trackers_per_week(filter)?),
         }
     }
@@ -112,7 +113,7 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<MessageEvidence>, DbError> {
         match self {
-            Db::Sqlite(s) => Ok(super::evidence::collect(s.conn(), filter, limit)?),
+            Db::Sqlite(s) => Ok(s.evidence(filter, limit)?),
             Db::Postgres(p) => Ok(p.evidence(filter, limit)?),
         }
     }

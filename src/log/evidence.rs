@@ -3,10 +3,8 @@
 //! tracker URLs with the rule that matched — enough to file a complaint without opening the
 //! mail. Original headers are included when they were kept (`--keep-headers`).
 
-use super::report::{csv_field, Filter};
-use super::store::StoreError;
+use super::report::csv_field;
 use super::time;
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use std::io::Write;
 
@@ -49,107 +47,6 @@ pub struct MessageEvidence {
     pub trackers_not_sent_through: Vec<String>,
     pub trackers: Vec<TrackerEvidence>,
     pub headers: Option<String>,
-}
-
-fn sq(source: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite {
-        path: "evidence".into(),
-        source,
-    }
-}
-
-/// Tracked messages of a sender or domain, newest first.
-pub fn collect(
-    conn: &Connection,
-    filter: &Filter,
-    limit: usize,
-) -> Result<Vec<MessageEvidence>, StoreError> {
-    let (cond, mut params) = filter.sql();
-    params.push(rusqlite::types::Value::Integer(limit as i64));
-    let sql = format!(
-        "SELECT id, ts, date, from_addr, envelope_sender, message_id_hash, subject, mode
-         FROM messages WHERE {cond} AND tracked = 1 ORDER BY seen DESC, id DESC LIMIT ?{}",
-        params.len()
-    );
-    let mut stmt = conn.prepare(&sql).map_err(sq)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })
-        .map_err(sq)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sq)?;
-    let mut esp_stmt = conn
-        .prepare("SELECT name, layer, confidence, jurisdiction, us_exposure, evidence FROM esp WHERE message = ?1 ORDER BY layer DESC")
-        .map_err(sq)?;
-    let mut trk_stmt = conn
-        .prepare("SELECT kind, action, host, vendor, rule, url FROM trackers WHERE message = ?1 ORDER BY rowid")
-        .map_err(sq)?;
-    let mut hdr_stmt = conn
-        .prepare("SELECT block FROM headers WHERE message = ?1")
-        .map_err(sq)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, ts, date, from, env, hash, subject, mode) in rows {
-        let esp = esp_stmt
-            .query_map([id], |r| {
-                let ev: String = r.get(5)?;
-                Ok(EspEvidence {
-                    name: r.get(0)?,
-                    layer: r.get(1)?,
-                    confidence: r.get(2)?,
-                    jurisdiction: r.get(3)?,
-                    us_exposure: r.get(4)?,
-                    evidence: serde_json::from_str(&ev).unwrap_or_default(),
-                })
-            })
-            .map_err(sq)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sq)?;
-        let trackers = trk_stmt
-            .query_map([id], |r| {
-                Ok(TrackerEvidence {
-                    kind: r.get(0)?,
-                    action: r.get(1)?,
-                    host: r.get(2)?,
-                    vendor: r.get(3)?,
-                    rule: r.get(4)?,
-                    url: r.get(5)?,
-                })
-            })
-            .map_err(sq)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sq)?;
-        let headers: Option<String> = hdr_stmt
-            .query_row([id], |r| r.get(0))
-            .optional()
-            .map_err(sq)?;
-        let message_id = headers.as_deref().and_then(message_id_of);
-        let trackers_not_sent_through = not_sent_through(&esp, &trackers);
-        out.push(MessageEvidence {
-            processed: time::datetime(ts),
-            date: date.map(time::datetime),
-            from,
-            envelope_sender: env,
-            message_id,
-            message_id_sha256: hash,
-            subject,
-            mode,
-            esp,
-            trackers_not_sent_through,
-            trackers,
-            headers,
-        });
-    }
-    Ok(out)
 }
 
 /// The ESPs whose trackers a logged message carried but which its headers did not name.

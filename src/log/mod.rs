@@ -7,12 +7,15 @@ pub mod html;
 pub mod postgres;
 pub mod record;
 pub mod report;
+pub mod schema;
+pub mod sql;
 pub mod store;
 pub mod time;
 pub mod writer;
 
 pub use db::{Db, DbError, LogTarget};
 pub use record::{Keep, Mode, Record};
+pub use sql::Backend;
 pub use store::{Store, StoreError};
 pub use writer::{LogWriter, WriterConfig};
 

@@ -10,79 +10,17 @@
 //! it (verified the same way); without `sslmode`, or with `disable`, the connection is plain
 //! (fine over loopback or a unix socket).
 
-use super::evidence::{message_id_of, EspEvidence, MessageEvidence, TrackerEvidence};
-use super::record::Record;
-use super::report::{self, By, Filter, Param, Row, ScanRow, Summary};
-use super::time;
+use super::schema::Dialect;
+use super::sql::{Arg, Backend, Cell};
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::types::{IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
 use std::time::Duration;
 
-/// Migrations, in order, mirroring the SQLite ones (store.rs) column for column.
-pub const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE messages (
-        id BIGSERIAL PRIMARY KEY,
-        ts BIGINT NOT NULL,
-        date BIGINT,
-        seen BIGINT NOT NULL,
-        mode TEXT NOT NULL,
-        message_id_hash TEXT,
-        envelope_sender TEXT,
-        from_addr TEXT,
-        from_domain TEXT,
-        subject TEXT,
-        recipients TEXT,
-        changed BIGINT NOT NULL,
-        tracked BIGINT NOT NULL,
-        pixels BIGINT NOT NULL,
-        fonts BIGINT NOT NULL,
-        links_total BIGINT NOT NULL,
-        links_unwrapped BIGINT NOT NULL,
-        links_cleaned BIGINT NOT NULL,
-        links_opaque BIGINT NOT NULL,
-        skipped TEXT,
-        esp TEXT,
-        esp_confidence TEXT,
-        jurisdiction TEXT,
-        us_exposure BIGINT
-     );
-     CREATE INDEX messages_ts ON messages(ts);
-     CREATE INDEX messages_seen ON messages(seen);
-     CREATE INDEX messages_domain_seen ON messages(from_domain, seen);
-     CREATE INDEX messages_from_seen ON messages(from_addr, seen);
-     CREATE INDEX messages_msgid ON messages(message_id_hash);
-     CREATE TABLE esp (
-        id BIGSERIAL PRIMARY KEY,
-        message BIGINT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        layer TEXT NOT NULL,
-        confidence TEXT NOT NULL,
-        jurisdiction TEXT,
-        us_exposure BIGINT,
-        evidence TEXT NOT NULL
-     );
-     CREATE INDEX esp_message ON esp(message);
-     CREATE TABLE trackers (
-        id BIGSERIAL PRIMARY KEY,
-        message BIGINT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        action TEXT NOT NULL,
-        host TEXT NOT NULL,
-        vendor TEXT,
-        rule TEXT,
-        url TEXT NOT NULL
-     );
-     CREATE INDEX trackers_message ON trackers(message);",
-    "CREATE TABLE headers (
-        message BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-        block TEXT NOT NULL
-     );",
-    "ALTER TABLE messages ADD COLUMN spacers BIGINT NOT NULL DEFAULT 0;",
-];
-
-/// Any key for `pg_advisory_xact_lock`, the same in every trackless.
-const MIGRATION_LOCK: i64 = 0x7472_6163_6b6c_6573; // "trackles"
+/// Taken by every trackless that migrates, so that filters starting together do not race
+/// (any key, the same in every trackless: "trackles").
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(8390876135376577907)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -127,6 +65,8 @@ fn redact_query(s: &str) -> String {
 pub struct PgStore {
     client: Client,
     url: String,
+    /// Statements prepared on this connection, by their text.
+    prepared: HashMap<String, Statement>,
 }
 
 /// How to secure the connection, from the URL's `sslmode` and `sslrootcert`.
@@ -270,8 +210,12 @@ impl PgStore {
             }
         }
         .map_err(|e| db(describe(&e)))?;
-        let mut store = PgStore { client, url: shown };
-        store.migrate(MIGRATIONS.len())?;
+        let mut store = PgStore {
+            client,
+            url: shown,
+            prepared: HashMap::new(),
+        };
+        store.migrate(super::schema::VERSION)?;
         Ok(store)
     }
 
@@ -299,301 +243,14 @@ impl PgStore {
         self.client.is_closed()
     }
 
-    /// Apply migrations up to `target` in one transaction under an advisory lock.
-    pub fn migrate(&mut self, target: usize) -> Result<(), PgError> {
-        let url = self.url.clone();
-        let db = |e: postgres::Error| PgError::Db {
-            url: url.clone(),
-            message: describe(&e),
-        };
-        let mut tx = self.client.transaction().map_err(db)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(db)?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-            .map_err(db)?;
-        let current: i64 = tx
-            .query_opt("SELECT version FROM schema_version", &[])
-            .map_err(db)?
-            .map_or(0, |r| r.get(0));
-        if current > MIGRATIONS.len() as i64 {
-            return Err(PgError::TooNew {
-                url: url.clone(),
-                found: current,
-                known: MIGRATIONS.len() as i64,
-            });
+    /// The statement prepared for this text (once per connection).
+    fn statement(&mut self, sql: &str) -> Result<Statement, PgError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
         }
-        for m in MIGRATIONS.iter().take(target).skip(current as usize) {
-            tx.batch_execute(m).map_err(db)?;
-        }
-        let new = (target as i64).max(current);
-        if new != current {
-            tx.execute("DELETE FROM schema_version", &[]).map_err(db)?;
-            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&new])
-                .map_err(db)?;
-        }
-        tx.commit().map_err(db)
-    }
-
-    pub fn version(&mut self) -> Result<i64, PgError> {
-        let r = self
-            .client
-            .query_one("SELECT version FROM schema_version", &[])
-            .map_err(|e| self.err(e))?;
-        Ok(r.get(0))
-    }
-
-    /// Insert records in one transaction (all or none), skipping batch-mode messages already
-    /// logged (as the SQLite log does).
-    pub fn insert(&mut self, records: &[Record]) -> Result<(), PgError> {
-        let url = self.url.clone();
-        let db = |e: postgres::Error| PgError::Db {
-            url: url.clone(),
-            message: describe(&e),
-        };
-        let mut tx = self.client.transaction().map_err(db)?;
-        let msg = tx
-            .prepare(
-                "INSERT INTO messages (ts, date, seen, mode, message_id_hash, envelope_sender,
-                    from_addr, from_domain, subject, recipients, changed, tracked, pixels,
-                    fonts, links_total, links_unwrapped, links_cleaned, links_opaque, skipped,
-                    esp, esp_confidence, jurisdiction, us_exposure, spacers)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                    $16, $17, $18, $19, $20, $21, $22, $23, $24)
-                 RETURNING id",
-            )
-            .map_err(db)?;
-        let esp = tx
-            .prepare(
-                "INSERT INTO esp (message, name, layer, confidence, jurisdiction, us_exposure, evidence)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .map_err(db)?;
-        let trk = tx
-            .prepare(
-                "INSERT INTO trackers (message, kind, action, host, vendor, rule, url)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .map_err(db)?;
-        let hdr = tx
-            .prepare("INSERT INTO headers (message, block) VALUES ($1, $2)")
-            .map_err(db)?;
-        let seen_batch = tx
-            .prepare("SELECT 1 FROM messages WHERE message_id_hash = $1 AND mode = 'batch' LIMIT 1")
-            .map_err(db)?;
-        let b = |v: bool| i64::from(v);
-        let n = |v: u32| i64::from(v);
-        for r in records {
-            if r.mode == "batch" {
-                if let Some(h) = &r.message_id_hash {
-                    if tx.query_opt(&seen_batch, &[h]).map_err(db)?.is_some() {
-                        continue;
-                    }
-                }
-            }
-            let us = r.us_exposure.map(b);
-            let row = tx
-                .query_one(
-                    &msg,
-                    &[
-                        &r.ts,
-                        &r.date,
-                        &r.seen(),
-                        &r.mode,
-                        &r.message_id_hash,
-                        &r.envelope_sender,
-                        &r.from_addr,
-                        &r.from_domain,
-                        &r.subject,
-                        &r.recipients,
-                        &b(r.changed),
-                        &b(r.tracked()),
-                        &n(r.pixels),
-                        &n(r.fonts),
-                        &n(r.links_total),
-                        &n(r.links_unwrapped),
-                        &n(r.links_cleaned),
-                        &n(r.links_opaque),
-                        &r.skipped,
-                        &r.esp,
-                        &r.esp_confidence,
-                        &r.jurisdiction,
-                        &us,
-                        &n(r.spacers),
-                    ],
-                )
-                .map_err(db)?;
-            let id: i64 = row.get(0);
-            for e in &r.esps {
-                let evidence = serde_json::to_string(&e.evidence).unwrap_or_else(|_| "[]".into());
-                let us = e.us_exposure.map(b);
-                tx.execute(
-                    &esp,
-                    &[
-                        &id,
-                        &e.name,
-                        &e.layer,
-                        &e.confidence,
-                        &e.jurisdiction,
-                        &us,
-                        &evidence,
-                    ],
-                )
-                .map_err(db)?;
-            }
-            for t in &r.trackers {
-                tx.execute(
-                    &trk,
-                    &[&id, &t.kind, &t.action, &t.host, &t.vendor, &t.rule, &t.url],
-                )
-                .map_err(db)?;
-            }
-            if let Some(h) = &r.headers {
-                tx.execute(&hdr, &[&id, h]).map_err(db)?;
-            }
-        }
-        tx.commit().map_err(db)
-    }
-
-    /// Delete messages processed before `before` (unix seconds); returns how many.
-    pub fn prune(&mut self, before: i64) -> Result<usize, PgError> {
-        let n = self
-            .client
-            .execute("DELETE FROM messages WHERE ts < $1", &[&before])
-            .map_err(|e| self.err(e))?;
-        Ok(n as usize)
-    }
-
-    /// The report rows: one streamed scan, grouped by the same code as the SQLite report.
-    pub fn summarise(&mut self, by: By, filter: &Filter) -> Result<Vec<Row>, PgError> {
-        let (cond, params) = filter.condition(|n| format!("${n}"));
-        let sql = report::scan_sql(by, &cond);
-        let params = bind(&params);
-        let mut summary = Summary::new(by);
-        let url = self.url.clone();
-        let db = |e: postgres::Error| PgError::Db {
-            url: url.clone(),
-            message: describe(&e),
-        };
-        let mut rows = self
-            .client
-            .query_raw(&sql, params.iter().map(|p| p.as_ref() as &dyn ToSql))
-            .map_err(db)?;
-        while let Some(r) = rows.next().map_err(db)? {
-            let int = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
-            summary.add(&ScanRow {
-                key: r.get(0),
-                esp: r.get(1),
-                jurisdiction: r.get(2),
-                from_domain: r.get(3),
-                tracked: int(4),
-                pixels: int(5),
-                fonts: int(6),
-                links_unwrapped: int(7),
-                links_cleaned: int(8),
-                links_opaque: int(9),
-                us_exposure: int(10),
-                seen: int(11),
-                spacers: int(12),
-            });
-        }
-        Ok(summary.finish())
-    }
-
-    /// Trackers per week (Monday), as the SQLite report computes them.
-    pub fn trackers_per_week(&mut self, filter: &Filter) -> Result<Vec<(String, u64)>, PgError> {
-        let (cond, params) = filter.condition(|n| format!("${n}"));
-        let sql = report::weeks_sql(&cond);
-        let params = bind(&params);
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = self.client.query(&sql, &refs).map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let week: i64 = r.get(0);
-                let n: Option<i64> = r.get(1);
-                (time::date(week), n.unwrap_or(0).max(0) as u64)
-            })
-            .collect())
-    }
-
-    /// Tracked messages of a sender or domain, newest first, with their evidence.
-    pub fn evidence(
-        &mut self,
-        filter: &Filter,
-        limit: usize,
-    ) -> Result<Vec<MessageEvidence>, PgError> {
-        let (cond, params) = filter.condition(|n| format!("${n}"));
-        let mut params = bind(&params);
-        params.push(Box::new(limit as i64));
-        let sql = format!(
-            "SELECT id, ts, date, from_addr, envelope_sender, message_id_hash, subject, mode
-             FROM messages WHERE {cond} AND tracked = 1 ORDER BY seen DESC, id DESC LIMIT ${}",
-            params.len()
-        );
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = self.client.query(&sql, &refs).map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: i64 = r.get(0);
-            let esp: Vec<EspEvidence> = self
-                .client
-                .query(
-                    "SELECT name, layer, confidence, jurisdiction, us_exposure, evidence FROM esp
-                     WHERE message = $1 ORDER BY layer DESC, id",
-                    &[&id],
-                )
-                .map_err(|e| self.err(e))?
-                .iter()
-                .map(|e| EspEvidence {
-                    name: e.get(0),
-                    layer: e.get(1),
-                    confidence: e.get(2),
-                    jurisdiction: e.get(3),
-                    us_exposure: e.get::<_, Option<i64>>(4).map(|v| v != 0),
-                    evidence: serde_json::from_str(e.get::<_, &str>(5)).unwrap_or_default(),
-                })
-                .collect();
-            let trackers: Vec<TrackerEvidence> = self
-                .client
-                .query(
-                    "SELECT kind, action, host, vendor, rule, url FROM trackers
-                     WHERE message = $1 ORDER BY id",
-                    &[&id],
-                )
-                .map_err(|e| self.err(e))?
-                .iter()
-                .map(|t| TrackerEvidence {
-                    kind: t.get(0),
-                    action: t.get(1),
-                    host: t.get(2),
-                    vendor: t.get(3),
-                    rule: t.get(4),
-                    url: t.get(5),
-                })
-                .collect();
-            let headers: Option<String> = self
-                .client
-                .query_opt("SELECT block FROM headers WHERE message = $1", &[&id])
-                .map_err(|e| self.err(e))?
-                .map(|h| h.get(0));
-            let message_id = headers.as_deref().and_then(message_id_of);
-            let date: Option<i64> = r.get(2);
-            out.push(MessageEvidence {
-                processed: time::datetime(r.get(1)),
-                date: date.map(time::datetime),
-                from: r.get(3),
-                envelope_sender: r.get(4),
-                message_id,
-                message_id_sha256: r.get(5),
-                subject: r.get(6),
-                mode: r.get(7),
-                trackers_not_sent_through: super::evidence::not_sent_through(&esp, &trackers),
-                esp,
-                trackers,
-                headers,
-            });
-        }
-        Ok(out)
+        let s = self.client.prepare(sql).map_err(|e| self.err(e))?;
+        self.prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
     }
 
     pub fn url(&self) -> &str {
@@ -601,16 +258,88 @@ impl PgStore {
     }
 }
 
-fn bind(params: &[Param]) -> Vec<Box<dyn ToSql + Sync>> {
-    params
-        .iter()
-        .map(|p| -> Box<dyn ToSql + Sync> {
-            match p {
-                Param::Int(i) => Box::new(*i),
-                Param::Text(t) => Box::new(t.clone()),
-            }
-        })
-        .collect()
+impl ToSql for Arg<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Arg::Null => Ok(IsNull::Yes),
+            Arg::Int(i) => i.to_sql(ty, out),
+            Arg::Text(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty) || <&str as ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl Backend for PgStore {
+    type Error = PgError;
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    fn batch(&mut self, sql: &str) -> Result<(), PgError> {
+        self.client.batch_execute(sql).map_err(|e| self.err(e))
+    }
+
+    fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, PgError> {
+        let stmt = self.statement(sql)?;
+        let args: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        self.client.execute(&stmt, &args).map_err(|e| self.err(e))
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        row: &mut dyn FnMut(&[Cell<'_>]),
+    ) -> Result<(), PgError> {
+        let stmt = self.statement(sql)?;
+        let url = self.url.clone();
+        let err = |e: postgres::Error| PgError::Db {
+            url: url.clone(),
+            message: describe(&e),
+        };
+        let mut rows = self.client.query_raw(&stmt, args.iter()).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let cells: Vec<Cell<'_>> = r
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match *c.type_() {
+                    Type::INT8 => r.get::<_, Option<i64>>(i).map_or(Cell::Null, Cell::Int),
+                    Type::INT4 => r
+                        .get::<_, Option<i32>>(i)
+                        .map_or(Cell::Null, |v| Cell::Int(v.into())),
+                    Type::INT2 => r
+                        .get::<_, Option<i16>>(i)
+                        .map_or(Cell::Null, |v| Cell::Int(v.into())),
+                    Type::TEXT | Type::VARCHAR => {
+                        r.get::<_, Option<&str>>(i).map_or(Cell::Null, Cell::Text)
+                    }
+                    _ => Cell::Null,
+                })
+                .collect();
+            row(&cells);
+        }
+        Ok(())
+    }
+
+    fn too_new(&self, found: i64) -> PgError {
+        PgError::TooNew {
+            url: self.url.clone(),
+            found,
+            known: super::schema::VERSION as i64,
+        }
+    }
+
+    fn migration_lock(&self) -> Option<&'static str> {
+        Some(MIGRATION_LOCK)
+    }
 }
 
 /// The server's message when there is one (postgres::Error's Display is terse).

@@ -3,11 +3,11 @@
 
 use crate::mail::attribution::{Attribution, Confidence, Layer};
 use crate::mail::outcome::{Action, Kind, Outcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Which adapter processed the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Filter,
@@ -43,10 +43,10 @@ pub struct Keep {
 }
 
 /// A tracker found in the message (pixel, font, link that was tracked).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tracker {
-    pub kind: String,
-    pub action: String,
+    pub kind: Kind,
+    pub action: Action,
     pub host: String,
     pub vendor: Option<String>,
     pub rule: Option<String>,
@@ -54,25 +54,26 @@ pub struct Tracker {
 }
 
 /// An ESP attribution as logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EspRow {
     pub name: String,
-    pub layer: String,
-    pub confidence: String,
+    pub layer: Layer,
+    pub confidence: Confidence,
     pub jurisdiction: String,
     pub us_exposure: Option<bool>,
     /// The evidence lines, one per signal.
     pub evidence: Vec<String>,
 }
 
-/// One message in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One message in the log. Serialised as one line of JSON where a run keeps its records
+/// aside (batch over an mbox) and read back the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Unix seconds when processed.
     pub ts: i64,
     /// The message's own Date header, unix seconds, if it parses.
     pub date: Option<i64>,
-    pub mode: String,
+    pub mode: Mode,
     /// Hex SHA-256 of the Message-ID (the ID itself is not stored).
     pub message_id_hash: Option<String>,
     pub envelope_sender: Option<String>,
@@ -92,7 +93,7 @@ pub struct Record {
     pub skipped: Option<String>,
     /// `platform/carrier` summary, e.g. `Klaviyo/SendGrid`.
     pub esp: Option<String>,
-    pub esp_confidence: Option<String>,
+    pub esp_confidence: Option<Confidence>,
     pub jurisdiction: Option<String>,
     pub us_exposure: Option<bool>,
     pub esps: Vec<EspRow>,
@@ -184,8 +185,8 @@ impl Record {
             .filter_map(|f| {
                 let url = f.url.clone()?;
                 Some(Tracker {
-                    kind: f.kind.as_str().to_string(),
-                    action: f.action.as_str().to_string(),
+                    kind: f.kind,
+                    action: f.action,
                     host: crate::mail::url::UrlView::parse(&url)
                         .map(|v| v.host().to_string())
                         .unwrap_or_default(),
@@ -199,7 +200,7 @@ impl Record {
         let mut seen = std::collections::HashSet::new();
         let trackers: Vec<Tracker> = trackers
             .into_iter()
-            .filter(|t| seen.insert((t.kind.clone(), t.action.clone(), t.url.clone())))
+            .filter(|t| seen.insert((t.kind, t.action, t.url.clone())))
             .collect();
         let esps: Vec<EspRow> = outcome.esp.iter().map(esp_row).collect();
         let carrier = outcome
@@ -239,7 +240,7 @@ impl Record {
         let record = Record {
             ts: now,
             date,
-            mode: mode.as_str().to_string(),
+            mode,
             message_id_hash,
             envelope_sender: envelope_sender.map(|s| s.trim_matches(['<', '>']).to_string()),
             from_addr,
@@ -256,7 +257,7 @@ impl Record {
             links_opaque: counts.links_opaque,
             skipped: (!skipped.is_empty()).then(|| skipped.join(",")),
             esp: summary,
-            esp_confidence: carrier.map(|a| a.confidence.as_str().to_string()),
+            esp_confidence: carrier.map(|a| a.confidence),
             jurisdiction: carrier.map(|a| a.jurisdiction.clone()),
             us_exposure: us,
             esps,
@@ -272,8 +273,8 @@ impl Record {
 fn esp_row(a: &Attribution) -> EspRow {
     EspRow {
         name: a.name.clone(),
-        layer: a.layer.as_str().to_string(),
-        confidence: a.confidence.as_str().to_string(),
+        layer: a.layer,
+        confidence: a.confidence,
         jurisdiction: a.jurisdiction.clone(),
         us_exposure: a.us_exposure,
         evidence: a

@@ -8,9 +8,7 @@
 //! carriers), `us_exposure` (some message went through a US provider or US-owned one),
 //! `senders` (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC).
 
-use super::store::StoreError;
 use super::time;
-use rusqlite::Connection;
 use serde::Serialize;
 use std::io::Write;
 
@@ -65,19 +63,6 @@ pub enum Param {
 }
 
 impl Filter {
-    /// SQL condition and parameters, with SQLite placeholders (`?1`).
-    pub fn sql(&self) -> (String, Vec<rusqlite::types::Value>) {
-        let (cond, params) = self.condition(|n| format!("?{n}"));
-        let values = params
-            .into_iter()
-            .map(|p| match p {
-                Param::Int(i) => rusqlite::types::Value::Integer(i),
-                Param::Text(t) => rusqlite::types::Value::Text(t),
-            })
-            .collect();
-        (cond, values)
-    }
-
     /// SQL condition and parameters; `placeholder(n)` writes the n-th (1-based) parameter
     /// (`?1` for SQLite, `$1` for PostgreSQL).
     pub fn condition(&self, placeholder: impl Fn(usize) -> String) -> (String, Vec<Param>) {
@@ -267,57 +252,6 @@ impl Summary {
     }
 }
 
-/// One row per group, most tracking first (SQLite).
-///
-/// One plain scan of the log, aggregated here: SQLite's GROUP BY with DISTINCT aggregates
-/// sorts the whole table through temporary b-trees, which takes several times longer on a
-/// million rows than reading them once.
-pub fn summarise(conn: &Connection, by: By, filter: &Filter) -> Result<Vec<Row>, StoreError> {
-    use rusqlite::types::ValueRef;
-    let (cond, params) = filter.sql();
-    let sql = scan_sql(by, &cond);
-    let err = |source| StoreError::Sqlite {
-        path: "report".into(),
-        source,
-    };
-    fn text(v: ValueRef<'_>) -> Option<&str> {
-        match v {
-            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
-            _ => None,
-        }
-    }
-    fn int(v: ValueRef<'_>) -> i64 {
-        match v {
-            ValueRef::Integer(i) => i,
-            _ => 0,
-        }
-    }
-    let mut summary = Summary::new(by);
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
-        .map_err(err)?;
-    while let Some(r) = rows.next().map_err(err)? {
-        let v = |i: usize| r.get_ref(i).map_err(err);
-        summary.add(&ScanRow {
-            key: text(v(0)?),
-            esp: text(v(1)?),
-            jurisdiction: text(v(2)?),
-            from_domain: text(v(3)?),
-            tracked: int(v(4)?),
-            pixels: int(v(5)?),
-            fonts: int(v(6)?),
-            links_unwrapped: int(v(7)?),
-            links_cleaned: int(v(8)?),
-            links_opaque: int(v(9)?),
-            us_exposure: int(v(10)?),
-            seen: int(v(11)?),
-            spacers: int(v(12)?),
-        });
-    }
-    Ok(summary.finish())
-}
-
 fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_string();
@@ -472,26 +406,6 @@ pub fn weeks_sql(cond: &str) -> String {
                 CAST(SUM(pixels + fonts + links_unwrapped + links_cleaned + links_opaque) AS BIGINT)
          FROM messages WHERE {cond} GROUP BY week ORDER BY week"
     )
-}
-
-/// Trackers per ISO week (Monday) over the filter, for the HTML chart: (week start, count).
-pub fn trackers_per_week(
-    conn: &Connection,
-    filter: &Filter,
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let (cond, params) = filter.sql();
-    let sql = weeks_sql(&cond);
-    let err = |source| StoreError::Sqlite {
-        path: "report".into(),
-        source,
-    };
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((time::date(r.get(0)?), r.get::<_, i64>(1)? as u64))
-        })
-        .map_err(err)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }
 
 #[cfg(test)]

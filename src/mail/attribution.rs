@@ -1,7 +1,7 @@
 //! Who sent a message, as the attribution engine tells it: providers with a layer, a
 //! confidence and the evidence. Plain data, shared by the pipeline, the log and the reports.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Kinds of evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -52,7 +52,7 @@ pub struct Evidence {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Confidence {
     Low,
@@ -70,7 +70,7 @@ impl Confidence {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layer {
     /// Built and instrumented the mail (Klaviyo over SendGrid, Substack over Mailgun).

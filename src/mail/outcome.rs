@@ -1,10 +1,10 @@
 //! What `neutralise` returns: the (possibly rewritten) bytes and everything it found.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// What sort of tracker a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// An open-tracking beacon: `<img>`, `<input type=image>`, `background=`, CSS `url()`.
@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 /// What was done about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Removed,
