@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use trackless::cli::Error;
 
 #[derive(Parser)]
 #[command(
@@ -66,23 +67,51 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The name in messages: `trackless NAME: …`.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Filter => "filter",
+            Command::Inspect { .. } => "inspect",
+            Command::Report(_) => "report",
+            Command::Milter(_) => "milter",
+            Command::Smtp(_) => "smtp",
+            Command::Lmtp(_) => "lmtp",
+            Command::Pipe(_) => "pipe",
+            Command::Batch(_) => "batch",
+            Command::CheckConfig => "check-config",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+            Command::Log { .. } => "log",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let name = cli.command.name();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(message) = e.message().filter(|m| !m.is_empty()) {
+                eprintln!("trackless {name}: {message}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
     // These need no configuration (packaging runs them at build time).
     match &cli.command {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "trackless", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
         Command::Man { dir } => {
-            return match write_man_pages(dir) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("trackless man: {}: {e}", dir.display());
-                    ExitCode::from(1)
-                }
-            };
+            return write_man_pages(dir)
+                .map_err(|e| Error::Failed(format!("{}: {e}", dir.display())));
         }
         _ => {}
     }
@@ -90,31 +119,22 @@ fn main() -> ExitCode {
         .and_then(|settings| Ok((settings.policy()?, settings)));
     let (policy, settings) = match loaded {
         Ok(p) => p,
+        // A filter must not lose mail over a broken configuration or rules file.
         Err(e) if matches!(cli.command, Command::Filter) => {
-            // A filter must not lose mail over a broken configuration or rules file.
-            let status = trackless::cli::filter::pass_through(
+            return trackless::cli::filter::pass_through(
                 &mut std::io::stdin().lock(),
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr(),
                 &e,
-            );
-            return ExitCode::from(u8::try_from(status).unwrap_or(1));
+            )
         }
-        Err(e) if matches!(cli.command, Command::Pipe(_)) => {
-            // Postfix keeps the mail queued on EX_TEMPFAIL; it is retried once rules are fixed.
-            eprintln!("trackless pipe: {e}");
-            return ExitCode::from(trackless::cli::pipe::EX_TEMPFAIL as u8);
-        }
-        Err(e) if matches!(cli.command, Command::CheckConfig) => {
-            eprintln!("trackless check-config: {e}");
-            return ExitCode::from(1);
-        }
-        Err(e) => {
-            eprintln!("trackless: {e}");
-            return ExitCode::from(2);
-        }
+        // Postfix keeps the mail queued on a temporary failure; retried once rules are fixed.
+        Err(e) if matches!(cli.command, Command::Pipe(_)) => return Err(Error::TempFail(e)),
+        // check-config exists to say what is wrong: an invalid file is its failure.
+        Err(e) if matches!(cli.command, Command::CheckConfig) => return Err(Error::Failed(e)),
+        Err(e) => return Err(Error::Usage(e)),
     };
-    let status = match cli.command {
+    match cli.command {
         Command::Filter => trackless::cli::filter::run(
             &policy,
             &settings.log(false, false),
@@ -134,7 +154,6 @@ fn main() -> ExitCode {
             &args,
             &settings.log_path(false),
             &mut std::io::stdout().lock(),
-            &mut std::io::stderr(),
         ),
         Command::Milter(args) => trackless::cli::daemon::milter(&args, &settings, policy),
         Command::Smtp(args) => trackless::cli::daemon::content_filter(
@@ -150,11 +169,11 @@ fn main() -> ExitCode {
             policy,
         ),
         Command::Pipe(args) => {
-            let sendmail = args
-                .sendmail
-                .clone()
-                .or(settings.config.pipe.sendmail.clone())
-                .unwrap_or_else(|| "/usr/sbin/sendmail".into());
+            let sendmail = trackless::cli::setting(
+                args.sendmail.clone(),
+                settings.config.pipe.sendmail.clone(),
+                || "/usr/sbin/sendmail".into(),
+            );
             trackless::cli::pipe::run(
                 &args,
                 &sendmail,
@@ -177,15 +196,13 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),
-        Command::Completions { .. } | Command::Man { .. } => 0,
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Log { cmd } => trackless::cli::report::prune(
             &cmd,
             &settings.log_path(false),
             &mut std::io::stdout().lock(),
-            &mut std::io::stderr(),
         ),
-    };
-    ExitCode::from(u8::try_from(status).unwrap_or(1))
+    }
 }
 
 /// trackless.1 for the whole command and trackless-NAME.1 for each visible sub-command.

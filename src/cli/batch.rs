@@ -1,6 +1,6 @@
 //! `trackless batch PATH…`: Maildirs and mbox files already on disk.
 
-use super::Settings;
+use super::{setting, Error, Settings};
 use crate::batch::{self, Options, Summary};
 use crate::core::policy::Policy;
 use crate::log::{LogWriter, WriterConfig};
@@ -26,43 +26,33 @@ pub struct BatchArgs {
     pub jobs: Option<usize>,
 }
 
-/// Exit status: 0 all fine, 1 some messages failed, 2 bad usage, 128 + the signal number
-/// (130 for Ctrl-C) when a signal stopped the run before the end.
+/// Fails with `Error::Partial` when some messages failed, `Error::Usage` on bad arguments and
+/// `Error::Signal` when a signal stopped the run before the end.
 pub fn run(
     args: &BatchArgs,
     policy: &Policy,
     settings: &Settings,
     out: &mut dyn Write,
     warn: &mut dyn Write,
-) -> i32 {
-    let since = match args
+) -> Result<(), Error> {
+    let since = args
         .since
         .as_deref()
         .map(|s| crate::log::time::parse_when(s, crate::log::time::now()))
         .transpose()
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(warn, "trackless batch: --since: {e}");
-            return 2;
-        }
-    };
+        .map_err(|e| Error::Usage(format!("--since: {e}")))?;
     for p in &args.paths {
         if !p.exists() {
-            let _ = writeln!(
-                warn,
-                "trackless batch: {}: no such file or directory",
+            return Err(Error::Usage(format!(
+                "{}: no such file or directory",
                 p.display()
-            );
-            return 2;
+            )));
         }
         if p.is_dir() && !batch::maildir::is_maildir(p) {
-            let _ = writeln!(
-                warn,
-                "trackless batch: {} is a directory but not a Maildir (no cur/ and new/)",
+            return Err(Error::Usage(format!(
+                "{} is a directory but not a Maildir (no cur/ and new/)",
                 p.display()
-            );
-            return 2;
+            )));
         }
     }
     let log_cfg = settings.log(false, false);
@@ -71,10 +61,9 @@ pub fn run(
         dry_run: args.dry_run,
         backup: args.backup.clone().or(cfg.backup.clone()),
         since,
-        jobs: args
-            .jobs
-            .or(cfg.jobs.map(|n| n.get()))
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        jobs: setting(args.jobs, cfg.jobs.map(|n| n.get()), || {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }),
         keep: log_cfg.keep,
     };
     // A dry run records nothing: it changed nothing.
@@ -88,7 +77,7 @@ pub fn run(
     batch::install_stop_handler();
     let summary = Summary::default();
     let start = std::time::Instant::now();
-    let mut status = 0;
+    let mut status = Ok(());
     let mut interrupted = None;
     for p in &args.paths {
         let result = if p.is_dir() {
@@ -98,7 +87,7 @@ pub fn run(
         };
         if let Err(e) = result {
             let _ = writeln!(warn, "trackless batch: {}: {e}", p.display());
-            status = 1;
+            status = Err(Error::Partial);
         }
         if let Some(signal) = batch::stopped_by() {
             interrupted = Some(signal);
@@ -124,12 +113,12 @@ pub fn run(
             let _ = writeln!(warn, "failed: {path}: {e}");
         }
         if !failures.is_empty() {
-            status = 1;
+            status = Err(Error::Partial);
         }
     }
     // Interrupted: not all done, whatever else happened (as a shell reports a killed job).
     if let Some(signal) = interrupted {
-        status = 128 + signal;
+        status = Err(Error::Signal(signal));
     }
     status
 }

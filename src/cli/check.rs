@@ -10,22 +10,20 @@ use crate::serve::smtp::Proto;
 use std::io::Write;
 use toml::Value;
 
-/// Exit status: 0 valid, 1 invalid.
-pub fn run(settings: &Settings, policy: &Policy, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+/// An invalid configuration is `Error::Failed` (exit 1).
+pub fn run(
+    settings: &Settings,
+    policy: &Policy,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<(), super::Error> {
     let mut buf = Vec::new();
-    match check(settings, policy, &mut buf) {
-        Ok(warnings) => {
-            let _ = out.write_all(&buf);
-            for w in warnings {
-                let _ = writeln!(warn, "trackless check-config: warning: {w}");
-            }
-            0
-        }
-        Err(e) => {
-            let _ = writeln!(warn, "trackless check-config: {e}");
-            1
-        }
+    let warnings = check(settings, policy, &mut buf).map_err(super::Error::Failed)?;
+    out.write_all(&buf).map_err(super::Error::output)?;
+    for w in warnings {
+        let _ = writeln!(warn, "trackless check-config: warning: {w}");
     }
+    Ok(())
 }
 
 fn str(s: impl std::fmt::Display) -> Value {

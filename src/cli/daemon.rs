@@ -1,7 +1,7 @@
 //! `trackless milter` (and later the SMTP/LMTP content filters): set up logging, the shared
 //! state, the listener, and run until SIGTERM.
 
-use super::Settings;
+use super::{setting, Error, Settings};
 use crate::config::values::parse_duration;
 use crate::config::{Config, DaemonSection, FilterSection, LogSection};
 use crate::core::policy::Policy;
@@ -30,15 +30,15 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
     /// How long a message may wait for a free worker before --on-overload applies [default: 10s]
-    #[arg(long, value_name = "DURATION")]
-    pub queue_wait: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub queue_wait: Option<Duration>,
     /// When every worker is busy: pass the message on unchanged, or answer a temporary
     /// failure [default: accept]
     #[arg(long, value_enum)]
     pub on_overload: Option<Overload>,
     /// Delete log entries older than this (e.g. 180d), checked at start and daily.
-    #[arg(long, value_name = "DURATION")]
-    pub retention: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9567) [default: off]
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -57,10 +57,6 @@ pub struct DaemonSettings {
     pub metrics: Option<std::net::SocketAddr>,
 }
 
-fn duration(flag: &str, value: &str) -> Result<Duration, String> {
-    parse_duration(value).map_err(|e| format!("--{flag}: {e}"))
-}
-
 impl DaemonSettings {
     /// `name` is the config section (`milter`, `smtp`, `lmtp`), for messages.
     pub fn resolve(
@@ -76,33 +72,24 @@ impl DaemonSettings {
             .ok_or(format!(
                 "no listening address: give --listen or set listen in [{name}] of the config file"
             ))?;
-        let retention = match &args.retention {
-            Some(r) => Some(duration("retention", r)?),
-            None => log.retention.map(|d| d.0),
-        };
-        let queue_wait = match &args.queue_wait {
-            Some(q) => duration("queue-wait", q)?,
-            None => section.queue_wait.map_or(Duration::from_secs(10), |d| d.0),
-        };
         Ok(DaemonSettings {
             listen,
-            socket_mode: args
-                .socket_mode
-                .or(section.socket_mode.map(|m| m.0))
-                .unwrap_or(0o660),
-            workers: args
-                .workers
-                .or(section.workers.map(|n| n.get()))
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-                .max(1),
-            max_connections: args
-                .max_connections
-                .or(section.max_connections.map(|n| n.get()))
-                .unwrap_or(100)
-                .max(1),
-            queue_wait,
-            on_overload: args.on_overload.or(section.on_overload).unwrap_or_default(),
-            retention,
+            socket_mode: setting(args.socket_mode, section.socket_mode.map(|m| m.0), || 0o660),
+            workers: setting(args.workers, section.workers.map(|n| n.get()), || {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            })
+            .max(1),
+            max_connections: setting(
+                args.max_connections,
+                section.max_connections.map(|n| n.get()),
+                || 100,
+            )
+            .max(1),
+            queue_wait: setting(args.queue_wait, section.queue_wait.map(|d| d.0), || {
+                Duration::from_secs(10)
+            }),
+            on_overload: setting(args.on_overload, section.on_overload, Overload::default),
+            retention: args.retention.or(log.retention.map(|d| d.0)),
             metrics: args.metrics.or(section.metrics.as_ref().map(|m| m.0)),
         })
     }
@@ -178,26 +165,28 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Run a daemon to the end: bind its listener (and the metrics one), serve until it stops,
-/// remove its unix socket, flush the tracking log. Returns the exit status.
-fn run_daemon<F, Fut>(d: &DaemonSettings, shared: Arc<Shared>, name: &str, serve: F) -> i32
+/// Run a daemon to the end: bind its listener (and the metrics one), serve until SIGTERM or
+/// SIGINT (SIGHUP reloads the configuration meanwhile), remove its unix socket, flush the
+/// tracking log. `serve` gets the listener, the shared state and the future that completes
+/// when it must stop.
+fn run_daemon<F, Fut>(
+    d: &DaemonSettings,
+    shared: Arc<Shared>,
+    name: &str,
+    serve: F,
+) -> Result<(), Error>
 where
-    F: FnOnce(listen::Listener, Arc<Shared>) -> Fut,
+    F: FnOnce(listen::Listener, Arc<Shared>, Shutdown) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<()>>,
 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return 1;
-        }
-    };
+    let rt = runtime().map_err(|e| Error::Failed(format!("cannot start the runtime: {e}")))?;
     let result = rt.block_on(async {
         let listener = listen::bind(&d.listen, d.socket_mode)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", d.listen)))?;
         start_metrics(d.metrics, &shared).await?;
         tracing::info!(listen = %d.listen, "trackless {name} ready");
-        serve(listener, shared.clone()).await
+        let shutdown = Box::pin(crate::serve::signals(shared.clone()));
+        serve(listener, shared.clone(), shutdown).await
     });
     if let ListenAddr::Unix(p) = &d.listen {
         let _ = std::fs::remove_file(p);
@@ -208,30 +197,24 @@ where
     match result {
         Ok(()) => {
             tracing::info!("stopped");
-            0
+            Ok(())
         }
-        Err(e) => {
-            tracing::error!(error = %e, "{name} failed");
-            1
-        }
+        Err(e) => Err(Error::Failed(format!("{name} failed: {e}"))),
     }
 }
 
-/// `trackless milter`: returns the exit status.
-pub fn milter(args: &DaemonArgs, settings: &Settings, policy: Policy) -> i32 {
+/// Completes when the daemon must stop (SIGTERM, SIGINT).
+type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// `trackless milter`.
+pub fn milter(args: &DaemonArgs, settings: &Settings, policy: Policy) -> Result<(), Error> {
     init_tracing();
     let cfg = &settings.config;
-    let d = match DaemonSettings::resolve("milter", args, &cfg.milter, &cfg.log) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 2;
-        }
-    };
+    let d = DaemonSettings::resolve("milter", args, &cfg.milter, &cfg.log).map_err(Error::Usage)?;
     let shared = shared(&d, settings, policy);
     let max = d.max_connections;
-    run_daemon(&d, shared, "milter", |l, s| {
-        crate::serve::milter::run(l, s, max)
+    run_daemon(&d, shared, "milter", |l, s, stop| {
+        crate::serve::milter::run_until(l, s, max, stop)
     })
 }
 
@@ -255,11 +238,11 @@ pub struct FilterArgs {
     #[arg(long, value_name = "N")]
     pub max_recipients: Option<usize>,
     /// Idle time allowed between commands (and per read in DATA) [default: 300s]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// Time allowed for each step with the downstream server [default: 60s]
-    #[arg(long, value_name = "DURATION")]
-    pub downstream_timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub downstream_timeout: Option<Duration>,
 }
 
 /// A content filter's effective settings.
@@ -287,35 +270,26 @@ impl FilterSettings {
             .ok_or(format!(
                 "no downstream: give --forward or set forward in [{name}] of the config file"
             ))?;
-        let timeout = match &args.timeout {
-            Some(t) => duration("timeout", t)?,
-            None => section.timeout.map_or(Duration::from_secs(300), |d| d.0),
-        };
-        let downstream_timeout = match &args.downstream_timeout {
-            Some(t) => duration("downstream-timeout", t)?,
-            None => section
-                .downstream_timeout
-                .map_or(Duration::from_secs(60), |d| d.0),
-        };
+        let timeout = setting(args.timeout, section.timeout.map(|d| d.0), || {
+            Duration::from_secs(300)
+        });
         let server = crate::serve::smtp::ServerConfig {
             proto,
-            hostname: args
-                .hostname
-                .clone()
-                .or(section.hostname.clone())
-                .unwrap_or_else(hostname),
-            max_size: args
-                .max_size
-                .or(section.max_size.map(|s| s.0))
-                .unwrap_or(100 << 20),
-            max_recipients: args
-                .max_recipients
-                .or(section.max_recipients.map(|n| n.get()))
-                .unwrap_or(1000)
-                .max(1),
+            hostname: setting(args.hostname.clone(), section.hostname.clone(), hostname),
+            max_size: setting(args.max_size, section.max_size.map(|s| s.0), || 100 << 20),
+            max_recipients: setting(
+                args.max_recipients,
+                section.max_recipients.map(|n| n.get()),
+                || 1000,
+            )
+            .max(1),
             command_timeout: timeout,
             data_timeout: timeout,
-            downstream_timeout,
+            downstream_timeout: setting(
+                args.downstream_timeout,
+                section.downstream_timeout.map(|d| d.0),
+                || Duration::from_secs(60),
+            ),
             forward,
         };
         Ok(FilterSettings { daemon, server })
@@ -331,16 +305,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// `trackless smtp` / `trackless lmtp`: returns the exit status.
-pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings, policy: Policy) -> i32 {
+/// `trackless smtp` / `trackless lmtp`.
+pub fn content_filter(
+    proto: Proto,
+    args: &FilterArgs,
+    settings: &Settings,
+    policy: Policy,
+) -> Result<(), Error> {
     init_tracing();
-    let f = match FilterSettings::resolve(proto, args, &settings.config) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!("{e}");
-            return 2;
-        }
-    };
+    let f = FilterSettings::resolve(proto, args, &settings.config).map_err(Error::Usage)?;
     let shared = shared(&f.daemon, settings, policy);
     let name = if proto == Proto::Smtp {
         "SMTP filter"
@@ -350,8 +323,7 @@ pub fn content_filter(proto: Proto, args: &FilterArgs, settings: &Settings, poli
     tracing::info!(forward = %f.server.forward, "trackless {name}: filtered mail goes to the downstream server");
     let max = f.daemon.max_connections;
     let cfg = Arc::new(f.server);
-    run_daemon(&f.daemon, shared, name, |l, s| {
-        let shutdown = crate::serve::signals(s.clone());
-        crate::serve::smtp::serve(l, s, cfg, max, shutdown)
+    run_daemon(&f.daemon, shared, name, |l, s, stop| {
+        crate::serve::smtp::serve(l, s, cfg, max, stop)
     })
 }

@@ -10,25 +10,22 @@ use crate::log::{time, LogConfig, Mode, Record};
 use crate::mail::outcome::SkipReason;
 use std::io::{self, Read, Write};
 
-/// Exit status for I/O failures (sysexits EX_IOERR).
-pub const EX_IOERR: i32 = 74;
+use super::Error;
 
-/// Run the filter over `input`, writing to `output`, then log. Returns the exit status.
+/// Run the filter over `input`, writing to `output`, then log.
 pub fn run(
     policy: &Policy,
     log: &LogConfig,
     input: &mut dyn Read,
     output: &mut dyn Write,
     warn: &mut dyn Write,
-) -> i32 {
+) -> Result<(), Error> {
     let limit = policy.limits.max_size;
     let mut buf = Vec::new();
     if let Err(e) = (&mut *input).take(limit as u64 + 1).read_to_end(&mut buf) {
-        let _ = writeln!(
-            warn,
-            "trackless filter: cannot read the message from stdin: {e}"
-        );
-        return EX_IOERR;
+        return Err(Error::Io(format!(
+            "cannot read the message from stdin: {e}"
+        )));
     }
     let result = if buf.len() > limit {
         // Too large to rewrite: stream it through untouched without holding all of it.
@@ -74,16 +71,9 @@ pub fn run(
         }
         written
     };
-    match result.and_then(|()| output.flush()) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(
-                warn,
-                "trackless filter: cannot write the message to stdout: {e}"
-            );
-            EX_IOERR
-        }
-    }
+    result
+        .and_then(|()| output.flush())
+        .map_err(|e| Error::Io(format!("cannot write the message to stdout: {e}")))
 }
 
 /// Pass the message through untouched (used when the policy itself cannot be built).
@@ -92,19 +82,12 @@ pub fn pass_through(
     output: &mut dyn Write,
     warn: &mut dyn Write,
     why: &str,
-) -> i32 {
+) -> Result<(), Error> {
     let _ = writeln!(
         warn,
         "trackless filter: {why}; message passed through unchanged"
     );
-    match io::copy(input, output).and_then(|_| output.flush()) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(
-                warn,
-                "trackless filter: cannot pass the message through: {e}"
-            );
-            EX_IOERR
-        }
-    }
+    io::copy(input, output)
+        .and_then(|_| output.flush())
+        .map_err(|e| Error::Io(format!("cannot pass the message through: {e}")))
 }

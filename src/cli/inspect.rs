@@ -66,8 +66,8 @@ fn from_and_subject(raw: &[u8]) -> (Option<String>, Option<String>) {
     (from, msg.subject().map(str::to_string))
 }
 
-/// Inspect files, printing to `out` (and logging them when `log` has a path); returns the
-/// exit status (1 if a file could not be read).
+/// Inspect files, printing to `out` (and logging them when `log` has a path). A file that
+/// cannot be read is reported and the others inspected: `Error::Partial`.
 pub fn run(
     policy: &Policy,
     log: &crate::log::LogConfig,
@@ -75,16 +75,16 @@ pub fn run(
     json: bool,
     out: &mut dyn Write,
     warn: &mut dyn Write,
-) -> i32 {
+) -> Result<(), super::Error> {
     let mut records = Vec::new();
-    let mut status = 0;
+    let mut status = Ok(());
     for file in files {
         let file = file.as_ref();
         let raw = match std::fs::read(file) {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(warn, "trackless inspect: {}: {e}", file.display());
-                status = 1;
+                status = Err(super::Error::Partial);
                 continue;
             }
         };
@@ -97,9 +97,7 @@ pub fn run(
         } else {
             write_text(&rep, out)
         };
-        if written.is_err() {
-            return 1;
-        }
+        written.map_err(super::Error::output)?;
         if log.path.is_some() {
             records.push(crate::log::Record::new(
                 &raw,
@@ -114,10 +112,7 @@ pub fn run(
     }
     if let Some(path) = &log.path {
         let written = crate::log::Db::open(path).and_then(|mut s| s.insert(&records));
-        if let Err(e) = written {
-            let _ = writeln!(warn, "trackless inspect: {e}");
-            status = 1;
-        }
+        written.map_err(|e| super::Error::Failed(e.to_string()))?;
     }
     status
 }

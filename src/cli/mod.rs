@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod check;
 pub mod daemon;
+mod error;
 pub mod filter;
 pub mod inspect;
 pub mod pipe;
@@ -14,6 +15,8 @@ use crate::core::rules::ParamRules;
 use crate::core::rules::Rules;
 use crate::log::{Keep, LogConfig, LogTarget};
 use std::path::{Path, PathBuf};
+
+pub use error::{setting, Error};
 
 /// Options every mode shares (global command-line flags).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -151,22 +154,19 @@ pub fn policy(cfg: &Config, args: &PolicyArgs) -> Result<Policy, String> {
         rules.params.merge(extra);
         Policy::with_rules(rules)
     };
-    policy.opaque_links = match args.opaque_links {
-        Some(OpaqueLinksArg::Keep) => OpaqueLinks::Keep,
-        Some(OpaqueLinksArg::Mark) => OpaqueLinks::Mark,
-        None => p.opaque_links.unwrap_or_default(),
-    };
+    let opaque = args.opaque_links.map(|o| match o {
+        OpaqueLinksArg::Keep => OpaqueLinks::Keep,
+        OpaqueLinksArg::Mark => OpaqueLinks::Mark,
+    });
+    policy.opaque_links = setting(opaque, p.opaque_links, OpaqueLinks::default);
     policy.links = !args.no_links && p.links != Some(false);
-    policy.trust.authserv_ids = if args.authserv_ids.is_empty() {
-        p.authserv_ids.clone()
-    } else {
-        args.authserv_ids.clone()
+    // Lists given as flags replace the file's list.
+    let list = |flag: &[String], file: &[String]| {
+        let flag = (!flag.is_empty()).then(|| flag.to_vec());
+        setting(flag, Some(file.to_vec()), Vec::new)
     };
-    policy.trust.own_hosts = if args.own_hosts.is_empty() {
-        p.own_hosts.clone()
-    } else {
-        args.own_hosts.clone()
-    };
+    policy.trust.authserv_ids = list(&args.authserv_ids, &p.authserv_ids);
+    policy.trust.own_hosts = list(&args.own_hosts, &p.own_hosts);
     let h = Heuristics::default();
     policy.heuristics = Heuristics {
         pixels: p.pixel_heuristics.unwrap_or(h.pixels),

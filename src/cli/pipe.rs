@@ -8,8 +8,7 @@ use crate::log::{time, LogConfig, Mode, Record};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-/// sysexits EX_TEMPFAIL.
-pub const EX_TEMPFAIL: i32 = 75;
+use super::Error;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PipeArgs {
@@ -24,7 +23,7 @@ pub struct PipeArgs {
     pub recipients: Vec<String>,
 }
 
-/// Returns the exit status.
+/// Any failure to hand the message on is `Error::TempFail`.
 pub fn run(
     args: &PipeArgs,
     sendmail: &str,
@@ -32,11 +31,10 @@ pub fn run(
     log: &LogConfig,
     input: &mut dyn Read,
     warn: &mut dyn Write,
-) -> i32 {
+) -> Result<(), Error> {
     let mut raw = Vec::new();
     if let Err(e) = input.read_to_end(&mut raw) {
-        let _ = writeln!(warn, "trackless pipe: cannot read the message: {e}");
-        return EX_TEMPFAIL;
+        return Err(Error::TempFail(format!("cannot read the message: {e}")));
     }
     let outcome = neutralise(&raw, policy);
     // A limit, the allow-list or a bug (a caught panic, `internal-error`) kept the whole
@@ -59,10 +57,7 @@ pub fn run(
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(warn, "trackless pipe: cannot run {sendmail}: {e}");
-            return EX_TEMPFAIL;
-        }
+        Err(e) => return Err(Error::TempFail(format!("cannot run {sendmail}: {e}"))),
     };
     let written = child
         .stdin
@@ -73,12 +68,9 @@ pub fn run(
     match (written, status) {
         (Ok(()), Ok(st)) if st.success() => {}
         (w, st) => {
-            let _ = writeln!(
-                warn,
-                "trackless pipe: {} did not take the message ({w:?}, {st:?}); Postfix will retry",
-                sendmail
-            );
-            return EX_TEMPFAIL;
+            return Err(Error::TempFail(format!(
+                "{sendmail} did not take the message ({w:?}, {st:?}); Postfix will retry"
+            )))
         }
     }
     if log.path.is_some() {
@@ -95,5 +87,5 @@ pub fn run(
             let _ = writeln!(warn, "trackless pipe: {e} (message handed on; not logged)");
         }
     }
-    0
+    Ok(())
 }

@@ -6,6 +6,8 @@ use crate::log::{html, time, Db, LogTarget};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::Error;
+
 /// Options of `trackless report`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -65,30 +67,32 @@ pub enum LogCmd {
     },
 }
 
-fn filter(period: &Period, sender: Option<String>) -> Result<Filter, String> {
+fn filter(period: &Period, sender: Option<String>) -> Result<Filter, Error> {
     let now = time::now();
+    let when = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| time::parse_when(s, now))
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--{flag}: {e}")))
+    };
     Ok(Filter {
-        since: period
-            .since
-            .as_deref()
-            .map(|s| time::parse_when(s, now))
-            .transpose()?,
-        until: period
-            .until
-            .as_deref()
-            .map(|s| time::parse_when(s, now))
-            .transpose()?,
+        since: when("since", &period.since)?,
+        until: when("until", &period.until)?,
         sender,
     })
 }
 
-fn open_existing(log: &LogTarget) -> Result<Db, String> {
+fn open_existing(log: &LogTarget) -> Result<Db, Error> {
     if !log.exists() {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "no tracking log at {log} (trackless filter and the daemons write it; or give --log PATH)"
-        ));
+        )));
     }
-    Db::open(log).map_err(|e| e.to_string())
+    Db::open(log).map_err(failed)
+}
+
+fn failed(e: impl std::fmt::Display) -> Error {
+    Error::Failed(e.to_string())
 }
 
 fn period_text(f: &Filter) -> String {
@@ -100,22 +104,10 @@ fn period_text(f: &Filter) -> String {
     }
 }
 
-/// Run `report`; returns the exit status.
-pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
-    match run_inner(args, log, out) {
-        Ok(()) => 0,
-        // `trackless report | head` is normal use.
-        Err(e) if e.contains("Broken pipe") => 0,
-        Err(e) => {
-            let _ = writeln!(warn, "trackless report: {e}");
-            2
-        }
-    }
-}
-
-fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), String> {
+/// Run `report` (or `report evidence`).
+pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), Error> {
     let mut store = open_existing(log)?;
-    let io = |e: std::io::Error| e.to_string();
+    let io = Error::output;
     if let Some(ReportSub::Evidence {
         who,
         limit,
@@ -124,17 +116,17 @@ fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<
     }) = &args.sub
     {
         let f = filter(period, Some(who.clone()))?;
-        let items = store.evidence(&f, *limit).map_err(|e| e.to_string())?;
+        let items = store.evidence(&f, *limit).map_err(failed)?;
         return match format {
             Format::Json => serde_json::to_string_pretty(&items)
-                .map_err(|e| e.to_string())
+                .map_err(failed)
                 .and_then(|s| writeln!(out, "{s}").map_err(io)),
             Format::Csv => evidence::write_csv(&items, out).map_err(io),
             Format::Table => evidence::write_text(who, &items, out).map_err(io),
         };
     }
     let f = filter(&args.period, args.sender.clone())?;
-    let rows = store.summarise(args.by, &f).map_err(|e| e.to_string())?;
+    let rows = store.summarise(args.by, &f).map_err(failed)?;
     match args.format {
         Format::Table => report::write_table(&rows, args.by, out).map_err(io)?,
         Format::Json => report::write_json(&rows, out).map_err(io)?,
@@ -144,10 +136,10 @@ fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<
         let by_domain = if args.by == By::Domain {
             rows.clone()
         } else {
-            store.summarise(By::Domain, &f).map_err(|e| e.to_string())?
+            store.summarise(By::Domain, &f).map_err(failed)?
         };
-        let by_esp = store.summarise(By::Esp, &f).map_err(|e| e.to_string())?;
-        let weeks = store.trackers_per_week(&f).map_err(|e| e.to_string())?;
+        let by_esp = store.summarise(By::Esp, &f).map_err(failed)?;
+        let weeks = store.trackers_per_week(&f).map_err(failed)?;
         let page = html::page(
             "trackless: who tracks me",
             &period_text(&f),
@@ -155,35 +147,24 @@ fn run_inner(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<
             &by_esp,
             &weeks,
         );
-        write_private(path, page.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_private(path, page.as_bytes())
+            .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
     }
     Ok(())
 }
 
 /// Run `log prune`.
-pub fn prune(cmd: &LogCmd, log: &LogTarget, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+pub fn prune(cmd: &LogCmd, log: &LogTarget, out: &mut dyn Write) -> Result<(), Error> {
     let LogCmd::Prune { older_than } = cmd;
-    let result = time::parse_when(older_than, time::now()).and_then(|before| {
-        let mut store = open_existing(log)?;
-        store
-            .prune(before)
-            .map_err(|e| e.to_string())
-            .map(|n| (n, before))
-    });
-    match result {
-        Ok((n, before)) => {
-            let _ = writeln!(
-                out,
-                "deleted {n} message(s) processed before {}",
-                time::datetime(before)
-            );
-            0
-        }
-        Err(e) => {
-            let _ = writeln!(warn, "trackless log prune: {e}");
-            2
-        }
-    }
+    let before = time::parse_when(older_than, time::now())
+        .map_err(|e| Error::Usage(format!("--older-than: {e}")))?;
+    let n = open_existing(log)?.prune(before).map_err(failed)?;
+    writeln!(
+        out,
+        "deleted {n} message(s) processed before {}",
+        time::datetime(before)
+    )
+    .map_err(Error::output)
 }
 
 /// Write a file readable by its owner only (reports hold personal data).

@@ -333,16 +333,6 @@ pub fn config(max_connections: usize) -> Config {
     }
 }
 
-/// Run the milter on `listener` until SIGTERM/SIGINT (SIGHUP reloads).
-pub async fn run(
-    listener: super::listen::Listener,
-    shared: Arc<Shared>,
-    max_connections: usize,
-) -> std::io::Result<()> {
-    let shutdown = super::signals(shared.clone());
-    run_until(listener, shared, max_connections, shutdown).await
-}
-
 /// Run the milter until `shutdown` completes (messages in flight are finished).
 pub async fn run_until(
     listener: impl indymilter::Listener,
