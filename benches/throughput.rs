@@ -117,8 +117,8 @@ fn main() {
     let t_handlers = measure(secs, || {
         for h in &htmls {
             let link_rules = policy.rules.links();
-            let judge = |url: &str| trackless::links::process(url, &link_rules);
-            let ctx = trackless::html::rewrite::PartCtx {
+            let judge = |url: &str| trackless::internals::process(url, &link_rules);
+            let ctx = trackless::internals::PartCtx {
                 part: "1",
                 deadline: Instant::now() + Duration::from_secs(10),
                 memory: policy.limits.html_memory,
@@ -130,7 +130,7 @@ fn main() {
             };
             let mut findings = Vec::new();
             black_box(
-                trackless::html::rewrite::rewrite(h, encoding_rs::UTF_8, &ctx, &mut findings).ok(),
+                trackless::internals::rewrite(h, encoding_rs::UTF_8, &ctx, &mut findings).ok(),
             );
         }
     });
@@ -144,8 +144,8 @@ fn main() {
         .collect();
     let t_esp = measure(secs, || {
         for h in &heads {
-            black_box(trackless::esp::attribute(
-                &trackless::mail::trace::Headers::parse(h),
+            black_box(trackless::internals::attribute(
+                &trackless::internals::Headers::parse(h),
                 &[],
                 &policy.rules.esp,
                 &policy.trust,

@@ -1,6 +1,6 @@
 //! The daemons as the packaged units run them (the `trackless` binary, its flags, signals):
 //! the SMTP and LMTP content filters and the milter write exactly one tracking-log row per
-//! message, and a caught panic (debug builds panic on the `TRACKLESS_TEST_PANIC` marker) is
+//! message, and a caught panic (builds with the test-hooks feature, as `cargo test` makes them, panic on the `TRACKLESS_TEST_PANIC` marker) is
 //! counted in `trackless_panics_total`, logged at error level with the queue or session id,
 //! and the original message goes on unchanged.
 

@@ -1,4 +1,4 @@
-//! `trackless filter` on a message that makes the core panic (debug builds panic on the
+//! `trackless filter` on a message that makes the core panic (test-hooks builds panic on the
 //! `TRACKLESS_TEST_PANIC` marker): the original comes out byte for byte, exit 0, a warning on
 //! stderr names the internal error, and the tracking-log row records it.
 

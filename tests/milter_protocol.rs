@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use trackless::core::policy::Limits;
 use trackless::log::Keep;
 use trackless::serve::{milter, Overload, Shared};
+use trackless::Limits;
 use trackless::{neutralise, Policy};
 
 const MTA_ACTIONS: Actions = Actions::all();
@@ -80,7 +80,7 @@ impl Milter {
 /// Header fields as an MTA sends them: name and the value after the colon (leading space
 /// kept), folded lines joined with LF.
 fn fields(raw: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
-    let head = trackless::mail::header::top_block(raw);
+    let head = trackless::internals::top_block(raw);
     let body = raw[head.len()..].to_vec();
     let mut out: Vec<(String, String)> = Vec::new();
     let text = String::from_utf8_lossy(head);
@@ -136,7 +136,7 @@ fn corpus(name: &str) -> Vec<u8> {
 /// What the filter makes of the message, as the milter rebuilds it (CRLF).
 fn expected(raw: &[u8]) -> (Vec<u8>, Option<String>) {
     let out = neutralise(raw, &Policy::default());
-    let head = trackless::mail::header::top_block(&out.bytes);
+    let head = trackless::internals::top_block(&out.bytes);
     (out.bytes[head.len()..].to_vec(), out.header)
 }
 
@@ -403,7 +403,7 @@ async fn saturated_workers_follow_the_overload_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reencoded_single_part_message_gets_its_encoding_field() {
     let policy = Policy {
-        opaque_links: trackless::core::policy::OpaqueLinks::Mark,
+        opaque_links: trackless::OpaqueLinks::Mark,
         ..Policy::default()
     };
     let m = Milter::start(policy.clone(), 2, Overload::Accept).await;
@@ -455,7 +455,7 @@ async fn reencoded_single_part_message_gets_its_encoding_field() {
             })
             .flatten()
             .collect();
-        let head = trackless::mail::header::top_block(&want.bytes);
+        let head = trackless::internals::top_block(&want.bytes);
         assert_eq!(body, want.bytes[head.len()..].to_vec());
         conn.close().await.expect("close");
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use trackless::core::policy::OpaqueLinks;
+use trackless::OpaqueLinks;
 use trackless::{neutralise, Action, Kind, Policy};
 
 fn policy() -> Policy {

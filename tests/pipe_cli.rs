@@ -155,7 +155,7 @@ fn broken_rules_defer_the_mail() {
     assert_eq!(handed, expected.bytes.as_ref());
 }
 
-/// A message that makes the core panic (debug builds, `TRACKLESS_TEST_PANIC`) is handed on
+/// A message that makes the core panic (test-hooks builds, `TRACKLESS_TEST_PANIC`) is handed on
 /// as it came, exit 0, with a warning on stderr naming the internal error.
 #[test]
 fn caught_panic_hands_the_original_on_and_warns() {

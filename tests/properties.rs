@@ -388,7 +388,7 @@ fn unwrapper_yields_input_or_http_url() {
                 2 => link.push_str(&junk),
                 _ => {}
             }
-            let Some(res) = trackless::links::process(&link, &rules.links()) else {
+            let Some(res) = trackless::internals::process(&link, &rules.links()) else {
                 return Ok(());
             };
             if let Some(new) = &res.new_url {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use trackless::core::policy::OpaqueLinks;
+use trackless::OpaqueLinks;
 use trackless::{neutralise, Policy, SkipReason};
 
 const SENDGRID: &str = "https://u1316.ct.sendgrid.net/ls/click?upn=u001.abc-2Bdef-3D";

@@ -43,11 +43,11 @@ fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
     }
 }
 
-/// Debug builds only: a message containing the bytes of `$VAR` panics here, so that tests can
-/// check how every adapter reports a panic (`TRACKLESS_TEST_PANIC` in the core, caught by
-/// `neutralise`; `TRACKLESS_TEST_WORKER_PANIC` in a daemon's worker, outside that guard).
-/// Release builds have no such hook.
-#[cfg(debug_assertions)]
+/// Feature `test-hooks` only (on in `cargo test`, never in a build for use): a message
+/// containing the bytes of `$VAR` panics here, so that tests can check how every adapter
+/// reports a panic (`TRACKLESS_TEST_PANIC` in the core, caught by `neutralise`;
+/// `TRACKLESS_TEST_WORKER_PANIC` in a daemon's worker, outside that guard).
+#[cfg(feature = "test-hooks")]
 #[allow(clippy::panic)]
 pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
     if let Some(marker) = std::env::var_os(var) {
@@ -59,7 +59,7 @@ pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
 }
 
 fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
-    #[cfg(debug_assertions)]
+    #[cfg(feature = "test-hooks")]
     test_panic_hook("TRACKLESS_TEST_PANIC", raw);
     // The top-level header block, split once for the allow-list and the attribution.
     let headers = Headers::parse(header::top_block(raw));

@@ -63,11 +63,6 @@ pub struct Shape<'a> {
     pub css_may_reveal: bool,
 }
 
-/// Classify the image at `src` (entities decoded) with the default heuristics.
-pub fn classify(src: &str, shape: Shape<'_>, open: &UrlRuleSet) -> Option<Verdict> {
-    classify_with(src, shape, open, &Heuristics::default())
-}
-
 /// Classify the image at `src` (entities decoded). `cid:`, `data:` and relative URLs are never
 /// beacons. With `heuristics.pixels` off only rules decide (a host-only rule still needs the
 /// image to be invisible or tokenised: that is its own condition).
@@ -225,13 +220,9 @@ pub fn spacer(src: &str, uses: usize) -> bool {
     )
 }
 
-/// Does this shape hide the image? Both dimensions ≤ 1, or one ≤ 1 and the other not given,
-/// or hidden by CSS. A 1×20 spacer or a 600×1 rule line is visible and stays.
-pub fn invisible(shape: Shape<'_>) -> Option<&'static str> {
-    invisible_within(shape, 1.0)
-}
-
-/// [`invisible`] with another size threshold: both dimensions ≤ `max_px` count as invisible.
+/// Does this shape hide the image? Both dimensions ≤ `max_px` (1 by default), or one ≤ it and
+/// the other not given, or hidden by CSS. A 1×20 spacer or a 600×1 rule line is visible and
+/// stays.
 pub fn invisible_within(shape: Shape<'_>, max_px: f32) -> Option<&'static str> {
     let mut width = shape.width.and_then(length_px);
     let mut height = shape.height.and_then(length_px);
@@ -299,6 +290,15 @@ fn declarations(style: &str) -> impl Iterator<Item = (String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default heuristics' judgement.
+    fn classify(src: &str, shape: Shape<'_>, open: &UrlRuleSet) -> Option<Verdict> {
+        classify_with(src, shape, open, &Heuristics::default())
+    }
+
+    fn invisible(shape: Shape<'_>) -> Option<&'static str> {
+        invisible_within(shape, 1.0)
+    }
 
     fn shape<'a>(w: Option<&'a str>, h: Option<&'a str>, style: Option<&'a str>) -> Shape<'a> {
         Shape {

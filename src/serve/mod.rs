@@ -243,7 +243,7 @@ impl Shared {
         let job_raw = raw.clone();
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            #[cfg(debug_assertions)]
+            #[cfg(feature = "test-hooks")]
             crate::core::message::test_panic_hook("TRACKLESS_TEST_WORKER_PANIC", &job_raw);
             let outcome = neutralise(&job_raw, &policy);
             let record = Record::new(

@@ -7,10 +7,10 @@
 use std::sync::{Arc, OnceLock};
 use trackless::batch::mbox::{escape, split_trailer, unescape, Flavor, Reader};
 use trackless::config::Config;
-use trackless::core::policy::OpaqueLinks;
-use trackless::core::rules::{RuleFile, Rules};
-use trackless::links::clearurls::ClearUrls;
+use trackless::internals::ClearUrls;
+use trackless::OpaqueLinks;
 use trackless::Policy;
+use trackless::{RuleFile, Rules};
 
 #[path = "invariants.rs"]
 mod invariants;
@@ -179,7 +179,7 @@ pub fn link(data: &[u8]) {
     let Ok(link) = std::str::from_utf8(data) else {
         return;
     };
-    let Some(res) = trackless::links::process(link, &embedded().links()) else {
+    let Some(res) = trackless::internals::process(link, &embedded().links()) else {
         return;
     };
     let Some(new) = &res.new_url else {
@@ -188,7 +188,7 @@ pub fn link(data: &[u8]) {
     let u = url::Url::parse(new).unwrap_or_else(|e| panic!("new URL {new:?} does not parse: {e}"));
     assert!(matches!(u.scheme(), "http" | "https"), "{new}");
     assert!(u.host_str().is_some_and(|h| !h.is_empty()), "{new}");
-    if let Some(again) = trackless::links::process(new, &embedded().links()) {
+    if let Some(again) = trackless::internals::process(new, &embedded().links()) {
         assert!(
             again.new_url.as_deref().is_none_or(|n| n == new),
             "not a fixed point: {link:?} -> {new:?} -> {:?}",
