@@ -368,14 +368,15 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
 
 fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     let mut st = st.borrow_mut();
+    // Links left alone (`links = false`): nothing to read.
+    let Some(judge) = st.ctx.links else {
+        return Ok(());
+    };
     st.check_time()?;
     let Some(raw) = el.get_attribute("href") else {
         return Ok(());
     };
     let href = decode(&raw);
-    let Some(judge) = st.ctx.links else {
-        return Ok(());
-    };
     let Some(res) = judge(&href) else {
         return Ok(());
     };
