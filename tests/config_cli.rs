@@ -5,23 +5,16 @@
 
 mod common;
 
+use common::cli::{check_config, feed};
 use common::*;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn trackless(config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
+    let mut c = common::cli::trackless();
     c.env("TRACKLESS_CONFIG", config).arg("--no-log");
     c
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trackless-cfgcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("tmpdir");
-    d
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
@@ -35,21 +28,7 @@ fn shipped() -> PathBuf {
 }
 
 fn filter(config: &Path, extra: &[&str], input: &[u8]) -> Output {
-    let mut child = trackless(config)
-        .args(extra)
-        .arg("filter")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write");
-    child.wait_with_output().expect("wait")
+    feed(trackless(config).args(extra).arg("filter"), input)
 }
 
 const SENDGRID: &str = "https://u1316.ct.sendgrid.net/ls/click?upn=u001.abc-2Bdef-3D";
@@ -89,12 +68,7 @@ fn newsletter(from: &str) -> Vec<u8> {
 
 #[test]
 fn shipped_config_is_valid_and_shows_effective_settings() {
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(shipped())
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out = check_config(&shipped());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -115,14 +89,9 @@ fn shipped_config_is_valid_and_shows_effective_settings() {
     assert!(stdout.contains("max_size = \"64M\""), "{stdout}");
     assert!(stdout.contains("on_overload = \"accept\""), "{stdout}");
     // The printed settings are themselves a valid configuration file.
-    let dir = tmpdir("roundtrip");
+    let dir = scratch("roundtrip");
     let again = write_config(&dir, &stdout);
-    let out2 = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(&again)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out2 = check_config(&again);
     assert!(
         out2.status.success(),
         "{}",
@@ -132,18 +101,13 @@ fn shipped_config_is_valid_and_shows_effective_settings() {
 
 /// Keys a section accepts, read from the "expected one of" list of an unknown-key error.
 fn accepted_keys(section: Option<&str>) -> BTreeSet<String> {
-    let dir = tmpdir(&format!("keys-{}", section.unwrap_or("top")));
+    let dir = scratch(&format!("keys-{}", section.unwrap_or("top")));
     let text = match section {
         Some(s) => format!("[{s}]\nzz_no_such_key = 1\n"),
         None => "[zz_no_such_section]\n".to_string(),
     };
     let p = write_config(&dir, &text);
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(&p)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out = check_config(&p);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let list = err
@@ -193,16 +157,11 @@ fn every_key_is_documented_in_the_shipped_file() {
     }
     // And every documented example is a valid value: the file with everything uncommented
     // passes check-config.
-    let dir = tmpdir("uncommented");
+    let dir = scratch("uncommented");
     std::fs::write(dir.join("local-rules.toml"), "").expect("rules");
     let uncommented = uncommented.replace("/etc/trackless/local-rules.toml", "local-rules.toml");
     let p = write_config(&dir, &uncommented);
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(&p)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out = check_config(&p);
     assert!(
         out.status.success(),
         "{uncommented}\n{}",
@@ -212,7 +171,7 @@ fn every_key_is_documented_in_the_shipped_file() {
 
 #[test]
 fn errors_name_file_line_and_key() {
-    let dir = tmpdir("errors");
+    let dir = scratch("errors");
     let cases = [
         (
             "[log]\npath = \"x.sqlite\"\n\nretension = \"10d\"\n",
@@ -235,12 +194,7 @@ fn errors_name_file_line_and_key() {
     ];
     for (text, expected) in cases {
         let p = write_config(&dir, text);
-        let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-            .arg("--config")
-            .arg(&p)
-            .arg("check-config")
-            .output()
-            .expect("run");
+        let out = check_config(&p);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{text:?}: {err}");
         assert!(
@@ -250,17 +204,14 @@ fn errors_name_file_line_and_key() {
         assert!(out.stdout.is_empty(), "nothing printed for an invalid file");
     }
     // A missing file named with --config is an error too.
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .args(["--config", "/nonexistent/trackless.toml", "check-config"])
-        .output()
-        .expect("run");
+    let out = check_config(Path::new("/nonexistent/trackless.toml"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/trackless.toml"));
 }
 
 #[test]
 fn file_settings_change_the_rewrite_and_flags_override_them() {
-    let dir = tmpdir("policy");
+    let dir = scratch("policy");
     let raw = newsletter("Shop <news@shop.example>");
 
     // Defaults: the opaque link is kept unmarked, the pixel is removed, ref_id stays.
@@ -300,7 +251,7 @@ fn file_settings_change_the_rewrite_and_flags_override_them() {
 
 #[test]
 fn allow_list_bypasses_rewriting_only_when_dkim_verified() {
-    let dir = tmpdir("allow");
+    let dir = scratch("allow");
     let cfg = write_config(&dir, "[allow]\ndomains = [\"shop.example\"]\n");
     // No Authentication-Results from our MX: the From address alone is not believed.
     let raw = newsletter("Shop <news@shop.example>");
@@ -347,7 +298,7 @@ fn allow_list_bypasses_rewriting_only_when_dkim_verified() {
 
 #[test]
 fn broken_config_never_loses_mail_in_filter() {
-    let dir = tmpdir("broken");
+    let dir = scratch("broken");
     let cfg = write_config(&dir, "[policy]\nlinks = maybe\n");
     let raw = newsletter("Shop <news@shop.example>");
     let out = filter(&cfg, &[], &raw);
@@ -359,7 +310,7 @@ fn broken_config_never_loses_mail_in_filter() {
 
 #[test]
 fn milter_takes_its_address_from_the_config_file() {
-    let dir = tmpdir("milter");
+    let dir = scratch("milter");
     let sock = dir.join("m.sock");
     let cfg = write_config(
         &dir,

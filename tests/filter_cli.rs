@@ -2,34 +2,19 @@
 
 mod common;
 
+use common::cli::{feed, trackless};
 use common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn trackless() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
-    c.env("TRACKLESS_CONFIG", "/dev/null");
-    c
-}
 
 fn run_filter(args: &[&str], input: &[u8]) -> std::process::Output {
     // Keep the tracking log these runs write out of the real home directory.
     let state = std::env::temp_dir().join(format!("trackless-filter-cli-{}", std::process::id()));
-    let mut child = trackless()
-        .env("XDG_STATE_HOME", &state)
-        .arg("filter")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write stdin");
-    out
+    feed(
+        trackless()
+            .env("XDG_STATE_HOME", &state)
+            .arg("filter")
+            .args(args),
+        input,
+    )
 }
 
 fn tracked() -> Vec<u8> {
@@ -86,8 +71,7 @@ fn filter_passes_non_mail_through_with_a_warning() {
 
 #[test]
 fn filter_with_broken_rules_file_still_delivers() {
-    let dir = std::env::temp_dir().join(format!("trackless-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("rules");
     let rules = dir.join("bad.toml");
     std::fs::write(&rules, "[[open]]\nid = 'x'\npath = '/(unclosed'\n").expect("write");
     let raw = tracked();
@@ -103,8 +87,7 @@ fn filter_with_broken_rules_file_still_delivers() {
 
 #[test]
 fn filter_user_rules_add_a_tracker() {
-    let dir = std::env::temp_dir().join(format!("trackless-rules2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("rules2");
     let rules = dir.join("local.toml");
     std::fs::write(
         &rules,
@@ -151,8 +134,7 @@ fn filter_unreadable_input_fails_clearly() {
 
 #[test]
 fn inspect_text_and_json() {
-    let dir = std::env::temp_dir().join(format!("trackless-inspect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("inspect");
     let f = dir.join("m.eml");
     std::fs::write(&f, tracked()).expect("write");
     let out = trackless().arg("inspect").arg(&f).output().expect("run");
@@ -188,8 +170,7 @@ fn inspect_text_and_json() {
 
 #[test]
 fn filter_accepts_a_clearurls_catalog() {
-    let dir = std::env::temp_dir().join(format!("trackless-clearurls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("clearurls");
     let catalog = dir.join("data.min.json");
     std::fs::write(
         &catalog,

@@ -2,41 +2,26 @@
 //! `TRACKLESS_TEST_PANIC` marker): the original comes out byte for byte, exit 0, a warning on
 //! stderr names the internal error, and the tracking-log row records it.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::cli::{feed, trackless};
 
 #[test]
 fn caught_panic_passes_the_original_through_and_warns() {
-    let dir = std::env::temp_dir().join(format!("trackless-filter-panic-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = common::scratch("filter-panic");
     let log = dir.join("log.sqlite");
     let marker = "X-Test-Panic-Marker-c4e1";
     let mut raw = format!("X-Campaign: {marker}\r\n").into_bytes();
-    raw.extend_from_slice(
-        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/mailgun-newsletter.eml"))
-            .expect("corpus"),
-    );
+    raw.extend_from_slice(&common::corpus_message("mailgun-newsletter.eml"));
     let filter = |panic_marker: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-            .env("TRACKLESS_CONFIG", "/dev/null")
-            .env("TRACKLESS_TEST_PANIC", panic_marker)
-            .arg("--log")
-            .arg(&log)
-            .arg("filter")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(&raw)
-            .expect("write");
-        child.wait_with_output().expect("wait")
+        feed(
+            trackless()
+                .env("TRACKLESS_TEST_PANIC", panic_marker)
+                .arg("--log")
+                .arg(&log)
+                .arg("filter"),
+            &raw,
+        )
     };
 
     // Without the hook armed the message is rewritten (so "unchanged" below means something).

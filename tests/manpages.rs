@@ -1,12 +1,8 @@
 //! Man pages and shell completions, as the Debian package builds them.
 
-use std::process::Command;
+mod common;
 
-fn trackless() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
-    c.env("TRACKLESS_CONFIG", "/dev/null");
-    c
-}
+use common::cli::trackless;
 
 #[test]
 fn man_pages_cover_every_command() {
@@ -69,7 +65,7 @@ fn completions_for_each_shell() {
         );
     }
     // A broken configuration does not break completions.
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+    let out = common::cli::bin()
         .env("TRACKLESS_CONFIG", "/nonexistent.toml")
         .args(["completions", "bash"])
         .output()

@@ -4,9 +4,11 @@
 
 mod common;
 
+use common::cli::{assert_exit, feed, spawn_piped, trackless};
+use common::corpus_message as corpus;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// A sendmail that records its arguments and stdin, then exits with `code`.
 fn fake_sendmail(dir: &Path, code: i32) -> PathBuf {
@@ -24,34 +26,35 @@ fn fake_sendmail(dir: &Path, code: i32) -> PathBuf {
     path
 }
 
-fn run_pipe(dir: &Path, sendmail: &Path, input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .env("XDG_STATE_HOME", dir)
-        .args(["pipe", "-f", "bounce@esp.example", "--sendmail"])
+/// `trackless GLOBAL pipe -f SENDER --sendmail SENDMAIL -- RCPTS`, its log under `dir`.
+fn pipe(
+    dir: &Path,
+    global: &[&std::ffi::OsStr],
+    sender: &str,
+    sendmail: &Path,
+    rcpts: &[&str],
+) -> Command {
+    let mut c = trackless();
+    c.env("XDG_STATE_HOME", dir)
+        .args(global)
+        .args(["pipe", "-f", sender, "--sendmail"])
         .arg(sendmail)
-        .args(["--", "jane@example.net", "bob@example.net"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write");
-    child.wait_with_output().expect("wait")
+        .arg("--")
+        .args(rcpts);
+    c
 }
 
-fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join(name),
+fn run_pipe(dir: &Path, sendmail: &Path, input: &[u8]) -> std::process::Output {
+    feed(
+        &mut pipe(
+            dir,
+            &[],
+            "bounce@esp.example",
+            sendmail,
+            &["jane@example.net", "bob@example.net"],
+        ),
+        input,
     )
-    .expect("corpus")
 }
 
 #[test]
@@ -60,12 +63,7 @@ fn hands_the_rewritten_message_to_sendmail() {
     let sendmail = fake_sendmail(&dir, 0);
     let raw = corpus("mailgun-newsletter.eml");
     let out = run_pipe(&dir, &sendmail, &raw);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let args = std::fs::read_to_string(dir.join("args")).expect("args");
     assert_eq!(
         args,
@@ -112,25 +110,20 @@ fn broken_rules_defer_the_mail() {
     let raw = corpus("mailgun-newsletter.eml");
     let rules = dir.join("bad.toml");
     std::fs::write(&rules, "[[open]]\nid='x'\npath='/('\n").expect("rules");
-    let pipe = |extra: &[&std::ffi::OsStr]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-            .env("TRACKLESS_CONFIG", "/dev/null")
-            .env("XDG_STATE_HOME", &dir)
-            .args(extra)
-            .args(["pipe", "-f", "a@b.example", "--sendmail"])
-            .arg(&sendmail)
-            .args(["--", "c@d.example"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let mut child = spawn_piped(&mut pipe(
+            &dir,
+            extra,
+            "a@b.example",
+            &sendmail,
+            &["c@d.example"],
+        ));
         // The message may not be read at all: a closed pipe is not an error here.
         let _ = child.stdin.take().expect("stdin").write_all(&raw);
         child.wait_with_output().expect("wait")
     };
 
-    let out = pipe(&["--rules".as_ref(), rules.as_os_str()]);
+    let out = run(&["--rules".as_ref(), rules.as_os_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert!(
@@ -142,13 +135,8 @@ fn broken_rules_defer_the_mail() {
         "sendmail ran although the rules are broken"
     );
 
-    let out = pipe(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&[]);
+    assert_exit(&out, 0);
     let handed = std::fs::read(dir.join("message")).expect("sendmail got the message");
     let expected = trackless::neutralise(&raw, &trackless::Policy::default());
     assert!(expected.changed);
@@ -164,25 +152,17 @@ fn caught_panic_hands_the_original_on_and_warns() {
     let marker = "X-Test-Panic-Marker-51d0";
     let mut raw = format!("X-Campaign: {marker}\n").into_bytes();
     raw.extend_from_slice(&corpus("mailgun-newsletter.eml"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .env("TRACKLESS_TEST_PANIC", marker)
-        .env("XDG_STATE_HOME", &dir)
-        .args(["pipe", "-f", "bounce@esp.example", "--sendmail"])
-        .arg(&sendmail)
-        .args(["--", "jane@example.net"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&raw)
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = feed(
+        pipe(
+            &dir,
+            &[],
+            "bounce@esp.example",
+            &sendmail,
+            &["jane@example.net"],
+        )
+        .env("TRACKLESS_TEST_PANIC", marker),
+        &raw,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(std::fs::read(dir.join("message")).expect("message"), raw);

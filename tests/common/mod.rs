@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: building MIME messages the way mailers do.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod invariants;
 pub mod milter;
 
@@ -34,6 +35,31 @@ pub fn corpus_message(name: &str) -> Vec<u8> {
         .join("corpus")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `raw` (read as UTF-8, invalid bytes replaced) with every line ending in CRLF, as SMTP and
+/// the milter protocol carry messages.
+pub fn crlf(raw: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// `raw` (read as UTF-8, invalid bytes replaced) with every line ending in LF, as mailboxes on
+/// disk hold messages.
+pub fn lf(raw: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(raw)
+        .replace("\r\n", "\n")
+        .into_bytes()
+}
+
+/// Every corpus message (sorted by file name) with LF line endings.
+pub fn corpus_lf() -> Vec<Vec<u8>> {
+    corpus_files()
+        .iter()
+        .map(|p| lf(&std::fs::read(p).expect("read")))
+        .collect()
 }
 
 /// Encode as quoted-printable independently of the crate's own encoder (so tests do not
