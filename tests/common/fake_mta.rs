@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,35 +182,4 @@ async fn serve(
         };
         wr.write_all(reply.as_bytes()).await?;
     }
-}
-
-/// Speak to a server: send `input` in one write (pipelining), read until `replies` reply lines
-/// (final lines, not continuations) have come back.
-pub async fn converse(addr: std::net::SocketAddr, input: &[u8], replies: usize) -> Vec<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(input).await.expect("write");
-    let mut buf = Vec::new();
-    let mut finals = 0;
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while finals < replies + 1 {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
-            .await
-            .expect("reply timeout")
-            .expect("read");
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            if line.as_bytes().get(3) != Some(&b'-') {
-                finals += 1;
-                out.push(line);
-            }
-        }
-    }
-    out
 }

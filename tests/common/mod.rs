@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod invariants;
 pub mod milter;
+pub mod smtp;
 
 use base64::Engine;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub fn lf(raw: &[u8]) -> Vec<u8> {
     String::from_utf8_lossy(raw)
         .replace("\r\n", "\n")
         .into_bytes()
+}
+
+/// One corpus message by file name, with CRLF line endings.
+pub fn corpus_crlf(name: &str) -> Vec<u8> {
+    crlf(&corpus_message(name))
 }
 
 /// Every corpus message (sorted by file name) with LF line endings.
