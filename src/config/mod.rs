@@ -30,6 +30,8 @@ pub struct Config {
     pub lmtp: FilterSection,
     pub batch: BatchSection,
     pub pipe: PipeSection,
+    /// `[imap.NAME]`: one mailbox at an IMAP server per name (`trackless imap sync --account NAME`).
+    pub imap: std::collections::BTreeMap<String, ImapAccount>,
     /// The file this was read from (None: built-in defaults only).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -148,6 +150,119 @@ pub struct PipeSection {
     pub sendmail: Option<String>,
 }
 
+/// How the connection to an IMAP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Implicit,
+    /// Plain, then STARTTLS before anything else is said (port 143).
+    Starttls,
+    /// No TLS at all: only with `insecure = true`, and only to loopback.
+    None,
+}
+
+/// How trackless logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapAuth {
+    /// SASL PLAIN.
+    #[default]
+    Plain,
+    /// The LOGIN command.
+    Login,
+    /// SASL XOAUTH2, the access token coming from `password_command`.
+    Xoauth2,
+}
+
+/// What happens to the original of a message replaced by its clean copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Originals {
+    /// Deleted once the clean copy is confirmed.
+    Delete,
+    /// Moved to this folder (created if missing).
+    Folder(String),
+}
+
+impl Default for Originals {
+    fn default() -> Self {
+        Originals::Folder("Trackless/Originals".into())
+    }
+}
+
+impl std::str::FromStr for Originals {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Originals, String> {
+        match s.split_once(':') {
+            _ if s == "delete" => Ok(Originals::Delete),
+            Some(("folder", f)) if !f.trim().is_empty() => Ok(Originals::Folder(f.trim().into())),
+            _ => Err(format!(
+                "{s:?}: write \"delete\" or \"folder:NAME\" (e.g. \"folder:Trackless/Originals\")"
+            )),
+        }
+    }
+}
+
+/// `[imap.NAME]`: a mailbox at an IMAP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapAccount {
+    pub host: String,
+    /// Default: 993 with implicit TLS, 143 otherwise.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: ImapTls,
+    /// Needed, with a loopback host, for `tls = "none"`.
+    #[serde(default)]
+    pub insecure: bool,
+    /// An extra CA certificate (PEM) to trust besides the system's.
+    pub ca_file: Option<PathBuf>,
+    pub user: String,
+    /// A command whose first line of output is the password (or the OAuth access token);
+    /// run by `sh -c`, never stored or logged.
+    pub password_command: String,
+    #[serde(default)]
+    pub auth: ImapAuth,
+    /// Folders to clean, `*` and `%` as in IMAP LIST (default INBOX).
+    pub folders: Option<Vec<String>>,
+    pub originals: Option<Parsed<Originals>>,
+    /// How long kept originals stay in their folder (default 30d).
+    pub originals_retention: Option<Dur>,
+    /// Skip mail older than this: a duration (`30d`) or a date (`2026-11-01`).
+    pub since: Option<String>,
+    /// Messages larger than this are left alone (default: `[limits] max_size`).
+    pub max_size: Option<Size>,
+}
+
+impl ImapAccount {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            ImapTls::Implicit => 993,
+            _ => 143,
+        })
+    }
+
+    pub fn folders(&self) -> Vec<String> {
+        self.folders
+            .clone()
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| vec!["INBOX".into()])
+    }
+
+    pub fn originals(&self) -> Originals {
+        self.originals.clone().map(|p| p.0).unwrap_or_default()
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
@@ -186,6 +301,11 @@ impl Config {
         if let Some(b) = cfg.batch.backup.as_mut() {
             resolve(b);
         }
+        for a in cfg.imap.values_mut() {
+            if let Some(ca) = a.ca_file.as_mut() {
+                resolve(ca);
+            }
+        }
         if let Some(p) = cfg.log.path.as_mut() {
             if !p.contains("://") && Path::new(p).is_relative() {
                 *p = base.join(&*p).display().to_string();
@@ -214,6 +334,21 @@ impl Config {
                     "policy.pixel_max_px",
                     format!("{px} is not a size between 0 and 100 px"),
                 ));
+            }
+        }
+        for (name, a) in &cfg.imap {
+            let key = |k: &str| format!("imap.{name}.{k}");
+            if a.tls == ImapTls::None && !(a.insecure && is_loopback_host(&a.host)) {
+                return Err(bad(
+                    &key("tls"),
+                    "\"none\" sends the password in clear: only with insecure = true and a loopback host".into(),
+                ));
+            }
+            if let Some(since) = &a.since {
+                crate::log::time::parse_when(since, 0).map_err(|e| bad(&key("since"), e))?;
+            }
+            if a.password_command.trim().is_empty() {
+                return Err(bad(&key("password_command"), "is empty".into()));
             }
         }
         for (key, section) in [("smtp", &cfg.smtp), ("lmtp", &cfg.lmtp)] {
@@ -313,7 +448,7 @@ fn key_at(text: &str, offset: usize) -> String {
 /// Line and shown key of a dotted key (`section.key`) in the text, for checks made after
 /// parsing. Falls back to line 1 and the key as given.
 fn find_key(text: &str, dotted: &str) -> (usize, String) {
-    let (table, key) = dotted.split_once('.').unwrap_or(("", dotted));
+    let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
     let mut in_table = table.is_empty();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

@@ -242,3 +242,60 @@ fn relative_paths_follow_the_file() {
     assert!(missing.to_string().contains("nope.toml"), "{missing}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn imap_accounts() {
+    let text = r#"
+[imap.work]
+host = "imap.example.net"
+user = "jane"
+password_command = "pass show mail/work"
+folders = ["INBOX", "Newsletters/*"]
+originals = "folder:Old/Originals"
+originals_retention = "14d"
+since = "30d"
+max_size = "20M"
+
+[imap.home]
+host = "127.0.0.1"
+port = 1143
+tls = "none"
+insecure = true
+user = "me"
+password_command = "cat ~/.imap-pass"
+auth = "login"
+originals = "delete"
+"#;
+    let cfg = Config::parse(text, "t.toml").expect("valid");
+    let work = &cfg.imap["work"];
+    assert_eq!(work.port(), 993);
+    assert_eq!(work.tls, ImapTls::Implicit);
+    assert_eq!(work.auth, ImapAuth::Plain);
+    assert_eq!(work.folders(), ["INBOX", "Newsletters/*"]);
+    assert_eq!(work.originals(), Originals::Folder("Old/Originals".into()));
+    let home = &cfg.imap["home"];
+    assert_eq!((home.port(), home.auth), (1143, ImapAuth::Login));
+    assert_eq!(home.originals(), Originals::Delete);
+    assert_eq!(home.folders(), ["INBOX"]);
+
+    // Clear text only to loopback, and only when asked for.
+    let (line, key, msg) = err(
+        "[imap.x]\nhost = \"imap.example.net\"\ntls = \"none\"\ninsecure = true\nuser = \"u\"\npassword_command = \"p\"\n",
+    );
+    assert_eq!((line, key.as_str()), (3, "imap.x.tls"));
+    assert!(msg.contains("loopback"), "{msg}");
+    let (_, key, _) = err(
+        "[imap.x]\nhost = \"127.0.0.1\"\ntls = \"none\"\nuser = \"u\"\npassword_command = \"p\"\n",
+    );
+    assert_eq!(key, "imap.x.tls");
+    let (line, key, _) = err(
+        "[imap.x]\nhost = \"h\"\nuser = \"u\"\npassword_command = \"p\"\noriginals = \"trash\"\n",
+    );
+    assert_eq!((line, key.as_str()), (5, "imap.x.originals"));
+    let (_, key, _) =
+        err("[imap.x]\nhost = \"h\"\nuser = \"u\"\npassword_command = \"p\"\nsince = \"lately\"\n");
+    assert_eq!(key, "imap.x.since");
+    // A password in the file is not a key: the password comes from a command.
+    let (_, key, _) = err("[imap.x]\nhost = \"h\"\nuser = \"u\"\npassword = \"secret\"\n");
+    assert!(key.starts_with("imap.x"), "{key}");
+}

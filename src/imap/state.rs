@@ -1,0 +1,144 @@
+//! What `trackless imap` remembers between runs, per account and folder: the folder's
+//! UIDVALIDITY and the highest UID already handled. Kept in the state directory
+//! (`$XDG_STATE_HOME/trackless/imap/ACCOUNT/`, else `~/.local/state/…`), directory 0700,
+//! files 0600, each written whole (temporary file, then rename): a crash leaves the old state
+//! or the new one, and an old state only means messages are looked at again — a clean message
+//! stays as it is, a replaced one is recognised by its clean copy.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderState {
+    pub uid_validity: u32,
+    /// Every message with a UID up to this one has been handled.
+    pub done: u32,
+}
+
+/// The state directory of one account.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+/// The default state directory of an account.
+pub fn default_dir(account: &str) -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    state
+        .join("trackless")
+        .join("imap")
+        .join(file_name(account))
+}
+
+/// A file name for any account or folder name: safe characters kept, anything else (`/`,
+/// `.`, non-ASCII) hex-escaped, so that two names never share a file.
+fn file_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+impl StateDir {
+    pub fn new(dir: PathBuf) -> StateDir {
+        StateDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, folder: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", file_name(folder)))
+    }
+
+    /// The folder's state; the default (nothing done) when there is none or it is unreadable.
+    pub fn load(&self, folder: &str) -> FolderState {
+        std::fs::read(self.file(folder))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Write the folder's state whole (0600, directory 0700).
+    pub fn save(&self, folder: &str, state: FolderState) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        let path = self.file(folder);
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&serde_json::to_vec(&state).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_never_collide_or_escape_the_directory() {
+        assert_eq!(file_name("INBOX"), "INBOX");
+        assert_eq!(file_name("a/b"), "a%2Fb");
+        assert_eq!(file_name("../x"), "%2E%2E%2Fx");
+        assert_ne!(file_name("a.b"), file_name("a_b"));
+        assert_eq!(file_name(""), "%00");
+    }
+
+    #[test]
+    fn saved_state_comes_back_private() {
+        let dir = std::env::temp_dir().join(format!("trackless-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = StateDir::new(dir.join("acct"));
+        assert_eq!(s.load("INBOX"), FolderState::default());
+        let st = FolderState {
+            uid_validity: 7,
+            done: 42,
+        };
+        s.save("INBOX", st).expect("save");
+        assert_eq!(s.load("INBOX"), st);
+        assert_eq!(s.load("Other"), FolderState::default());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(s.path()), 0o700);
+            assert_eq!(mode(&s.file("INBOX")), 0o600);
+        }
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+}
