@@ -2,8 +2,11 @@
 //! body and header replacement equal to `trackless filter`, clean mail untouched, oversized
 //! and malformed messages accepted unchanged, abort mid-message, many connections at once.
 
+mod common;
+
+use common::corpus_crlf;
+use common::milter::rewritten;
 use indymilter_test::{Actions, EomAction, ProtoOpts, Status, TestConnection};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -24,18 +27,25 @@ struct Milter {
 
 impl Milter {
     async fn start(policy: Policy, workers: usize, overload: Overload) -> Milter {
+        Milter::serve(
+            Shared::new(policy, workers, overload, None, Keep::default(), None),
+            200,
+        )
+        .await
+    }
+
+    /// Serve `shared` on a fresh local port, at most `max_connections` at once.
+    async fn serve(shared: Shared, max_connections: usize) -> Milter {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let shared = Arc::new(Shared::new(
-            policy,
-            workers,
-            overload,
-            None,
-            Keep::default(),
-            None,
-        ));
+        let shared = Arc::new(shared);
         let (stop, shutdown) = oneshot::channel::<()>();
-        let task = tokio::spawn(milter::run_until(listener, shared.clone(), 200, shutdown));
+        let task = tokio::spawn(milter::run_until(
+            listener,
+            shared.clone(),
+            max_connections,
+            shutdown,
+        ));
         Milter {
             addr,
             stop: Some(stop),
@@ -124,15 +134,6 @@ async fn send(conn: &mut TestConnection, raw: &[u8]) -> (Vec<EomAction>, Status)
     (actions.actions, status)
 }
 
-fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join(name),
-    )
-    .expect("corpus file")
-}
-
 /// What the filter makes of the message, as the milter rebuilds it (CRLF).
 fn expected(raw: &[u8]) -> (Vec<u8>, Option<String>) {
     let out = neutralise(raw, &Policy::default());
@@ -140,11 +141,16 @@ fn expected(raw: &[u8]) -> (Vec<u8>, Option<String>) {
     (out.bytes[head.len()..].to_vec(), out.header)
 }
 
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    let s = String::from_utf8_lossy(raw)
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n");
-    s.into_bytes()
+/// The body the milter sent in its ReplaceBody actions, joined.
+fn replaced_body(actions: &[EomAction]) -> Vec<u8> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,18 +186,11 @@ async fn rewrites_like_the_filter_and_replaces_a_forged_header() {
         "forward-rfc822-base64.eml",
     ] {
         let mut raw = b"X-Trackless: pixels=0; forged\r\n".to_vec();
-        raw.extend_from_slice(&crlf(&corpus(name)));
+        raw.extend_from_slice(&corpus_crlf(name));
         let (actions, status) = send(&mut conn, &raw).await;
         assert_eq!(status, Status::Accept, "{name}");
         let (body, header) = expected(&raw);
-        let replaced: Vec<u8> = actions
-            .iter()
-            .filter_map(|a| match a {
-                EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let replaced = replaced_body(&actions);
         assert_eq!(replaced, body, "{name}: body differs from trackless filter");
         assert!(
             actions.contains(&EomAction::DeleteHeader {
@@ -226,7 +225,7 @@ async fn clean_mail_gets_no_action() {
         "clean-newsletter.eml",
         "smime-signed.eml",
     ] {
-        let (actions, status) = send(&mut conn, &crlf(&corpus(name))).await;
+        let (actions, status) = send(&mut conn, &corpus_crlf(name)).await;
         assert_eq!(status, Status::Accept, "{name}");
         assert!(actions.is_empty(), "{name}: {actions:?}");
     }
@@ -246,7 +245,7 @@ async fn oversized_and_malformed_are_accepted_unchanged() {
     };
     let m = Milter::start(policy, 2, Overload::Accept).await;
     let mut conn = m.connect().await;
-    let (actions, status) = send(&mut conn, &crlf(&corpus("mailgun-newsletter.eml"))).await;
+    let (actions, status) = send(&mut conn, &corpus_crlf("mailgun-newsletter.eml")).await;
     assert_eq!(status, Status::Accept);
     assert!(
         actions.is_empty(),
@@ -275,7 +274,7 @@ async fn oversized_and_malformed_are_accepted_unchanged() {
 async fn abort_mid_message_then_next_message_works() {
     let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
     let mut conn = m.connect().await;
-    let raw = crlf(&corpus("mailgun-newsletter.eml"));
+    let raw = corpus_crlf("mailgun-newsletter.eml");
     let (headers, body) = fields(&raw);
     conn.mail(["<a@b.example>"]).await.expect("mail");
     conn.rcpt(["<jane@example.net>"]).await.expect("rcpt");
@@ -289,14 +288,7 @@ async fn abort_mid_message_then_next_message_works() {
     let (actions, status) = send(&mut conn, &raw).await;
     assert_eq!(status, Status::Accept);
     let (expected_body, _) = expected(&raw);
-    let replaced: Vec<u8> = actions
-        .iter()
-        .filter_map(|a| match a {
-            EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let replaced = replaced_body(&actions);
     assert_eq!(replaced, expected_body);
     conn.close().await.expect("close");
     m.stop().await;
@@ -314,20 +306,13 @@ async fn many_connections_at_once() {
     ];
     let mut tasks = Vec::new();
     for i in 0..60 {
-        let raw = crlf(&corpus(names[i % names.len()]));
+        let raw = corpus_crlf(names[i % names.len()]);
         let mut conn = m.connect().await;
         tasks.push(tokio::spawn(async move {
             let (actions, status) = send(&mut conn, &raw).await;
             conn.close().await.expect("close");
             let (body, header) = expected(&raw);
-            let replaced: Vec<u8> = actions
-                .iter()
-                .filter_map(|a| match a {
-                    EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
+            let replaced = replaced_body(&actions);
             let ok = replaced == body || (header.is_none() && replaced.is_empty());
             if !ok {
                 eprintln!(
@@ -358,20 +343,11 @@ async fn many_connections_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturated_workers_follow_the_overload_rule() {
     for overload in [Overload::Tempfail, Overload::Accept] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let mut shared = Shared::new(Policy::default(), 1, overload, None, Keep::default(), None);
         shared.queue_wait = Duration::from_millis(200);
-        let shared = Arc::new(shared);
-        let (stop, shutdown) = oneshot::channel::<()>();
-        let task = tokio::spawn(milter::run_until(listener, shared.clone(), 10, shutdown));
-        let m = Milter {
-            addr,
-            stop: Some(stop),
-            task,
-            shared: shared.clone(),
-        };
-        let raw = crlf(&corpus("mailgun-newsletter.eml"));
+        let m = Milter::serve(shared, 10).await;
+        let shared = m.shared.clone();
+        let raw = corpus_crlf("mailgun-newsletter.eml");
         // Every worker busy.
         let held = shared.workers().acquire_owned().await.expect("permit");
         let mut conn = m.connect().await;
@@ -388,9 +364,7 @@ async fn saturated_workers_follow_the_overload_rule() {
         drop(held);
         let (actions, status) = send(&mut conn, &raw).await;
         assert_eq!(status, Status::Accept);
-        assert!(actions
-            .iter()
-            .any(|a| matches!(a, EomAction::ReplaceBody { .. })));
+        assert!(rewritten(&actions));
         conn.close().await.expect("close");
         m.stop().await;
     }
@@ -447,14 +421,7 @@ async fn reencoded_single_part_message_gets_its_encoding_field() {
             ("change", 1, " quoted-printable".to_string())
         };
         assert_eq!(cte, vec![expected_action], "{actions:?}");
-        let body: Vec<u8> = actions
-            .iter()
-            .filter_map(|a| match a {
-                EomAction::ReplaceBody { chunk } => Some(chunk.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let body = replaced_body(&actions);
         let head = trackless::internals::top_block(&want.bytes);
         assert_eq!(body, want.bytes[head.len()..].to_vec());
         conn.close().await.expect("close");
