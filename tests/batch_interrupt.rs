@@ -6,35 +6,31 @@
 
 mod common;
 
+use common::cli::assert_exit;
+use common::corpus_lf as corpus;
+use common::mailbox::{maildir_base as base, mkmaildir, SEP};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 use trackless::batch::mbox::{self, Flavor};
 use trackless::{neutralise, Policy};
 
-/// The corpus messages with LF line endings (as mailboxes on disk hold them).
-fn corpus() -> Vec<Vec<u8>> {
-    let files = common::corpus_files();
-    files
-        .iter()
-        .map(|p| {
-            String::from_utf8_lossy(&std::fs::read(p).expect("read"))
-                .replace("\r\n", "\n")
-                .into_bytes()
-        })
-        .collect()
-}
-
+/// `trackless --no-log batch --jobs 2 TARGET`, its output piped.
 fn spawn(target: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(target)
+    common::cli::batch(&["--jobs", "2"], target)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn")
+}
+
+/// A second run over `target` after the interrupted one: it must finish (exit 0).
+fn rerun(target: &Path) {
+    let out = common::cli::batch(&["--jobs", "2"], target)
+        .output()
+        .expect("rerun");
+    assert_exit(&out, 0);
 }
 
 fn sigint(child: &Child) {
@@ -70,8 +66,6 @@ fn interrupted(out: &Output, total: usize) {
         "{n} of {total} messages seen: the run did not stop at the signal, or finished before it\n{stdout}"
     );
 }
-
-const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
 
 #[test]
 fn ctrl_c_during_an_mbox_run_keeps_every_message_and_a_rerun_completes() {
@@ -162,18 +156,7 @@ fn ctrl_c_during_an_mbox_run_keeps_every_message_and_a_rerun_completes() {
     );
 
     // A rerun does the rest.
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(&path)
-        .output()
-        .expect("rerun");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rerun(&path);
     let mut want = Vec::new();
     for i in 0..total {
         want.extend_from_slice(SEP);
@@ -202,24 +185,13 @@ fn maildir_files(root: &Path) -> Vec<PathBuf> {
     trackless::batch::maildir::messages(root).expect("list")
 }
 
-fn base(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    name.split([',', ':']).next().unwrap_or("").to_string()
-}
-
 #[test]
 fn ctrl_c_during_a_maildir_run_keeps_every_message_and_a_rerun_completes() {
     let dir = common::scratch("maildir");
     let root = dir.join("Maildir");
     let policy = Policy::default();
     for folder in [root.clone(), root.join(".Newsletters")] {
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(folder.join(sub)).expect("mkdir");
-        }
+        mkmaildir(&folder);
     }
     let templates: Vec<(Vec<u8>, Vec<u8>)> = corpus()
         .into_iter()
@@ -294,18 +266,7 @@ fn ctrl_c_during_a_maildir_run_keeps_every_message_and_a_rerun_completes() {
         );
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(&root)
-        .output()
-        .expect("rerun");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rerun(&root);
     for p in maildir_files(&root) {
         let (_, new) = &templates[originals[&base(&p)]];
         assert!(

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::ok;
+use common::mailbox::mkmaildir;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,14 +18,10 @@ use trackless::{neutralise, Policy};
 /// message has its Message-ID removed (mail without one exists, and the log cannot tell such
 /// messages apart by ID).
 fn corpus() -> Vec<Vec<u8>> {
-    let files = common::corpus_files();
-    files
-        .iter()
+    common::corpus_lf()
+        .into_iter()
         .enumerate()
-        .map(|(i, p)| {
-            let raw = String::from_utf8_lossy(&std::fs::read(p).expect("read"))
-                .replace("\r\n", "\n")
-                .into_bytes();
+        .map(|(i, raw)| {
             if i % 4 == 1 {
                 without_message_id(&raw)
             } else {
@@ -61,27 +59,14 @@ fn without_message_id(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
-
 /// An mboxo mailbox of `messages`, each followed by a blank line.
 fn build_mbox(messages: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in messages {
-        out.extend_from_slice(SEP);
-        out.extend_from_slice(&mbox::escape(m, Flavor::Mboxo));
-        if !out.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-    }
-    out
+    common::mailbox::build_mbox(messages, Flavor::Mboxo)
 }
 
 /// A Maildir with `messages` in new/.
 fn build_maildir(root: &Path, messages: &[Vec<u8>]) {
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(root.join(sub)).expect("mkdir");
-    }
+    mkmaildir(root);
     for (i, m) in messages.iter().enumerate() {
         std::fs::write(root.join(format!("new/17000{i:05}.M0P{i}.host")), m).expect("write");
     }
@@ -156,9 +141,8 @@ fn rows(log: &Path) -> i64 {
 }
 
 fn trackless(log: &Path, args: &[&str], target: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
-    c.env("TRACKLESS_CONFIG", "/dev/null")
-        .arg("--log")
+    let mut c = common::cli::trackless();
+    c.arg("--log")
         .arg(log)
         .args(["--log-subject", "batch", "--jobs", "2"])
         .args(args)
@@ -168,16 +152,6 @@ fn trackless(log: &Path, args: &[&str], target: &Path) -> Command {
 
 fn run(log: &Path, args: &[&str], target: &Path) -> Output {
     trackless(log, args, target).output().expect("run")
-}
-
-fn ok(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Files of a directory other than `keep` (temporary files, locks left behind).

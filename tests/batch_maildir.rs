@@ -4,37 +4,13 @@
 
 mod common;
 
+use common::cli::assert_exit;
+use common::mailbox::{maildir_base as base, mkmaildir};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
 use std::time::Duration;
 use trackless::{neutralise, Policy};
-
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .expect("corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .map(|p| {
-            (
-                p.file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                std::fs::read(&p).expect("read"),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn mkmaildir(dir: &Path) {
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-    }
-}
 
 /// A Maildir with the corpus `copies` times over, in cur/ (with S= and flags), new/ and a
 /// Maildir++ sub-folder. Returns base name → original bytes.
@@ -44,7 +20,7 @@ fn fill(root: &Path, copies: usize) -> HashMap<String, Vec<u8>> {
     let mut originals = HashMap::new();
     let mut n = 0;
     for c in 0..copies {
-        for (i, (_, raw)) in corpus().iter().enumerate() {
+        for (i, raw) in common::corpus_messages().iter().enumerate() {
             n += 1;
             let base = format!("17000{n:05}.M{c}P{i}.host");
             let (dir, name) = match n % 3 {
@@ -68,24 +44,19 @@ fn files(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn base(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    name.split([',', ':']).next().unwrap_or("").to_string()
+/// Every message file of the Maildir with its bytes.
+fn contents(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(root)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).expect("read");
+            (p, b)
+        })
+        .collect()
 }
 
 fn batch(args: &[&str], root: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .arg("--no-log")
-        .arg("batch")
-        .args(args)
-        .arg(root)
-        .output()
-        .expect("run")
+    common::cli::batch(args, root).output().expect("run")
 }
 
 #[test]
@@ -105,31 +76,14 @@ fn rewrites_like_the_filter_keeps_flags_and_fixes_sizes() {
         })
         .collect();
     // Dry run touches nothing.
-    let before: Vec<(PathBuf, Vec<u8>)> = files(&root)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect();
+    let before = contents(&root);
     let out = batch(&["--dry-run"], &root);
     assert_eq!(out.status.code(), Some(0));
-    let after: Vec<(PathBuf, Vec<u8>)> = files(&root)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect();
+    let after = contents(&root);
     assert_eq!(before, after, "--dry-run changed the Maildir");
 
     let out = batch(&["--jobs", "2"], &root);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let summary = String::from_utf8_lossy(&out.stdout);
     let policy = Policy::default();
     let changing = originals
@@ -186,26 +140,14 @@ fn rewrites_like_the_filter_keeps_flags_and_fixes_sizes() {
         assert_eq!(mtime, mtime_before[&b], "{name}: mtime changed");
     }
     // Second run: nothing to do, nothing touched.
-    let snapshot: Vec<(PathBuf, Vec<u8>)> = files(&root)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect();
+    let snapshot = contents(&root);
     let out = batch(&[], &root);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(" 0 rewritten"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let again: Vec<(PathBuf, Vec<u8>)> = files(&root)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect();
+    let again = contents(&root);
     assert_eq!(snapshot, again);
     assert_eq!(
         std::fs::read_dir(root.join("tmp")).expect("tmp").count(),
@@ -263,12 +205,9 @@ fn killed_mid_run_leaves_every_message_whole_and_a_rerun_completes() {
         .iter()
         .map(|(k, v)| (k.clone(), neutralise(v, &policy).bytes.into_owned()))
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(&root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut child = common::cli::batch(&["--jobs", "2"], &root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     // Kill it once some, but not all, messages are rewritten.

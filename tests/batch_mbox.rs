@@ -4,46 +4,24 @@
 
 mod common;
 
+use common::cli::assert_exit;
+use common::mailbox::{build_mbox as build, SEP};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use trackless::batch::mbox::{self, Flavor};
 use trackless::{neutralise, Policy};
 
+/// Corpus messages by file name, with LF line endings (as mbox files on disk have them).
 fn corpus(names: &[&str]) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     names
         .iter()
-        .map(|n| {
-            let raw = std::fs::read(dir.join(n)).expect("corpus");
-            // mbox files on disk use LF.
-            String::from_utf8_lossy(&raw)
-                .replace("\r\n", "\n")
-                .into_bytes()
-        })
+        .map(|n| common::lf(&common::corpus_message(n)))
         .collect()
 }
 
-const SEP: &[u8] = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n";
-
-/// An mbox of `messages` (escaped per flavor), each followed by a blank line.
-fn build(messages: &[Vec<u8>], flavor: Flavor) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in messages {
-        out.extend_from_slice(SEP);
-        out.extend_from_slice(&mbox::escape(m, flavor));
-        if !out.ends_with(b"\n") {
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-    }
-    out
-}
-
+/// `trackless --no-log batch --jobs 2 PATH`.
 fn batch(path: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(path)
+    common::cli::batch(&["--jobs", "2"], path)
         .output()
         .expect("run")
 }
@@ -88,12 +66,7 @@ fn mboxrd_rewritten_like_the_filter() {
         }
         std::fs::write(&path, &data).expect("write");
         let out = batch(&path);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         let after = read_back(&path, flavor);
         let policy = Policy::default();
         for (i, original) in msgs.iter().enumerate() {
@@ -175,12 +148,7 @@ fn a_dotlocked_mailbox_is_refused_clearly() {
     // Only the dotlock (as procmail or Postfix local(8) take it); no fcntl lock anywhere.
     std::fs::write(&dotlock, b"").expect("dotlock");
     let out = batch(&path);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot take the dotlock"),
         "{}",
@@ -280,12 +248,7 @@ fn bytes_before_the_first_separator_are_kept() {
     let rest = build(&msgs[1..], Flavor::Mboxo);
     std::fs::write(&path, [&lost[..], &rest[..]].concat()).expect("write");
     let out = batch(&path);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let after = std::fs::read(&path).expect("read");
     let rewritten = neutralise(&msgs[1], &Policy::default());
     assert!(rewritten.changed);
@@ -321,19 +284,9 @@ fn fcntl_holder(path: &Path) -> Option<libc::pid_t> {
 fn the_mailbox_stays_fcntl_locked_while_it_is_rewritten() {
     let dir = common::scratch("held");
     let path = dir.join("inbox");
-    let all: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"))
-        .expect("corpus")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".eml"))
-        .collect();
-    let names: Vec<&str> = all.iter().map(String::as_str).collect();
-    let msgs: Vec<Vec<u8>> = (0..20).flat_map(|_| corpus(&names)).collect();
+    let msgs: Vec<Vec<u8>> = (0..20).flat_map(|_| common::corpus_lf()).collect();
     std::fs::write(&path, build(&msgs, Flavor::Mboxo)).expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--jobs", "2"])
-        .arg(&path)
+    let mut child = common::cli::batch(&["--jobs", "2"], &path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -376,19 +329,10 @@ fn backup_keeps_the_original_mailbox() {
     let data = build(&messages_with_from_lines(), Flavor::Mboxo);
     std::fs::write(&path, &data).expect("write");
     let backup = dir.join("originals");
-    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .env("TRACKLESS_CONFIG", "/dev/null")
-        .args(["--no-log", "batch", "--backup"])
-        .arg(&backup)
-        .arg(&path)
+    let out = common::cli::batch(&["--backup", backup.to_str().expect("path")], &path)
         .output()
         .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_rewritten(&path, &data);
     assert!(
         std::fs::read(backup.join("inbox")).expect("backup") == data,
@@ -413,12 +357,7 @@ fn a_killed_runs_dotlock_and_temporary_mailbox_are_recovered() {
     // Alive PID (this test): refused, and the lock left as it was.
     std::fs::write(&dotlock, format!("{}\n", std::process::id())).expect("lock");
     let out = batch(&path);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     assert_eq!(std::fs::read(&path).expect("read"), data);
     assert!(dotlock.exists());
     // No PID at all: a mail program's lock, refused too.
@@ -431,12 +370,7 @@ fn a_killed_runs_dotlock_and_temporary_mailbox_are_recovered() {
     let stale_tmp = dir.join(format!(".inbox.trackless-{dead}.tmp"));
     std::fs::write(&stale_tmp, b"half a mailbox").expect("tmp");
     let out = batch(&path);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_rewritten(&path, &data);
     assert!(!dotlock.exists(), "dotlock left behind");
     assert!(

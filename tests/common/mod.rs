@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod invariants;
+pub mod mailbox;
 pub mod milter;
 pub mod smtp;
 
@@ -60,12 +61,17 @@ pub fn corpus_crlf(name: &str) -> Vec<u8> {
     crlf(&corpus_message(name))
 }
 
-/// Every corpus message (sorted by file name) with LF line endings.
-pub fn corpus_lf() -> Vec<Vec<u8>> {
+/// Every corpus message as it is on disk, sorted by file name.
+pub fn corpus_messages() -> Vec<Vec<u8>> {
     corpus_files()
         .iter()
-        .map(|p| lf(&std::fs::read(p).expect("read")))
+        .map(|p| std::fs::read(p).expect("read"))
         .collect()
+}
+
+/// Every corpus message (sorted by file name) with LF line endings.
+pub fn corpus_lf() -> Vec<Vec<u8>> {
+    corpus_messages().iter().map(|m| lf(m)).collect()
 }
 
 /// Encode as quoted-printable independently of the crate's own encoder (so tests do not
