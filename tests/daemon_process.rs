@@ -8,13 +8,13 @@ mod common;
 
 use common::corpus_crlf as corpus;
 use common::fake_mta::{FakeMta, Received};
-use common::milter::Daemon;
+use common::milter::{stop, Daemon};
 use common::smtp::{self, forwarded};
 use indymilter_test::{EomAction, MacroStage, Status, TestConnection};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,23 +68,6 @@ async fn wait_for_port(port: u16) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("nothing listening on port {port}");
-}
-
-/// SIGTERM, wait for the exit; returns stderr. The daemon must exit 0.
-async fn stop(daemon: Daemon) -> String {
-    let child = daemon.take();
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "daemon failed: {stderr}");
-    stderr
 }
 
 fn scrape(port: u16) -> String {

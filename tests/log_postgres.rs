@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::milter::{rewritten, send};
-use std::path::PathBuf;
+use common::cli::{check_config, trackless};
+use common::milter::{rewritten, send, stop, Daemon};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use trackless::log::postgres::PgStore;
@@ -34,17 +34,6 @@ fn fresh_db(name: &str) -> String {
     format!("{prefix}/{db}")
 }
 
-fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let files = common::corpus_files();
-    files
-        .into_iter()
-        .map(|p| {
-            let raw = std::fs::read(&p).expect("read");
-            (p, raw)
-        })
-        .collect()
-}
-
 /// The corpus as log records, spread over several weeks, everything kept.
 fn records(mode: Mode) -> Vec<Record> {
     let policy = Policy::default();
@@ -53,10 +42,10 @@ fn records(mode: Mode) -> Vec<Record> {
         recipients: true,
         headers: true,
     };
-    corpus()
+    common::corpus_messages()
         .iter()
         .enumerate()
-        .map(|(i, (_, raw))| {
+        .map(|(i, raw)| {
             let out = neutralise(raw, &policy);
             Record::new(
                 raw,
@@ -234,12 +223,6 @@ fn tls_is_encrypted_and_verified() {
     assert!(!err.contains(&password(&url)), "{err}");
 }
 
-fn trackless() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trackless"));
-    c.env("TRACKLESS_CONFIG", "/dev/null");
-    c
-}
-
 #[test]
 #[ignore = "needs PostgreSQL: bash tests/e2e/postgres.sh"]
 fn cli_filter_and_report_work_the_same_on_both() {
@@ -247,7 +230,7 @@ fn cli_filter_and_report_work_the_same_on_both() {
     let dir = common::scratch("cli");
     let sqlite = dir.join("log.sqlite");
     let logs = [url.clone(), sqlite.display().to_string()];
-    for (_, raw) in corpus().iter().take(20) {
+    for raw in common::corpus_messages().iter().take(20) {
         for log in &logs {
             let mut child = trackless()
                 .args(["--log", log, "filter"])
@@ -290,12 +273,7 @@ fn cli_filter_and_report_work_the_same_on_both() {
     // check-config connects and says so; a wrong password is an error naming the key.
     let cfg = dir.join("trackless.toml");
     std::fs::write(&cfg, format!("[log]\npath = \"{url}\"\n")).expect("config");
-    let out = trackless()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out = check_config(&cfg);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -309,12 +287,7 @@ fn cli_filter_and_report_work_the_same_on_both() {
     );
     let wrong = url.replacen(&password(&url), "wrong-password", 1);
     std::fs::write(&cfg, format!("# log\n[log]\npath = \"{wrong}\"\n")).expect("config");
-    let out = trackless()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("check-config")
-        .output()
-        .expect("run");
+    let out = check_config(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -381,14 +354,15 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
         ),
     )
     .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("milter")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id().to_string();
+    let daemon = Daemon::new(
+        common::cli::bin()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("milter")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
     let mut conn = common::milter::connect(&sock).await;
 
     for n in 0..5 {
@@ -437,17 +411,7 @@ async fn milter_keeps_delivering_while_postgres_is_down() {
     ));
     conn.close().await.expect("close");
 
-    let st = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = stop(daemon).await;
     assert_eq!(count(&url).await.expect("join"), 66, "flushed on SIGTERM");
     // Said once (per minute), not once per message.
     let complaints = stderr

@@ -134,3 +134,20 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// SIGTERM, wait for the exit; returns stderr. The daemon must exit 0.
+pub async fn stop(daemon: Daemon) -> String {
+    let child = daemon.take();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "daemon failed: {stderr}");
+    stderr
+}
