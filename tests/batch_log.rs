@@ -64,6 +64,14 @@ fn build_mbox(messages: &[Vec<u8>]) -> Vec<u8> {
     common::mailbox::build_mbox(messages, Flavor::Mboxo)
 }
 
+/// The messages as an mboxo mailbox stores them (escaped), which is how batch reads them.
+fn as_stored(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    messages
+        .iter()
+        .map(|m| mbox::escape(m, Flavor::Mboxo))
+        .collect()
+}
+
 /// A Maildir with `messages` in new/.
 fn build_maildir(root: &Path, messages: &[Vec<u8>]) {
     mkmaildir(root);
@@ -172,10 +180,7 @@ fn an_mbox_run_that_is_not_committed_logs_nothing() {
     let messages = corpus();
     let data = build_mbox(&messages);
     std::fs::write(&path, &data).expect("write");
-    let stored: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| mbox::escape(m, Flavor::Mboxo))
-        .collect();
+    let stored = as_stored(&messages);
     let want = expected(&stored);
 
     // 1. The backup cannot be made (the backup "directory" is a file): every message was
@@ -267,10 +272,7 @@ fn a_rerun_does_not_log_messages_without_message_id_again() {
     let log = dir.join("log.sqlite");
     let messages = corpus();
     std::fs::write(&path, build_mbox(&messages)).expect("write");
-    let stored: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| mbox::escape(m, Flavor::Mboxo))
-        .collect();
+    let stored = as_stored(&messages);
     let want = expected(&stored);
     ok(&run(&log, &[], &path));
     assert_once(&log, &want);
@@ -283,10 +285,7 @@ fn an_mbox_run_logs_one_row_per_message_and_a_dry_run_none() {
     let dir = common::scratch("mbox-rows");
     let log = dir.join("log.sqlite");
     let messages = corpus();
-    let stored: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| mbox::escape(m, Flavor::Mboxo))
-        .collect();
+    let stored = as_stored(&messages);
     let path = dir.join("inbox");
     let data = build_mbox(&messages);
     std::fs::write(&path, &data).expect("write");
