@@ -60,6 +60,11 @@ enum Command {
     /// Write the manual pages (trackless.1 and one per command) into DIR.
     #[command(hide = true)]
     Man { dir: PathBuf },
+    /// Clean a mailbox at an IMAP server (accounts in the config file's [imap.NAME]).
+    Imap {
+        #[command(subcommand)]
+        cmd: trackless::cli::imap::ImapCmd,
+    },
     /// Maintain the tracking log.
     Log {
         #[command(subcommand)]
@@ -83,6 +88,7 @@ impl Command {
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
             Command::Log { .. } => "log",
+            Command::Imap { .. } => "imap",
         }
     }
 }
@@ -193,6 +199,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::CheckConfig => trackless::cli::check::run(
             &settings,
             &policy,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+        ),
+        Command::Imap { cmd } => trackless::cli::imap::run(
+            &cmd,
+            &policy,
+            &settings,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
         ),

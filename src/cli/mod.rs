@@ -4,6 +4,7 @@ pub mod batch;
 pub mod check;
 pub mod daemon;
 mod error;
+pub mod imap;
 pub mod filter;
 pub mod inspect;
 pub mod pipe;

@@ -5,6 +5,7 @@
 //! - `sync.rs`: one pass over a folder and the replacement protocol;
 //! - `state.rs`: per folder UIDVALIDITY and the last UID handled, between runs.
 
+pub mod client;
 pub mod session;
 pub mod state;
 pub mod sync;

@@ -38,6 +38,9 @@ pub enum Event {
     Replaced { uid: u32, clean_uid: Option<u32> },
     /// Left alone: a draft, too large, or gone meanwhile.
     Skipped { uid: u32, why: &'static str },
+    /// The server refused a step (APPEND over quota…): the original stays, the run goes on,
+    /// and the next run tries again.
+    Failed { uid: u32, error: String },
 }
 
 /// Called for every message handled, with its original bytes and the outcome when it was
@@ -51,6 +54,7 @@ pub struct Totals {
     pub replaced: u64,
     pub clean: u64,
     pub skipped: u64,
+    pub failed: u64,
 }
 
 /// Save the folder's state after this many messages (and at the end): a crash costs at most
@@ -94,19 +98,41 @@ pub async fn folder<S: Session>(
     uids.dedup();
     let mut totals = Totals::default();
     let mut since_save = 0;
+    let done_before = st.done;
+    let mut held: Option<u32> = None;
     let mut originals_ready = false;
     for chunk in uids.chunks(META_BATCH) {
         let mut metas = s.fetch_meta(chunk).await?;
         metas.sort_by_key(|m| m.uid);
         for meta in metas {
             totals.seen += 1;
-            let event = message(s, folder, &meta, policy, opts, &mut originals_ready, each).await?;
+            let event =
+                match message(s, folder, &meta, policy, opts, &mut originals_ready, each).await {
+                    Ok(e) => e,
+                    Err(e) if e.fatal => return Err(e),
+                    Err(e) => {
+                        let e = Event::Failed {
+                            uid: meta.uid,
+                            error: e.message,
+                        };
+                        each(&e, None);
+                        e
+                    }
+                };
             match event {
                 Event::Clean { .. } => totals.clean += 1,
                 Event::Replaced { .. } => totals.replaced += 1,
                 Event::Skipped { .. } => totals.skipped += 1,
+                Event::Failed { uid, .. } => {
+                    totals.failed += 1;
+                    // Not done: the state stays below it, so the next run tries again.
+                    held = Some(held.map_or(uid, |h: u32| h.min(uid)));
+                }
             }
             st.done = st.done.max(meta.uid);
+            if let Some(h) = held {
+                st.done = st.done.min(h - 1).max(done_before);
+            }
             since_save += 1;
             if since_save >= SAVE_EVERY && !opts.dry_run {
                 save(state, folder, st)?;
@@ -177,6 +203,13 @@ async fn message<S: Session>(
     }
     let clean: &[u8] = &outcome.bytes;
     let message_id = message_id(&raw);
+    // The originals folder first: a server that refuses it refuses before anything is added.
+    if let Originals::Folder(to) = &opts.originals {
+        if !*originals_ready {
+            s.create(to).await?;
+            *originals_ready = true;
+        }
+    }
     let found = find_copy(s, meta, message_id.as_deref(), clean).await?;
     let clean_uid = match found {
         // A run before this one appended it and stopped before moving the original.
@@ -185,10 +218,6 @@ async fn message<S: Session>(
     };
     let mut keep = opts.originals.clone();
     if let Originals::Folder(to) = &opts.originals {
-        if !*originals_ready {
-            s.create(to).await?;
-            *originals_ready = true;
-        }
         // Without MOVE the original is copied, then deleted: a run stopped in between left
         // the copy, which is not made twice.
         if found.is_some()

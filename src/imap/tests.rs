@@ -92,11 +92,11 @@ fn loaded(caps: Caps) -> (std::rc::Rc<std::cell::RefCell<Server>>, Vec<Vec<u8>>)
     (server, msgs)
 }
 
+/// A message as the fake server holds it: (UID, bytes, flags, INTERNALDATE).
+type Held = (u32, Vec<u8>, Vec<String>, String);
+
 /// The folder's visible messages by Message-ID.
-fn visible(
-    server: &Server,
-    folder: &str,
-) -> BTreeMap<String, Vec<(u32, Vec<u8>, Vec<String>, String)>> {
+fn visible(server: &Server, folder: &str) -> BTreeMap<String, Vec<Held>> {
     let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
     if let Some(f) = server.folders.get(folder) {
         for m in f

@@ -17,9 +17,15 @@ pub enum Mode {
     Lmtp,
     Batch,
     Inspect,
+    Imap,
 }
 
 impl Mode {
+    /// Runs of this mode go over the same mail again (batch, imap): log each message once.
+    pub fn repeats(self) -> bool {
+        matches!(self, Mode::Batch | Mode::Imap)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Filter => "filter",
@@ -29,6 +35,7 @@ impl Mode {
             Mode::Lmtp => "lmtp",
             Mode::Batch => "batch",
             Mode::Inspect => "inspect",
+            Mode::Imap => "imap",
         }
     }
 }
@@ -156,7 +163,7 @@ impl Record {
             // without a Message-ID the message as this run left it identifies it (a second run
             // gets those very bytes and, the rewrite being a fixed point, leaves them as they
             // are). Prefixed so that it never equals the hash of a Message-ID.
-            None if mode == Mode::Batch => {
+            None if mode.repeats() => {
                 let mut h = Sha256::new();
                 h.update(b"trackless:no-message-id:");
                 h.update(outcome.bytes.as_ref());

@@ -326,8 +326,8 @@ fn columns_of(t: &schema::Table) -> Vec<&'static str> {
         .collect()
 }
 
-/// Insert records in one transaction (all or none). Batch runs are repeatable: a message an
-/// earlier batch run already logged is not logged twice.
+/// Insert records in one transaction (all or none). Batch and IMAP runs are repeatable: a
+/// message an earlier run of the same mode already logged is not logged twice.
 pub fn insert<B: Backend>(b: &mut B, records: &[Record]) -> Result<(), B::Error> {
     let d = B::DIALECT;
     let messages = format!(
@@ -338,15 +338,17 @@ pub fn insert<B: Backend>(b: &mut B, records: &[Record]) -> Result<(), B::Error>
     let trackers = insert_sql(d, "trackers", &columns_of(&schema::TRACKERS));
     let headers = insert_sql(d, "headers", &columns_of(&schema::HEADERS));
     let logged = format!(
-        "SELECT 1 FROM messages WHERE message_id_hash = {} AND mode = 'batch' LIMIT 1",
-        d.placeholder(1)
+        "SELECT 1 FROM messages WHERE message_id_hash = {} AND mode = {} LIMIT 1",
+        d.placeholder(1),
+        d.placeholder(2)
     );
     transaction(b, |b| {
         for r in records {
-            if r.mode == super::Mode::Batch {
+            if r.mode.repeats() {
                 if let Some(h) = &r.message_id_hash {
                     let mut found = false;
-                    b.query(&logged, &[Arg::Text(h)], &mut |_| found = true)?;
+                    let args = [Arg::Text(h), Arg::Text(r.mode.as_str())];
+                    b.query(&logged, &args, &mut |_| found = true)?;
                     if found {
                         continue;
                     }

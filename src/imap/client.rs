@@ -1,0 +1,592 @@
+//! The real IMAP connection: TCP, TLS (implicit or STARTTLS, certificates and host names
+//! always verified), login (PLAIN, LOGIN or XOAUTH2), then the operations of `Session` on
+//! async-imap. Every command has a time limit; an answer the server never gives is a lost
+//! connection, not a hang.
+
+use super::session::{Caps, ImapError, Meta, Result, Selected, Session};
+use crate::config::{ImapAccount, ImapAuth, ImapTls};
+use async_imap::imap_proto::{Response, ResponseCode, Status};
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// Any byte stream the session runs over (plain TCP to loopback, or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+
+type Stream = Box<dyn Io>;
+
+/// Time allowed for one command (a whole large message included).
+const COMMAND_TIME: Duration = Duration::from_secs(120);
+const CONNECT_TIME: Duration = Duration::from_secs(30);
+
+pub struct Client {
+    s: async_imap::Session<Stream>,
+    caps: Caps,
+    /// The selected folder and its UIDVALIDITY.
+    selected: Option<(String, u32)>,
+}
+
+fn fatal(e: impl std::fmt::Display) -> ImapError {
+    ImapError::fatal(e.to_string())
+}
+
+/// The server's own words in an async-imap NO/BAD message (`code: …, info: Some("…")`).
+fn server_text(m: &str) -> String {
+    m.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map_or(m.trim(), |(text, _)| text.trim())
+        .replace("\\\"", "\"")
+}
+
+/// NO and BAD leave the connection usable; anything else does not.
+fn mapped(e: async_imap::error::Error) -> ImapError {
+    use async_imap::error::Error;
+    match e {
+        Error::No(m) => ImapError::refused(format!("the server refused: {}", server_text(&m))),
+        Error::Bad(m) => ImapError::refused(format!(
+            "the server rejected the command: {}",
+            server_text(&m)
+        )),
+        Error::Validate(v) => ImapError::refused(v.to_string()),
+        other => fatal(other),
+    }
+}
+
+async fn timed<T>(
+    what: &str,
+    f: impl std::future::Future<Output = std::result::Result<T, async_imap::error::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(COMMAND_TIME, f).await {
+        Ok(r) => r.map_err(mapped),
+        Err(_) => Err(fatal(format!("{what}: no answer in {COMMAND_TIME:?}"))),
+    }
+}
+
+/// TLS trusting the system's CAs and, when given, one more (PEM).
+fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| fatal(format!("ca_file {}: {e}", path.display()));
+        let mut n = 0;
+        for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(bad(&"no certificate in it"));
+        }
+    }
+    if roots.is_empty() {
+        return Err(fatal(
+            "TLS needs CA certificates: none found on the system (install ca-certificates, or set ca_file)",
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(fatal)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn read_greeting(c: &mut async_imap::Client<Stream>) -> Result<()> {
+    match tokio::time::timeout(CONNECT_TIME, c.read_response()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(None)) => Err(fatal(
+            "the server closed the connection before its greeting",
+        )),
+        Ok(Err(e)) => Err(fatal(e)),
+        Err(_) => Err(fatal("no greeting from the server")),
+    }
+}
+
+struct Sasl {
+    response: String,
+    sent: bool,
+}
+
+impl async_imap::Authenticator for &mut Sasl {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        // A second challenge is the server's error report (XOAUTH2): answer it empty, and the
+        // server answers NO.
+        if self.sent {
+            return String::new();
+        }
+        self.sent = true;
+        self.response.clone()
+    }
+}
+
+fn quote(s: &str) -> Result<String> {
+    if s.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80) {
+        return Err(ImapError::refused(format!(
+            "{s:?}: only ASCII names are supported"
+        )));
+    }
+    Ok(format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+fn flag_text(f: &async_imap::types::Flag<'_>) -> String {
+    use async_imap::types::Flag;
+    match f {
+        Flag::Seen => "\\Seen".into(),
+        Flag::Answered => "\\Answered".into(),
+        Flag::Flagged => "\\Flagged".into(),
+        Flag::Deleted => "\\Deleted".into(),
+        Flag::Draft => "\\Draft".into(),
+        Flag::Recent => "\\Recent".into(),
+        Flag::MayCreate => "\\*".into(),
+        Flag::Custom(c) => c.to_string(),
+    }
+}
+
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Does a folder name match an IMAP LIST pattern (`*` anything, `%` anything but the
+/// hierarchy delimiter)?
+pub fn glob(pattern: &str, name: &str, delimiter: Option<char>) -> bool {
+    fn go(p: &[char], n: &[char], d: Option<char>) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..], d)),
+            Some('%') => (0..=n.len())
+                .take_while(|&i| i == 0 || Some(n[i - 1]) != d)
+                .any(|i| go(&p[1..], &n[i..], d)),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..], d),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // INBOX is case-insensitive (RFC 3501).
+    if pattern.eq_ignore_ascii_case("INBOX") {
+        return name.eq_ignore_ascii_case("INBOX");
+    }
+    go(&p, &n, delimiter)
+}
+
+impl Client {
+    /// Connect and log in. `secret` is the password or the OAuth access token.
+    pub async fn connect(account: &ImapAccount, secret: &str) -> Result<Client> {
+        let addr = (account.host.as_str(), account.port());
+        let tcp = tokio::time::timeout(CONNECT_TIME, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                fatal(format!(
+                    "{}:{}: no connection",
+                    account.host,
+                    account.port()
+                ))
+            })?
+            .map_err(|e| fatal(format!("{}:{}: {e}", account.host, account.port())))?;
+        let _ = tcp.set_nodelay(true);
+        let server_name = || {
+            rustls_pki_types::ServerName::try_from(account.host.clone())
+                .map_err(|e| fatal(format!("{}: {e}", account.host)))
+        };
+        let wrap = |tcp: tokio::net::TcpStream| async {
+            let connector = tls(account.ca_file.as_deref())?;
+            let stream = tokio::time::timeout(CONNECT_TIME, connector.connect(server_name()?, tcp))
+                .await
+                .map_err(|_| fatal("TLS handshake: no answer"))?
+                .map_err(|e| fatal(format!("TLS with {}: {e}", account.host)))?;
+            Ok::<Stream, ImapError>(Box::new(stream))
+        };
+        let mut client = match account.tls {
+            ImapTls::Implicit => {
+                let mut c = async_imap::Client::new(wrap(tcp).await?);
+                read_greeting(&mut c).await?;
+                c
+            }
+            ImapTls::Starttls => {
+                let mut c = async_imap::Client::new(tcp);
+                match tokio::time::timeout(CONNECT_TIME, c.read_response()).await {
+                    Ok(Ok(Some(_))) => {}
+                    _ => return Err(fatal("no greeting from the server")),
+                }
+                timed("STARTTLS", c.run_command_and_check_ok("STARTTLS", None)).await?;
+                let mut c = async_imap::Client::new(wrap(c.into_inner()).await?);
+                // No greeting after STARTTLS: the session goes on.
+                let _ = &mut c;
+                c
+            }
+            ImapTls::None => {
+                let mut c = async_imap::Client::new(Box::new(tcp) as Stream);
+                read_greeting(&mut c).await?;
+                c
+            }
+        };
+        let user = account.user.as_str();
+        let session = match account.auth {
+            ImapAuth::Login => tokio::time::timeout(COMMAND_TIME, client.login(user, secret)).await,
+            ImapAuth::Plain | ImapAuth::Xoauth2 => {
+                let (mechanism, response) = if account.auth == ImapAuth::Plain {
+                    ("PLAIN", format!("\0{user}\0{secret}"))
+                } else {
+                    (
+                        "XOAUTH2",
+                        format!("user={user}\x01auth=Bearer {secret}\x01\x01"),
+                    )
+                };
+                let mut sasl = Sasl {
+                    response,
+                    sent: false,
+                };
+                let _ = &mut client;
+                tokio::time::timeout(COMMAND_TIME, client.authenticate(mechanism, &mut sasl)).await
+            }
+        };
+        let session = match session {
+            Err(_) => return Err(fatal("login: no answer")),
+            Ok(Err((e, _))) => {
+                return Err(ImapError::fatal(format!(
+                    "login as {user} at {} failed: {}",
+                    account.host,
+                    mapped(e)
+                )))
+            }
+            Ok(Ok(s)) => s,
+        };
+        let mut c = Client {
+            s: session,
+            caps: Caps::default(),
+            selected: None,
+        };
+        let caps = timed("CAPABILITY", c.s.capabilities()).await?;
+        c.caps = Caps {
+            uidplus: caps.has_str("UIDPLUS"),
+            moves: caps.has_str("MOVE"),
+            idle: caps.has_str("IDLE"),
+        };
+        Ok(c)
+    }
+
+    /// What the server says unasked (EXISTS, EXPUNGE…): not needed, and the channel that
+    /// holds it is bounded.
+    fn drain(&mut self) {
+        while self.s.unsolicited_responses.try_recv().is_ok() {}
+    }
+
+    /// The server's hierarchy delimiter (`/` or `.`), as the top-level folders show it
+    /// (async-imap reads no answer to the usual `LIST "" ""`).
+    pub async fn delimiter(&mut self) -> Result<Option<char>> {
+        let d = timed("LIST", async {
+            let stream = self.s.list(Some(""), Some("%")).await?;
+            let names: Vec<_> = stream.try_collect().await?;
+            Ok(names
+                .iter()
+                .find_map(|n| n.delimiter().and_then(|d| d.chars().next())))
+        })
+        .await?;
+        self.drain();
+        Ok(d)
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.s.logout()).await;
+    }
+
+    /// APPEND sent by hand, to read the APPENDUID code of the answer (async-imap drops it).
+    async fn append_raw(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        date: &str,
+        message: &[u8],
+    ) -> Result<Option<(u32, u32)>> {
+        let command = format!(
+            "APPEND {} ({}) \"{}\" {{{}}}",
+            quote(folder)?,
+            flags.join(" "),
+            date.trim(),
+            message.len()
+        );
+        let s = &mut self.s;
+        let id = s.run_command(&command).await.map_err(fatal)?;
+        loop {
+            let r = s
+                .read_response()
+                .await
+                .map_err(fatal)?
+                .ok_or_else(|| fatal("connection closed"))?;
+            match r.parsed() {
+                Response::Continue { .. } => break,
+                Response::Done {
+                    tag,
+                    status,
+                    outcome,
+                } if *tag == id => {
+                    let text = outcome
+                        .information
+                        .as_deref()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    return Err(match status {
+                        Status::Bad => ImapError::refused(format!("APPEND rejected: {text}")),
+                        _ => ImapError::refused(format!("APPEND refused: {text}")),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let stream = s.get_mut();
+        stream.write_all(message).await.map_err(fatal)?;
+        stream.write_all(b"\r\n").await.map_err(fatal)?;
+        stream.flush().await.map_err(fatal)?;
+        loop {
+            let r = s
+                .read_response()
+                .await
+                .map_err(fatal)?
+                .ok_or_else(|| fatal("connection closed"))?;
+            if let Response::Done {
+                tag,
+                status,
+                outcome,
+            } = r.parsed()
+            {
+                if *tag != id {
+                    continue;
+                }
+                return match (status, &outcome.code) {
+                    (Status::Ok, Some(ResponseCode::AppendUid(v, uids))) => {
+                        use async_imap::imap_proto::rfc4315::UidSetMember;
+                        Ok(uids.first().and_then(|m| match m {
+                            UidSetMember::Uid(u) => Some((*v, *u)),
+                            _ => None,
+                        }))
+                    }
+                    (Status::Ok, _) => Ok(None),
+                    _ => Err(ImapError::refused(format!(
+                        "APPEND refused: {}",
+                        outcome.information.as_deref().unwrap_or("").trim()
+                    ))),
+                };
+            }
+        }
+    }
+}
+
+impl Session for Client {
+    fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    async fn create(&mut self, folder: &str) -> Result<()> {
+        if !self.list(folder).await?.is_empty() {
+            return Ok(());
+        }
+        let r = timed("CREATE", self.s.create(folder)).await;
+        self.drain();
+        match r {
+            // Created meanwhile by another client: fine.
+            Err(e) if !e.fatal && !self.list(folder).await?.is_empty() => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn list(&mut self, pattern: &str) -> Result<Vec<String>> {
+        let names: Vec<(String, Option<char>)> = timed("LIST", async {
+            let stream = self.s.list(Some(""), Some("*")).await?;
+            let names: Vec<_> = stream.try_collect().await?;
+            Ok(names
+                .iter()
+                .map(|n| {
+                    (
+                        n.name().to_string(),
+                        n.delimiter().and_then(|d| d.chars().next()),
+                    )
+                })
+                .collect())
+        })
+        .await?;
+        self.drain();
+        Ok(names
+            .into_iter()
+            .filter(|(n, d)| glob(pattern, n, *d))
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    async fn select(&mut self, folder: &str) -> Result<Selected> {
+        let mailbox = timed("SELECT", self.s.select(folder)).await?;
+        self.drain();
+        let uid_validity = mailbox.uid_validity.ok_or_else(|| {
+            ImapError::refused(format!("{folder}: the server gives no UIDVALIDITY"))
+        })?;
+        self.selected = Some((folder.to_string(), uid_validity));
+        Ok(Selected {
+            uid_validity,
+            exists: mailbox.exists,
+        })
+    }
+
+    async fn search(&mut self, criteria: &str) -> Result<Vec<u32>> {
+        let found = timed("UID SEARCH", self.s.uid_search(criteria)).await?;
+        self.drain();
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    async fn fetch_meta(&mut self, uids: &[u32]) -> Result<Vec<Meta>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let metas = timed("UID FETCH", async {
+            let stream = self
+                .s
+                .uid_fetch(&set, "(UID FLAGS INTERNALDATE RFC822.SIZE)")
+                .await?;
+            let fetched: Vec<_> = stream.try_collect().await?;
+            Ok(fetched
+                .iter()
+                .filter_map(|f| {
+                    Some(Meta {
+                        uid: f.uid?,
+                        flags: f.flags().map(|fl| flag_text(&fl)).collect(),
+                        internal_date: f
+                            .internal_date()?
+                            .format("%d-%b-%Y %H:%M:%S %z")
+                            .to_string(),
+                        size: u64::from(f.size?),
+                    })
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        self.drain();
+        Ok(metas)
+    }
+
+    async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
+        let body = timed("UID FETCH BODY.PEEK[]", async {
+            let stream = self
+                .s
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                .await?;
+            let fetched: Vec<_> = stream.try_collect().await?;
+            Ok(fetched
+                .iter()
+                .find(|f| f.uid == Some(uid))
+                .and_then(|f| f.body().map(<[u8]>::to_vec)))
+        })
+        .await?;
+        self.drain();
+        Ok(body)
+    }
+
+    async fn append(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        internal_date: &str,
+        message: &[u8],
+    ) -> Result<Option<u32>> {
+        let r = tokio::time::timeout(
+            COMMAND_TIME,
+            self.append_raw(folder, flags, internal_date, message),
+        )
+        .await
+        .map_err(|_| fatal("APPEND: no answer"))?;
+        self.drain();
+        let appended = r?;
+        // The UID counts only in the folder selected, under the UIDVALIDITY it had.
+        Ok(match (appended, &self.selected) {
+            (Some((v, uid)), Some((name, sv)))
+                if self.caps.uidplus && name == folder && *sv == v =>
+            {
+                Some(uid)
+            }
+            _ => None,
+        })
+    }
+
+    async fn uid_move(&mut self, uid: u32, to: &str) -> Result<()> {
+        let r = timed("UID MOVE", self.s.uid_mv(uid.to_string(), to)).await;
+        self.drain();
+        r
+    }
+
+    async fn uid_copy(&mut self, uid: u32, to: &str) -> Result<()> {
+        let r = timed("UID COPY", self.s.uid_copy(uid.to_string(), to)).await;
+        self.drain();
+        r
+    }
+
+    async fn mark_deleted(&mut self, uid: u32) -> Result<()> {
+        let r = timed("UID STORE", async {
+            let stream = self
+                .s
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+                .await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok(())
+        })
+        .await;
+        self.drain();
+        r
+    }
+
+    async fn uid_expunge(&mut self, uid: u32) -> Result<()> {
+        let r = timed("UID EXPUNGE", async {
+            let stream = self.s.uid_expunge(uid.to_string()).await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok(())
+        })
+        .await;
+        self.drain();
+        r
+    }
+
+    async fn expunge(&mut self) -> Result<()> {
+        let r = timed("EXPUNGE", async {
+            let stream = self.s.expunge().await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok(())
+        })
+        .await;
+        self.drain();
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns() {
+        assert!(glob("*", "a/b", Some('/')));
+        assert!(glob("News/*", "News/a/b", Some('/')));
+        assert!(glob("News/%", "News/a", Some('/')));
+        assert!(!glob("News/%", "News/a/b", Some('/')));
+        assert!(glob("inbox", "INBOX", Some('/')));
+        assert!(!glob("Sent", "Sent Items", Some('/')));
+        assert_eq!(uid_set(&[1, 5, 7]), "1,5,7");
+        assert!(quote("Trackless/Originals").is_ok());
+        assert!(quote("Entwürfe").is_err());
+        assert_eq!(
+            server_text("code: None, info: Some(\"[CANNOT] Invalid \\\"x\\\" name.\")"),
+            "[CANNOT] Invalid \"x\" name."
+        );
+    }
+}

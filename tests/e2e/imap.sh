@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# `trackless imap` against a real Dovecot IMAP server from Debian's packages: a throwaway
+# instance on loopback with its own configuration directory, TLS from a throwaway CA
+# (verified by the client), two users, then the tests in tests/imap_dovecot.rs, which are
+# #[ignore]d in a plain `cargo test` because they need the server:
+#   alice  implicit TLS, every extension (UIDPLUS, MOVE, IDLE);
+#   bob    STARTTLS, a server that advertises neither UIDPLUS nor MOVE.
+#
+#   bash tests/e2e/imap.sh
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+if ! [[ -x /usr/lib/dovecot/imap ]] || ! command -v dovecot >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends dovecot-imapd >/tmp/trackless-imap-apt.log 2>&1 ||
+    { tail -n 30 /tmp/trackless-imap-apt.log; exit 1; }
+fi
+
+dir=$(mktemp -d /tmp/trackless-imap.XXXXXX)
+chmod 0755 "$dir"
+mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+imap_port=$(free_port)
+imaps_port=$(free_port)
+
+# TLS: a throwaway CA and a certificate for 127.0.0.1 and localhost.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=trackless test CA" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+  -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" \
+  -out "$dir/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+  -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+chmod 0644 "$dir/ca.pem"
+
+printf 'alice-secret\n' >"$dir/alice.pw"
+printf 'bob-secret\n' >"$dir/bob.pw"
+# passwd-file: user:password:uid:gid:gecos:home:shell:extra fields. bob's imap process
+# advertises no UIDPLUS and no MOVE (the client must fall back; Dovecot would still run them).
+cat >"$dir/passwd" <<EOF
+alice:{PLAIN}alice-secret::::::
+bob:{PLAIN}bob-secret::::::userdb_imap_capability=IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE
+EOF
+
+cat >"$dir/dovecot.conf" <<EOF
+# Private Dovecot for trackless's IMAP tests (tests/e2e/imap.sh).
+base_dir = $dir/run
+state_dir = $dir/state
+instance_name = trackless-imap-e2e
+protocols = imap
+listen = 127.0.0.1
+log_path = $dir/dovecot.log
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+ssl = yes
+ssl_cert = <$dir/server.pem
+ssl_key = <$dir/server.key
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $dir/passwd
+}
+userdb {
+  driver = passwd-file
+  args = $dir/passwd
+  default_fields = uid=nobody gid=nogroup home=$dir/mail/%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap_port
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $imaps_port
+    ssl = yes
+  }
+}
+EOF
+
+start() { dovecot -c "$dir/dovecot.conf"; }
+stop() { doveadm -c "$dir/dovecot.conf" stop >/dev/null 2>&1 || true; }
+cleanup() {
+  stop
+  sleep 0.5
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+start
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$imaps_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+export TRACKLESS_TEST_IMAP_DIR=$dir
+export TRACKLESS_TEST_IMAP_PORT=$imap_port
+export TRACKLESS_TEST_IMAPS_PORT=$imaps_port
+export TRACKLESS_TEST_IMAP_RESTART="dovecot -c $dir/dovecot.conf reload"
+
+echo "== Dovecot $(dovecot --version | awk '{print $1}') IMAP on 127.0.0.1:$imap_port (STARTTLS) and :$imaps_port (TLS)"
+cargo test --test imap_dovecot -- --ignored --test-threads=1 || {
+  tail -n 40 "$dir/dovecot.log" >&2
+  exit 1
+}
+echo "== IMAP against Dovecot: passed"

@@ -1,0 +1,289 @@
+//! `trackless imap sync` against a real Dovecot (started by tests/e2e/imap.sh, which sets
+//! TRACKLESS_TEST_IMAP_*; the tests are #[ignore]d otherwise). The mailbox is written as a
+//! Maildir before the run and read back from disk after it, so the checks do not go through
+//! our own IMAP client: every message once in INBOX (clean if it was tracked, untouched if
+//! not) with its flags and date, every replaced original once in the originals folder, \Seen
+//! never added, a rerun changes nothing; a wrong password or an unverifiable certificate
+//! touches nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+use trackless::{neutralise, Policy};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} (run these through tests/e2e/imap.sh)"))
+}
+
+fn server_dir() -> PathBuf {
+    PathBuf::from(env("TRACKLESS_TEST_IMAP_DIR"))
+}
+
+/// Maildir flag letters of the i-th message (keyword `a` is `$Label1`).
+fn flags_of(i: usize) -> &'static str {
+    match i % 3 {
+        0 => "S",
+        1 => "Fa",
+        _ => "",
+    }
+}
+
+fn mtime_of(i: usize) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + 3_600 * i as u64)
+}
+
+fn lf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn crlf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() + b.len() / 40);
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn message_id(b: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(b);
+    let head = text.split("\n\n").next().unwrap_or("");
+    head.lines()
+        .find(|l| l.len() > 11 && l[..11].eq_ignore_ascii_case("message-id:"))
+        .map(|l| l[11..].trim().to_string())
+}
+
+/// The corpus messages that have a Message-ID (the checks find messages by it).
+fn messages() -> Vec<Vec<u8>> {
+    common::corpus_files()
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .filter(|b| message_id(b).is_some())
+        .collect()
+}
+
+fn chown_nobody(path: &Path) {
+    let st = Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(st.success());
+}
+
+/// Write the corpus into USER's INBOX as a Maildir (before Dovecot has looked at it).
+fn fill(user: &str, msgs: &[Vec<u8>]) -> PathBuf {
+    let home = server_dir().join("mail").join(user);
+    let _ = std::fs::remove_dir_all(&home);
+    let md = home.join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).expect("maildir");
+    }
+    std::fs::write(md.join("dovecot-keywords"), "0 $Label1\n").expect("keywords");
+    for (i, m) in msgs.iter().enumerate() {
+        let path = md
+            .join("cur")
+            .join(format!("{i:04}.M1P1.test:2,{}", flags_of(i)));
+        std::fs::write(&path, m).expect("write");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(mtime_of(i)).expect("mtime");
+    }
+    chown_nobody(&home);
+    md
+}
+
+/// A message file in a Maildir folder: (name, flags, mtime, bytes).
+type Entry = (String, String, SystemTime, Vec<u8>);
+
+/// The visible (not \Deleted) messages of a Maildir folder, by Message-ID.
+fn folder(md: &Path) -> BTreeMap<String, Vec<Entry>> {
+    let mut out: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for sub in ["cur", "new"] {
+        let Ok(rd) = std::fs::read_dir(md.join(sub)) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.expect("entry").path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let flags = name.split_once(":2,").map_or("", |(_, f)| f).to_string();
+            if flags.contains('T') {
+                continue;
+            }
+            let body = std::fs::read(&p).expect("read");
+            let mtime = std::fs::metadata(&p)
+                .expect("meta")
+                .modified()
+                .expect("mtime");
+            let id = message_id(&body).unwrap_or_default();
+            out.entry(id).or_default().push((name, flags, mtime, body));
+        }
+    }
+    out
+}
+
+fn snapshot(md: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all = Vec::new();
+    for f in [md.to_path_buf(), md.join(".Trackless.Originals")] {
+        for (_, entries) in folder(&f) {
+            for (name, _, _, body) in entries {
+                all.push((name, body));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+fn config(user: &str, port: &str, tls: &str, ca: bool) -> PathBuf {
+    let dir = server_dir();
+    let path = dir.join(format!("{user}-{tls}-{ca}.toml"));
+    let ca_line = if ca {
+        format!("ca_file = \"{}\"\n", dir.join("ca.pem").display())
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "[imap.{user}]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\n{ca_line}user = \"{user}\"\npassword_command = \"cat {}\"\n",
+            dir.join(format!("{user}.pw")).display()
+        ),
+    )
+    .expect("config");
+    path
+}
+
+fn sync(cfg: &Path, user: &str, extra: &[&str]) -> (bool, String, String) {
+    let dir = server_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--log")
+        .arg(dir.join(format!("{user}-log.sqlite")))
+        .args(["imap", "sync", "--account", user, "--state-dir"])
+        .arg(dir.join(format!("{user}-state")))
+        .args(extra)
+        .output()
+        .expect("run trackless");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every message once in INBOX — the clean copy when it was tracked, the same file when not —
+/// with its flags and date; every replaced original once in the originals folder.
+fn check(md: &Path, msgs: &[Vec<u8>]) -> usize {
+    let policy = Policy::default();
+    let inbox = folder(md);
+    let kept = folder(&md.join(".Trackless.Originals"));
+    let mut replaced = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        let id = message_id(m).expect("id");
+        let copies = inbox.get(&id).map_or(&[][..], Vec::as_slice);
+        assert_eq!(
+            copies.len(),
+            1,
+            "{id}: {} visible copies in INBOX",
+            copies.len()
+        );
+        let (name, flags, mtime, body) = &copies[0];
+        assert_eq!(
+            flags,
+            flags_of(i),
+            "{id}: flags kept, \\Seen not added ({name})"
+        );
+        assert_eq!(*mtime, mtime_of(i), "{id}: INTERNALDATE kept");
+        // Dovecot serves messages with CRLF and stores them with LF.
+        let served = crlf(m);
+        let out = neutralise(&served, &policy);
+        if out.changed {
+            replaced += 1;
+            assert_eq!(lf(body), lf(&out.bytes), "{id}: the clean copy");
+            let k = kept.get(&id).map_or(&[][..], Vec::as_slice);
+            assert_eq!(k.len(), 1, "{id}: the original kept once");
+            assert_eq!(lf(&k[0].3), lf(m), "{id}: the original kept as it was");
+        } else {
+            assert!(name.starts_with(&format!("{i:04}.")), "{id}: not replaced");
+            assert_eq!(body, m, "{id}: untouched");
+            assert!(!kept.contains_key(&id), "{id}: clean, nothing to keep");
+        }
+    }
+    replaced
+}
+
+fn account(user: &str, port_var: &str, tls: &str) {
+    let msgs = messages();
+    assert!(msgs.len() > 40);
+    let md = fill(user, &msgs);
+    let port = env(port_var);
+    let before = snapshot(&md);
+
+    // A certificate the client cannot verify (the test CA is not trusted): refused, untouched.
+    let (ok, _, err) = sync(&config(user, &port, tls, false), user, &[]);
+    assert!(!ok, "an unverified certificate was accepted");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(snapshot(&md), before);
+
+    // A wrong password: a clear error, exit 1, untouched.
+    let cfg = config(user, &port, tls, true);
+    let pw = server_dir().join(format!("{user}.pw"));
+    let right = std::fs::read_to_string(&pw).expect("pw");
+    std::fs::write(&pw, "wrong\n").expect("pw");
+    let (ok, _, err) = sync(&cfg, user, &[]);
+    std::fs::write(&pw, &right).expect("pw");
+    assert!(!ok);
+    assert!(err.contains("login as"), "{err}");
+    assert_eq!(snapshot(&md), before);
+
+    // A dry run says what it would do and does nothing.
+    let (ok, out, err) = sync(&cfg, user, &["--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("dry run: "), "{out}");
+    assert_eq!(snapshot(&md), before);
+
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(ok, "{out}{err}");
+    let replaced = check(&md, &msgs);
+    assert!(replaced > 20, "{replaced}");
+    assert!(out.contains(&format!("{replaced} replaced")), "{out}");
+
+    // A rerun replaces nothing and changes nothing.
+    let after = snapshot(&md);
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains(" 0 replaced"), "{out}");
+    assert_eq!(snapshot(&md), after);
+    check(&md, &msgs);
+}
+
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn implicit_tls_with_every_extension() {
+    account("alice", "TRACKLESS_TEST_IMAPS_PORT", "implicit");
+}
+
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn starttls_without_uidplus_or_move() {
+    account("bob", "TRACKLESS_TEST_IMAP_PORT", "starttls");
+}
