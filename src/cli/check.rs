@@ -265,7 +265,67 @@ fn check(settings: &Settings, policy: &Policy, w: &mut dyn Write) -> Result<Vec<
         str(cfg.pipe.sendmail.as_deref().unwrap_or("/usr/sbin/sendmail")),
     )
     .map_err(io)?;
+    for (name, a) in &cfg.imap {
+        imap_account(&mut o, name, a, policy, &mut warnings).map_err(io)?;
+    }
     Ok(warnings)
+}
+
+/// An `[imap.NAME]` section with its defaults filled in. The password command is shown (it is
+/// not the password); it is not run here.
+fn imap_account(
+    o: &mut Out<'_>,
+    name: &str,
+    a: &crate::config::ImapAccount,
+    policy: &Policy,
+    warnings: &mut Vec<String>,
+) -> std::io::Result<()> {
+    use crate::config::{ImapAuth, ImapTls, Originals};
+    o.table(&format!("imap.{name}"))?;
+    o.kv("host", str(&a.host))?;
+    o.kv("port", Value::Integer(i64::from(a.port())))?;
+    let tls = match a.tls {
+        ImapTls::Implicit => "implicit",
+        ImapTls::Starttls => "starttls",
+        ImapTls::None => "none",
+    };
+    o.kv("tls", str(tls))?;
+    if let Some(ca) = &a.ca_file {
+        o.kv("ca_file", str(ca.display()))?;
+        if !ca.is_file() {
+            warnings.push(format!(
+                "[imap.{name}] ca_file {} does not exist",
+                ca.display()
+            ));
+        }
+    }
+    o.kv("user", str(&a.user))?;
+    o.kv("password_command", str(&a.password_command))?;
+    let auth = match a.auth {
+        ImapAuth::Plain => "plain",
+        ImapAuth::Login => "login",
+        ImapAuth::Xoauth2 => "xoauth2",
+    };
+    o.kv("auth", str(auth))?;
+    o.kv("folders", list(&a.folders()))?;
+    let originals = match a.originals() {
+        Originals::Delete => "delete".to_string(),
+        Originals::Folder(f) => format!("folder:{f}"),
+    };
+    o.kv("originals", str(originals))?;
+    o.kv(
+        "originals_retention",
+        str(a
+            .originals_retention
+            .unwrap_or(Dur(std::time::Duration::from_secs(30 * 86_400)))),
+    )?;
+    if let Some(since) = &a.since {
+        o.kv("since", str(since))?;
+    }
+    o.kv(
+        "max_size",
+        str(Size(a.max_size.map_or(policy.limits.max_size, |s| s.0))),
+    )
 }
 
 /// Was anything set in `[smtp]`/`[lmtp]`?
