@@ -287,3 +287,71 @@ fn implicit_tls_with_every_extension() {
 fn starttls_without_uidplus_or_move() {
     account("bob", "TRACKLESS_TEST_IMAP_PORT", "starttls");
 }
+
+/// `imap watch`: after its first pass it waits in IDLE; a tracked message delivered then
+/// (written into the Maildir, as a local delivery does) is replaced within seconds, and
+/// SIGTERM ends it cleanly.
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn watch_cleans_mail_as_it_arrives() {
+    let user = "carol";
+    let msgs = messages();
+    let policy = Policy::default();
+    let tracked: Vec<&Vec<u8>> = msgs
+        .iter()
+        .filter(|m| neutralise(&crlf(m), &policy).changed)
+        .collect();
+    let (first, later) = (tracked[0], tracked[1]);
+    let md = fill(user, std::slice::from_ref(first));
+    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
+    let dir = server_dir();
+    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--log")
+        .arg(dir.join("carol-log.sqlite"))
+        .args(["imap", "watch", "--account", user, "--state-dir"])
+        .arg(dir.join("carol-state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    let replaced = |m: &[u8]| {
+        let id = message_id(m).expect("id");
+        folder(&md.join(".Trackless.Originals")).contains_key(&id)
+    };
+    let wait = |m: &[u8], secs: u64| {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            if replaced(m) {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    };
+    assert!(
+        wait(first, 30).is_some(),
+        "the first pass replaced the message"
+    );
+    // Let it settle in IDLE, then deliver.
+    std::thread::sleep(Duration::from_millis(500));
+    let path = md.join("new").join("9999.M1P1.test");
+    std::fs::write(&path, later).expect("deliver");
+    chown_nobody(&path);
+    let took = wait(later, 10);
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let took =
+        took.unwrap_or_else(|| panic!("the delivered message was not replaced in 10 s: {err}"));
+    eprintln!("watch: delivery to clean copy in {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(out.status.success(), "SIGTERM ends it with 0: {err}");
+    let inbox = folder(&md);
+    for m in [first, later] {
+        let copies = &inbox[&message_id(m).expect("id")];
+        assert_eq!(copies.len(), 1);
+        assert_eq!(lf(&copies[0].3), lf(&neutralise(&crlf(m), &policy).bytes));
+    }
+}

@@ -1,16 +1,20 @@
-//! `trackless imap sync --account NAME`: clean the folders of a mailbox at an IMAP server,
-//! once; resumable (the state directory remembers where each folder got to).
+//! `trackless imap sync|watch --account NAME`: clean the folders of a mailbox at an IMAP
+//! server, once (resumable: the state directory remembers where each folder got to) or
+//! continuously (IDLE on the first folder, the others looked at after each wake-up).
 
 use super::{Error, Settings};
 use crate::config::{ImapAccount, Originals};
-use crate::imap::client::Client;
+use crate::imap::client::{Client, Woke};
 use crate::imap::session::{ImapError, Session};
 use crate::imap::state::{self, StateDir};
 use crate::imap::sync::{self, Event, Options, Totals};
 use crate::log::{time, LogWriter, Mode, Record, WriterConfig};
 use crate::Policy;
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -18,6 +22,16 @@ pub enum ImapCmd {
     /// One pass over the account's folders: replace each tracked message by its clean copy
     /// (the original goes to the originals folder). Resumable; a rerun does nothing new.
     Sync(SyncArgs),
+    /// Stay connected and clean each message as it arrives (IDLE on the first folder, the
+    /// other folders looked at on each wake-up and every --poll). SIGTERM finishes the message
+    /// in flight and stops.
+    Watch {
+        #[command(flatten)]
+        args: SyncArgs,
+        /// Look at every folder at least this often [default: 5m]
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::values::parse_duration)]
+        poll: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -33,9 +47,15 @@ pub struct SyncArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Attempts at a folder when the connection is lost (the server restarts, the network
-/// drops); each one resumes where the last stopped.
+/// Attempts at a folder within one pass when the connection is lost (the server restarts,
+/// the network drops); each one resumes where the last stopped.
 const ATTEMPTS: u32 = 4;
+
+/// IDLE is renewed well before the 30 minutes after which a server may drop it (RFC 2177).
+const IDLE_MAX: Duration = Duration::from_secs(25 * 60);
+
+/// Longest wait between two attempts to reconnect in `watch`.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 pub fn run(
     cmd: &ImapCmd,
@@ -44,7 +64,10 @@ pub fn run(
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> Result<(), Error> {
-    let ImapCmd::Sync(args) = cmd;
+    let (args, watch) = match cmd {
+        ImapCmd::Sync(args) => (args, None),
+        ImapCmd::Watch { args, poll } => (args, Some(poll.unwrap_or(Duration::from_secs(300)))),
+    };
     let account = settings.config.imap.get(&args.account).ok_or_else(|| {
         Error::Usage(format!(
             "no [imap.{}] section in the configuration file ({})",
@@ -65,11 +88,13 @@ pub fn run(
         .map(|s| time::parse_when(s, time::now()))
         .transpose()
         .map_err(Error::Usage)?;
+    let stop = Arc::new(AtomicBool::new(false));
     let opts = Options {
         originals: account.originals(),
         max_size: account.max_size.map_or(policy.limits.max_size, |s| s.0) as u64,
         since,
         dry_run: args.dry_run,
+        stop: stop.clone(),
     };
     let state = StateDir::new(
         args.state_dir
@@ -88,35 +113,55 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::Failed(format!("cannot start the runtime: {e}")))?;
+    let warn = RefCell::new(warn);
+    let mut each = |event: &Event, seen: Option<(&[u8], &crate::Outcome<'_>)>| {
+        if let (Some(log), Some((raw, outcome))) = (&log, seen) {
+            log.record_blocking(Record::new(
+                raw,
+                outcome,
+                Mode::Imap,
+                None,
+                &[],
+                log_cfg.keep,
+                time::now(),
+            ));
+        }
+        if let Event::Failed { uid, error } = event {
+            let _ = writeln!(
+                warn.borrow_mut(),
+                "trackless imap: UID {uid}: {error}; the original is kept"
+            );
+        }
+    };
     let start = std::time::Instant::now();
-    let warn = std::cell::RefCell::new(warn);
-    let result = runtime.block_on(sync_account(
-        account,
-        &secret,
-        &state,
-        policy,
-        &opts,
-        &mut |event, seen| {
-            if let (Some(log), Some((raw, outcome))) = (&log, seen) {
-                log.record_blocking(Record::new(
-                    raw,
-                    outcome,
-                    Mode::Imap,
-                    None,
-                    &[],
-                    log_cfg.keep,
-                    time::now(),
-                ));
+    let result = runtime.block_on(async {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(signals(stop.clone(), wake.clone()));
+        let mut runner = Runner {
+            account,
+            secret: &secret,
+            state: &state,
+            policy,
+            opts,
+            folders: Vec::new(),
+            client: None,
+            warn: &warn,
+        };
+        match watch {
+            None => {
+                runner
+                    .connect()
+                    .await
+                    .map_err(|e| Error::Failed(e.message))?;
+                let r = runner.pass(&mut each).await;
+                if let Some(c) = runner.client.take() {
+                    c.logout().await;
+                }
+                r
             }
-            if let Event::Failed { uid, error } = event {
-                let _ = writeln!(
-                    warn.borrow_mut(),
-                    "trackless imap: UID {uid}: {error}; the original is kept"
-                );
-            }
-        },
-        &warn,
-    ));
+            Some(poll) => runner.watch(poll, &wake, &mut each).await,
+        }
+    });
     if let Some(l) = log {
         l.close();
     }
@@ -133,10 +178,34 @@ pub fn run(
         totals.failed,
         totals.seen as f64 / secs.max(1e-9)
     );
+    if stop.load(Ordering::Relaxed) && watch.is_none() {
+        let _ = writeln!(
+            warn.borrow_mut(),
+            "trackless imap: interrupted; the message in flight was finished; run again to continue"
+        );
+    }
     if totals.failed > 0 || failed_folders > 0 {
         return Err(Error::Partial);
     }
     Ok(())
+}
+
+/// SIGTERM, SIGINT: finish the message in flight, then stop.
+async fn signals(stop: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop.store(true, Ordering::Relaxed);
+    // A stored permit: a wait that starts later ends at once.
+    wake.notify_one();
 }
 
 /// The password (or access token): the first line the account's `password_command` prints.
@@ -163,98 +232,181 @@ fn password(account: &ImapAccount) -> Result<String, Error> {
     Ok(line)
 }
 
-/// Every folder of the account, each resumed after a lost connection. Returns the totals
-/// and how many folders could not be finished.
-async fn sync_account(
-    account: &ImapAccount,
-    secret: &str,
-    state: &StateDir,
-    policy: &Policy,
-    opts: &Options,
-    each: &mut sync::OnMessage<'_>,
-    warn: &std::cell::RefCell<&mut dyn Write>,
-) -> Result<(Totals, usize), Error> {
-    let say = |m: String| {
-        let _ = writeln!(warn.borrow_mut(), "trackless imap: {m}");
-    };
-    let login_failed = |e: ImapError| Error::Failed(e.message);
-    let mut client = Client::connect(account, secret)
-        .await
-        .map_err(login_failed)?;
-    // The originals folder is written with `/`; the server may use another delimiter.
-    let delimiter = client
-        .delimiter()
-        .await
-        .map_err(|e| Error::Failed(e.message))?;
-    let mut opts = opts.clone();
-    if let (Originals::Folder(f), Some(d)) = (&mut opts.originals, delimiter) {
-        *f = f.replace('/', &d.to_string());
+/// One account: its connection (re-established when lost) and its folders.
+struct Runner<'a, 'w> {
+    account: &'a ImapAccount,
+    secret: &'a str,
+    state: &'a StateDir,
+    policy: &'a Policy,
+    opts: Options,
+    /// The folders to clean, resolved from the account's patterns at each connection.
+    folders: Vec<String>,
+    client: Option<Client>,
+    warn: &'a RefCell<&'w mut (dyn Write + 'w)>,
+}
+
+impl Runner<'_, '_> {
+    fn say(&self, m: impl std::fmt::Display) {
+        let _ = writeln!(self.warn.borrow_mut(), "trackless imap: {m}");
     }
-    let opts = &opts;
-    let keep_folder = match &opts.originals {
-        Originals::Folder(f) => Some(f.clone()),
-        Originals::Delete => None,
-    };
-    let mut folders = Vec::new();
-    for pattern in account.folders() {
-        let found = client
-            .list(&pattern)
-            .await
-            .map_err(|e| Error::Failed(e.message))?;
-        if found.is_empty() {
-            say(format!("no folder matches {pattern:?}"));
+
+    /// Log in, learn the server's delimiter, resolve the folder patterns.
+    async fn connect(&mut self) -> Result<(), ImapError> {
+        let mut client = Client::connect(self.account, self.secret).await?;
+        // The originals folder is written with `/`; the server may use another delimiter.
+        let delimiter = client.delimiter().await?;
+        let mut originals = self.account.originals();
+        if let (Originals::Folder(f), Some(d)) = (&mut originals, delimiter) {
+            *f = f.replace('/', &d.to_string());
         }
-        for f in found {
-            // Never clean the originals: they are the user's way back.
-            let is_keep = keep_folder.as_deref().is_some_and(|k| {
-                f == k || delimiter.is_some_and(|d| f.starts_with(&format!("{k}{d}")))
-            });
-            if !is_keep && !folders.contains(&f) {
-                folders.push(f);
+        let keep = match &originals {
+            Originals::Folder(f) => Some(f.clone()),
+            Originals::Delete => None,
+        };
+        self.opts.originals = originals;
+        let mut folders = Vec::new();
+        for pattern in self.account.folders() {
+            let found = client.list(&pattern).await?;
+            if found.is_empty() {
+                self.say(format!("no folder matches {pattern:?}"));
+            }
+            for f in found {
+                // Never clean the originals: they are the user's way back.
+                let is_keep = keep.as_deref().is_some_and(|k| {
+                    f == k || delimiter.is_some_and(|d| f.starts_with(&format!("{k}{d}")))
+                });
+                if !is_keep && !folders.contains(&f) {
+                    folders.push(f);
+                }
             }
         }
+        self.folders = folders;
+        self.client = Some(client);
+        Ok(())
     }
-    let mut totals = Totals::default();
-    let mut failed_folders = 0;
-    for folder in &folders {
-        let mut attempt = 0;
+
+    /// One pass over every folder, each resumed after a lost connection. Returns the totals
+    /// and how many folders could not be finished.
+    async fn pass(&mut self, each: &mut sync::OnMessage<'_>) -> Result<(Totals, usize), Error> {
+        let mut totals = Totals::default();
+        let mut failed_folders = 0;
+        for folder in self.folders.clone() {
+            let mut attempt = 0;
+            loop {
+                if self.opts.stop.load(Ordering::Relaxed) {
+                    return Ok((totals, failed_folders));
+                }
+                attempt += 1;
+                let result = match self.client.as_mut() {
+                    Some(c) => {
+                        sync::folder(c, &folder, self.state, self.policy, &self.opts, each).await
+                    }
+                    None => Err(ImapError::fatal("not connected")),
+                };
+                match result {
+                    Ok(t) => {
+                        totals.seen += t.seen;
+                        totals.replaced += t.replaced;
+                        totals.clean += t.clean;
+                        totals.skipped += t.skipped;
+                        totals.failed += t.failed;
+                        break;
+                    }
+                    Err(e) if e.fatal && attempt < ATTEMPTS => {
+                        let wait = Duration::from_secs(1 << attempt);
+                        self.say(format!(
+                            "{folder}: {e}; reconnecting in {}s",
+                            wait.as_secs()
+                        ));
+                        self.client = None;
+                        tokio::time::sleep(wait).await;
+                        if let Err(e) = self.connect().await {
+                            self.say(e);
+                        }
+                    }
+                    Err(e) => {
+                        self.say(format!("{folder}: {e}"));
+                        failed_folders += 1;
+                        if e.fatal {
+                            self.client = None;
+                            self.connect().await.map_err(|e| Error::Failed(e.message))?;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((totals, failed_folders))
+    }
+
+    /// Pass after pass until stopped: IDLE on the first folder between passes (at most
+    /// `poll`, or a plain wait on a server without IDLE); a lost connection is re-established
+    /// with a growing wait.
+    async fn watch(
+        &mut self,
+        poll: Duration,
+        wake: &tokio::sync::Notify,
+        each: &mut sync::OnMessage<'_>,
+    ) -> Result<(Totals, usize), Error> {
+        let mut totals = Totals::default();
+        let mut backoff = Duration::from_secs(1);
         loop {
-            attempt += 1;
-            match sync::folder(&mut client, folder, state, policy, opts, each).await {
-                Ok(t) => {
+            if self.opts.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if self.client.is_none() {
+                if let Err(e) = self.connect().await {
+                    self.say(format!("{e}; trying again in {}s", backoff.as_secs()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = wake.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+                backoff = Duration::from_secs(1);
+            }
+            match self.pass(each).await {
+                Ok((t, _)) => {
                     totals.seen += t.seen;
                     totals.replaced += t.replaced;
                     totals.clean += t.clean;
                     totals.skipped += t.skipped;
                     totals.failed += t.failed;
-                    break;
-                }
-                Err(e) if e.fatal && attempt < ATTEMPTS => {
-                    let wait = Duration::from_secs(1 << attempt);
-                    say(format!(
-                        "{folder}: {e}; reconnecting in {}s",
-                        wait.as_secs()
-                    ));
-                    tokio::time::sleep(wait).await;
-                    match Client::connect(account, secret).await {
-                        Ok(c) => client = c,
-                        Err(e) => say(e.message),
-                    }
                 }
                 Err(e) => {
-                    say(format!("{folder}: {e}"));
-                    failed_folders += 1;
-                    if e.fatal {
-                        match Client::connect(account, secret).await {
-                            Ok(c) => client = c,
-                            Err(e) => return Err(Error::Failed(e.message)),
-                        }
-                    }
-                    break;
+                    self.say(e);
+                    self.client = None;
+                    continue;
                 }
             }
+            if self.opts.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let (Some(mut client), Some(first)) = (self.client.take(), self.folders.first()) else {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = wake.notified() => {}
+                }
+                continue;
+            };
+            if let Err(e) = client.select(first).await {
+                self.say(format!("{first}: {e}"));
+                continue;
+            }
+            match client.idle(poll.min(IDLE_MAX), wake.notified()).await {
+                Ok((c, woke)) => {
+                    self.client = Some(c);
+                    if woke == Woke::Stopped {
+                        break;
+                    }
+                }
+                Err(e) => self.say(format!("IDLE: {e}; reconnecting")),
+            }
         }
+        if let Some(c) = self.client.take() {
+            c.logout().await;
+        }
+        Ok((totals, 0))
     }
-    client.logout().await;
-    Ok((totals, failed_folders))
 }

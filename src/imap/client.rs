@@ -21,6 +21,16 @@ type Stream = Box<dyn Io>;
 const COMMAND_TIME: Duration = Duration::from_secs(120);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
 
+/// Why an IDLE ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The server reported a change (a new message, most likely).
+    Changed,
+    Timeout,
+    /// Asked to stop (SIGTERM).
+    Stopped,
+}
+
 pub struct Client {
     s: async_imap::Session<Stream>,
     caps: Caps,
@@ -296,6 +306,49 @@ impl Client {
         .await?;
         self.drain();
         Ok(d)
+    }
+
+    /// Wait in IDLE (the selected folder) until the server reports a change, `max` passes or
+    /// `stop` completes; gives the connection back. Without IDLE the wait is a plain sleep.
+    pub async fn idle(
+        self,
+        max: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(Client, Woke)> {
+        let Client { s, caps, selected } = self;
+        if !caps.idle {
+            let woke = tokio::select! {
+                _ = tokio::time::sleep(max) => Woke::Timeout,
+                _ = stop => Woke::Stopped,
+            };
+            return Ok((Client { s, caps, selected }, woke));
+        }
+        let mut handle = s.idle();
+        timed("IDLE", handle.init()).await?;
+        let woke = {
+            let (wait, interrupt) = handle.wait_with_timeout(max);
+            let mut interrupt = Some(interrupt);
+            tokio::pin!(wait);
+            tokio::pin!(stop);
+            let r = tokio::select! {
+                r = &mut wait => r,
+                _ = &mut stop => {
+                    // Dropping the stop source ends the wait at once.
+                    interrupt.take();
+                    wait.await
+                }
+            };
+            drop(interrupt);
+            match r.map_err(mapped)? {
+                async_imap::extensions::idle::IdleResponse::NewData(_) => Woke::Changed,
+                async_imap::extensions::idle::IdleResponse::Timeout => Woke::Timeout,
+                async_imap::extensions::idle::IdleResponse::ManualInterrupt => Woke::Stopped,
+            }
+        };
+        let s = timed("DONE", handle.done()).await?;
+        let mut c = Client { s, caps, selected };
+        c.drain();
+        Ok((c, woke))
     }
 
     pub async fn logout(mut self) {

@@ -27,6 +27,9 @@ pub struct Options {
     pub since: Option<i64>,
     /// Say what would change; write nothing (no state either).
     pub dry_run: bool,
+    /// Set when the run must end (SIGTERM, Ctrl-C): the message in flight is finished, the
+    /// state saved, the rest left for the next run.
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What happened to one message.
@@ -101,10 +104,13 @@ pub async fn folder<S: Session>(
     let done_before = st.done;
     let mut held: Option<u32> = None;
     let mut originals_ready = false;
-    for chunk in uids.chunks(META_BATCH) {
+    'chunks: for chunk in uids.chunks(META_BATCH) {
         let mut metas = s.fetch_meta(chunk).await?;
         metas.sort_by_key(|m| m.uid);
         for meta in metas {
+            if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'chunks;
+            }
             totals.seen += 1;
             let event =
                 match message(s, folder, &meta, policy, opts, &mut originals_ready, each).await {

@@ -44,6 +44,7 @@ fn options() -> Options {
         max_size: 100 << 20,
         since: None,
         dry_run: false,
+        stop: Default::default(),
     }
 }
 

@@ -4,7 +4,8 @@
 # (verified by the client), two users, then the tests in tests/imap_dovecot.rs, which are
 # #[ignore]d in a plain `cargo test` because they need the server:
 #   alice  implicit TLS, every extension (UIDPLUS, MOVE, IDLE);
-#   bob    STARTTLS, a server that advertises neither UIDPLUS nor MOVE.
+#   bob    STARTTLS, a server that advertises neither UIDPLUS nor MOVE;
+#   carol  `imap watch`: mail delivered while it waits in IDLE.
 #
 #   bash tests/e2e/imap.sh
 set -euo pipefail
@@ -38,10 +39,12 @@ chmod 0644 "$dir/ca.pem"
 
 printf 'alice-secret\n' >"$dir/alice.pw"
 printf 'bob-secret\n' >"$dir/bob.pw"
+printf 'carol-secret\n' >"$dir/carol.pw"
 # passwd-file: user:password:uid:gid:gecos:home:shell:extra fields. bob's imap process
 # advertises no UIDPLUS and no MOVE (the client must fall back; Dovecot would still run them).
 cat >"$dir/passwd" <<EOF
 alice:{PLAIN}alice-secret::::::
+carol:{PLAIN}carol-secret::::::
 bob:{PLAIN}bob-secret::::::userdb_imap_capability=IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE
 EOF
 
