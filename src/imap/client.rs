@@ -7,6 +7,7 @@ use super::session::{Caps, ImapError, Meta, Result, Selected, Session};
 use crate::config::{ImapAccount, ImapAuth, ImapTls};
 use async_imap::imap_proto::{Response, ResponseCode, Status};
 use futures_util::TryStreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -16,6 +17,59 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 
 type Stream = Box<dyn Io>;
+
+/// The connection's byte stream, noting when the server closes it: async-imap ends a FETCH,
+/// LIST or STORE answer quietly at end of stream, so a connection that drops in the middle
+/// would look like a short answer. Every command checks this after its answer.
+#[derive(Debug)]
+struct Watched<S> {
+    inner: S,
+    closed: Arc<AtomicBool>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let wanted = buf.remaining() > 0;
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &r {
+            std::task::Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
+                self.closed.store(true, Ordering::Relaxed);
+            }
+            std::task::Poll::Ready(Err(_)) => self.closed.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// Time allowed for one command (a whole large message included).
 const COMMAND_TIME: Duration = Duration::from_secs(120);
@@ -33,6 +87,8 @@ pub enum Woke {
 
 pub struct Client {
     s: async_imap::Session<Stream>,
+    /// Set when the server closed the connection (see `Watched`).
+    closed: Arc<AtomicBool>,
     caps: Caps,
     /// The selected folder and its UIDVALIDITY.
     selected: Option<(String, u32)>,
@@ -210,13 +266,20 @@ impl Client {
             rustls_pki_types::ServerName::try_from(account.host.clone())
                 .map_err(|e| fatal(format!("{}: {e}", account.host)))
         };
+        let closed = Arc::new(AtomicBool::new(false));
+        let watched = |inner: Stream| -> Stream {
+            Box::new(Watched {
+                inner,
+                closed: closed.clone(),
+            })
+        };
         let wrap = |tcp: tokio::net::TcpStream| async {
             let connector = tls(account.ca_file.as_deref())?;
             let stream = tokio::time::timeout(CONNECT_TIME, connector.connect(server_name()?, tcp))
                 .await
                 .map_err(|_| fatal("TLS handshake: no answer"))?
                 .map_err(|e| fatal(format!("TLS with {}: {e}", account.host)))?;
-            Ok::<Stream, ImapError>(Box::new(stream))
+            Ok::<Stream, ImapError>(watched(Box::new(stream)))
         };
         let mut client = match account.tls {
             ImapTls::Implicit => {
@@ -237,7 +300,7 @@ impl Client {
                 c
             }
             ImapTls::None => {
-                let mut c = async_imap::Client::new(Box::new(tcp) as Stream);
+                let mut c = async_imap::Client::new(watched(Box::new(tcp)));
                 read_greeting(&mut c).await?;
                 c
             }
@@ -275,6 +338,7 @@ impl Client {
         };
         let mut c = Client {
             s: session,
+            closed,
             caps: Caps::default(),
             selected: None,
         };
@@ -293,6 +357,15 @@ impl Client {
         while self.s.unsolicited_responses.try_recv().is_ok() {}
     }
 
+    /// After a command: the answer was whole only if the connection is still open.
+    fn alive(&mut self) -> Result<()> {
+        self.drain();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(fatal("the server closed the connection"));
+        }
+        Ok(())
+    }
+
     /// The server's hierarchy delimiter (`/` or `.`), as the top-level folders show it
     /// (async-imap reads no answer to the usual `LIST "" ""`).
     pub async fn delimiter(&mut self) -> Result<Option<char>> {
@@ -304,7 +377,7 @@ impl Client {
                 .find_map(|n| n.delimiter().and_then(|d| d.chars().next())))
         })
         .await?;
-        self.drain();
+        self.alive()?;
         Ok(d)
     }
 
@@ -315,13 +388,26 @@ impl Client {
         max: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(Client, Woke)> {
-        let Client { s, caps, selected } = self;
+        let Client {
+            s,
+            closed,
+            caps,
+            selected,
+        } = self;
         if !caps.idle {
             let woke = tokio::select! {
                 _ = tokio::time::sleep(max) => Woke::Timeout,
                 _ = stop => Woke::Stopped,
             };
-            return Ok((Client { s, caps, selected }, woke));
+            return Ok((
+                Client {
+                    s,
+                    closed,
+                    caps,
+                    selected,
+                },
+                woke,
+            ));
         }
         let mut handle = s.idle();
         timed("IDLE", handle.init()).await?;
@@ -346,8 +432,13 @@ impl Client {
             }
         };
         let s = timed("DONE", handle.done()).await?;
-        let mut c = Client { s, caps, selected };
-        c.drain();
+        let mut c = Client {
+            s,
+            closed,
+            caps,
+            selected,
+        };
+        c.alive()?;
         Ok((c, woke))
     }
 
@@ -447,7 +538,7 @@ impl Session for Client {
             return Ok(());
         }
         let r = timed("CREATE", self.s.create(folder)).await;
-        self.drain();
+        self.alive()?;
         match r {
             // Created meanwhile by another client: fine.
             Err(e) if !e.fatal && !self.list(folder).await?.is_empty() => Ok(()),
@@ -470,7 +561,7 @@ impl Session for Client {
                 .collect())
         })
         .await?;
-        self.drain();
+        self.alive()?;
         Ok(names
             .into_iter()
             .filter(|(n, d)| glob(pattern, n, *d))
@@ -480,7 +571,7 @@ impl Session for Client {
 
     async fn select(&mut self, folder: &str) -> Result<Selected> {
         let mailbox = timed("SELECT", self.s.select(folder)).await?;
-        self.drain();
+        self.alive()?;
         let uid_validity = mailbox.uid_validity.ok_or_else(|| {
             ImapError::refused(format!("{folder}: the server gives no UIDVALIDITY"))
         })?;
@@ -493,7 +584,7 @@ impl Session for Client {
 
     async fn search(&mut self, criteria: &str) -> Result<Vec<u32>> {
         let found = timed("UID SEARCH", self.s.uid_search(criteria)).await?;
-        self.drain();
+        self.alive()?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
@@ -526,7 +617,7 @@ impl Session for Client {
                 .collect::<Vec<_>>())
         })
         .await?;
-        self.drain();
+        self.alive()?;
         Ok(metas)
     }
 
@@ -543,7 +634,7 @@ impl Session for Client {
                 .and_then(|f| f.body().map(<[u8]>::to_vec)))
         })
         .await?;
-        self.drain();
+        self.alive()?;
         Ok(body)
     }
 
@@ -560,7 +651,7 @@ impl Session for Client {
         )
         .await
         .map_err(|_| fatal("APPEND: no answer"))?;
-        self.drain();
+        self.alive()?;
         let appended = r?;
         // The UID counts only in the folder selected, under the UIDVALIDITY it had.
         Ok(match (appended, &self.selected) {
@@ -575,13 +666,13 @@ impl Session for Client {
 
     async fn uid_move(&mut self, uid: u32, to: &str) -> Result<()> {
         let r = timed("UID MOVE", self.s.uid_mv(uid.to_string(), to)).await;
-        self.drain();
+        self.alive()?;
         r
     }
 
     async fn uid_copy(&mut self, uid: u32, to: &str) -> Result<()> {
         let r = timed("UID COPY", self.s.uid_copy(uid.to_string(), to)).await;
-        self.drain();
+        self.alive()?;
         r
     }
 
@@ -595,7 +686,7 @@ impl Session for Client {
             Ok(())
         })
         .await;
-        self.drain();
+        self.alive()?;
         r
     }
 
@@ -606,7 +697,7 @@ impl Session for Client {
             Ok(())
         })
         .await;
-        self.drain();
+        self.alive()?;
         r
     }
 
@@ -617,7 +708,7 @@ impl Session for Client {
             Ok(())
         })
         .await;
-        self.drain();
+        self.alive()?;
         r
     }
 }
