@@ -232,6 +232,15 @@ for u in "${UNITS[@]}"; do
 done
 ok "units installed in /lib/systemd/system, none enabled"
 
+# `trackless imap watch`: a template for the administrator and one for users.
+for pair in "/lib/systemd/system/trackless-imap@.service packaging/systemd/trackless-imap@.service" \
+  "/usr/lib/systemd/user/trackless-imap@.service packaging/systemd/user/trackless-imap@.service"; do
+  read -r installed shipped <<<"$pair"
+  cmp -s "$installed" "$repo/$shipped" || fail "$installed missing or differs from $shipped"
+done
+trackless imap watch --help >/dev/null || fail "trackless imap watch (the units' command) is unknown"
+ok "trackless-imap@ units installed (system and user)"
+
 if command -v systemd-analyze >/dev/null; then
   # Offline: no running systemd is needed. Unknown units named in After= are fine.
   if ! systemd-analyze verify "${UNITS[@]/%/.service}" >"$work/verify.log" 2>&1 ||
