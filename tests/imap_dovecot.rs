@@ -479,3 +479,43 @@ fn check_all(md: &Path, msgs: &[Vec<u8>]) -> usize {
     }
     replaced
 }
+
+/// A mailbox at its quota: every APPEND of a clean copy is refused. Each original stays where
+/// it is, the refusal is reported, the other messages are still looked at, and the run exits 1
+/// with the mailbox untouched.
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn appends_refused_over_quota_keep_the_originals() {
+    let user = "erin";
+    let policy = Policy::default();
+    let msgs: Vec<Vec<u8>> = messages().into_iter().take(12).collect();
+    let tracked = msgs
+        .iter()
+        .filter(|m| neutralise(&crlf(m), &policy).changed)
+        .count();
+    assert!(tracked >= 3 && tracked < msgs.len(), "{tracked}");
+    // The quota: what the messages take (as Dovecot counts them, with CRLF) and not a
+    // kilobyte more, so that no clean copy fits.
+    let used: usize = msgs.iter().map(|m| crlf(m).len()).sum();
+    let kb = used.div_ceil(1024);
+    let passwd = server_dir().join("passwd");
+    let mut text = std::fs::read_to_string(&passwd).expect("passwd");
+    if !text.contains("\nerin:") {
+        text.push_str(&format!(
+            "erin:{{PLAIN}}erin-secret::::::userdb_quota_rule=*:storage={kb}K\n"
+        ));
+        std::fs::write(&passwd, text).expect("passwd");
+    }
+    let md = fill(user, &msgs);
+    let before = snapshot(&md);
+    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(!ok, "refused appends make the run exit 1: {out}");
+    assert!(err.to_lowercase().contains("quota"), "{err}");
+    assert!(err.contains("the original is kept"), "{err}");
+    assert!(
+        out.contains(&format!("{tracked} failed")),
+        "every tracked message refused, the rest looked at: {out}"
+    );
+    assert_eq!(snapshot(&md), before, "nothing changed in the mailbox");
+}

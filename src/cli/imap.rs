@@ -149,10 +149,18 @@ pub fn run(
         };
         match watch {
             None => {
-                runner
-                    .connect()
-                    .await
-                    .map_err(|e| Error::Failed(e.message))?;
+                // A server restarting or a network hiccup: a few tries; a refused login or
+                // certificate: at once.
+                let mut attempt = 0;
+                while let Err(e) = runner.connect().await {
+                    attempt += 1;
+                    if !e.fatal || attempt >= ATTEMPTS {
+                        return Err(Error::Failed(e.message));
+                    }
+                    let wait = Duration::from_secs(1 << attempt);
+                    runner.say(format!("{e}; trying again in {}s", wait.as_secs()));
+                    tokio::time::sleep(wait).await;
+                }
                 let r = runner.pass(&mut each).await;
                 if let Some(c) = runner.client.take() {
                     c.logout().await;

@@ -278,7 +278,15 @@ impl Client {
             let stream = tokio::time::timeout(CONNECT_TIME, connector.connect(server_name()?, tcp))
                 .await
                 .map_err(|_| fatal("TLS handshake: no answer"))?
-                .map_err(|e| fatal(format!("TLS with {}: {e}", account.host)))?;
+                .map_err(|e| {
+                    let m = format!("TLS with {}: {e}", account.host);
+                    // A certificate that does not verify will not verify on a retry.
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        ImapError::refused(m)
+                    } else {
+                        fatal(m)
+                    }
+                })?;
             Ok::<Stream, ImapError>(watched(Box::new(stream)))
         };
         let mut client = match account.tls {
@@ -327,8 +335,9 @@ impl Client {
         };
         let session = match session {
             Err(_) => return Err(fatal("login: no answer")),
+            // Refused, not fatal: a wrong password is not retried.
             Ok(Err((e, _))) => {
-                return Err(ImapError::fatal(format!(
+                return Err(ImapError::refused(format!(
                     "login as {user} at {} failed: {}",
                     account.host,
                     mapped(e)

@@ -6,7 +6,8 @@
 #   alice  implicit TLS, every extension (UIDPLUS, MOVE, IDLE);
 #   bob    STARTTLS, a server that advertises neither UIDPLUS nor MOVE;
 #   carol  `imap watch`: mail delivered while it waits in IDLE;
-#   dave   500 messages, the client killed 20 times and the server restarted once.
+#   dave   500 messages, the client killed 20 times and the server restarted once;
+#   erin   a quota that leaves no room for a clean copy (the test adds erin to the passwd file).
 #
 #   bash tests/e2e/imap.sh
 set -euo pipefail
@@ -42,6 +43,7 @@ printf 'alice-secret\n' >"$dir/alice.pw"
 printf 'bob-secret\n' >"$dir/bob.pw"
 printf 'carol-secret\n' >"$dir/carol.pw"
 printf 'dave-secret\n' >"$dir/dave.pw"
+printf 'erin-secret\n' >"$dir/erin.pw"
 # passwd-file: user:password:uid:gid:gecos:home:shell:extra fields. bob's imap process
 # advertises no UIDPLUS and no MOVE (the client must fall back; Dovecot would still run them).
 cat >"$dir/passwd" <<EOF
@@ -69,6 +71,12 @@ ssl_key = <$dir/server.key
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
+# Quota counted for everyone; only users with a quota_rule (the test adds one) have a limit.
+mail_plugins = \$mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN $dir/passwd
