@@ -139,12 +139,22 @@ fn folder(md: &Path) -> BTreeMap<String, Vec<Entry>> {
     out
 }
 
-fn snapshot(md: &Path) -> Vec<(String, Vec<u8>)> {
+/// What both folders hold: (folder, flags, SHA-256 of the bytes), sorted. File names are left
+/// out: Dovecot adds sizes to them when it first looks at a message.
+fn snapshot(md: &Path) -> Vec<(usize, String, String)> {
+    use sha2::Digest;
     let mut all = Vec::new();
-    for f in [md.to_path_buf(), md.join(".Trackless.Originals")] {
-        for (_, entries) in folder(&f) {
-            for (name, _, _, body) in entries {
-                all.push((name, body));
+    for (n, f) in [md.to_path_buf(), md.join(".Trackless.Originals")]
+        .iter()
+        .enumerate()
+    {
+        for (_, entries) in folder(f) {
+            for (_, flags, _, body) in entries {
+                let digest: String = sha2::Sha256::digest(&body)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                all.push((n, flags, digest));
             }
         }
     }
@@ -274,6 +284,56 @@ fn account(user: &str, port_var: &str, tls: &str) {
     assert!(out.contains(" 0 replaced"), "{out}");
     assert_eq!(snapshot(&md), after);
     check(&md, &msgs);
+
+    // Restore: every original back in INBOX in place of its clean copy, the originals folder
+    // empty; a sync afterwards leaves them as they are.
+    let restore = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trackless"))
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "imap",
+                "restore",
+                "--account",
+                user,
+                "--since",
+                "1d",
+                "--state-dir",
+            ])
+            .arg(server_dir().join(format!("{user}-state")))
+            .args(extra)
+            .output()
+            .expect("restore");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let said = restore(&["--dry-run"]);
+    assert!(
+        said.contains(&format!("{replaced} message(s) restored")),
+        "{said}"
+    );
+    assert_eq!(snapshot(&md), after, "a dry run restores nothing");
+    restore(&[]);
+    let inbox = folder(&md);
+    for m in &msgs {
+        let id = message_id(m).expect("id");
+        let copies = &inbox[&id];
+        assert_eq!(
+            copies.len(),
+            1,
+            "{id}: {} copies after restore",
+            copies.len()
+        );
+        assert_eq!(lf(&copies[0].3), lf(m), "{id}: the original is back");
+    }
+    assert!(folder(&md.join(".Trackless.Originals")).is_empty());
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(ok && out.contains(" 0 replaced"), "{out}{err}");
 }
 
 #[test]

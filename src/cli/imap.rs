@@ -32,6 +32,15 @@ pub enum ImapCmd {
         #[arg(long, value_name = "DURATION", value_parser = crate::config::values::parse_duration)]
         poll: Option<Duration>,
     },
+    /// Put the kept originals of messages replaced since WHEN back in their folders, in place
+    /// of their clean copies; later syncs leave them alone.
+    Restore {
+        #[command(flatten)]
+        args: SyncArgs,
+        /// Replacements made since: a duration (7d) or a date (2026-11-01).
+        #[arg(long, value_name = "WHEN")]
+        since: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -67,6 +76,7 @@ pub fn run(
     let (args, watch) = match cmd {
         ImapCmd::Sync(args) => (args, None),
         ImapCmd::Watch { args, poll } => (args, Some(poll.unwrap_or(Duration::from_secs(300)))),
+        ImapCmd::Restore { args, since } => return restore(args, since, settings, out, warn),
     };
     let account = settings.config.imap.get(&args.account).ok_or_else(|| {
         Error::Usage(format!(
@@ -193,6 +203,85 @@ pub fn run(
         );
     }
     if totals.failed > 0 || failed_folders > 0 {
+        return Err(Error::Partial);
+    }
+    Ok(())
+}
+
+fn account<'a>(settings: &'a Settings, name: &str) -> Result<&'a ImapAccount, Error> {
+    settings.config.imap.get(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "no [imap.{name}] section in the configuration file ({})",
+            settings
+                .config
+                .source
+                .as_ref()
+                .map_or("built-in defaults: none".into(), |p| p
+                    .display()
+                    .to_string())
+        ))
+    })
+}
+
+/// `imap restore`: every replacement the journal holds since `since`, undone.
+fn restore(
+    args: &SyncArgs,
+    since: &str,
+    settings: &Settings,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<(), Error> {
+    use crate::imap::restore::{self, Restored};
+    let account = account(settings, &args.account)?;
+    let since =
+        time::parse_when(since, time::now()).map_err(|e| Error::Usage(format!("--since: {e}")))?;
+    let state = StateDir::new(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| state::default_dir(&args.account)),
+    );
+    let todo: Vec<_> = state
+        .replacements()
+        .into_iter()
+        .filter(|r| r.ts >= since)
+        .collect();
+    let secret = password(account)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the runtime: {e}")))?;
+    let (mut done, mut missing) = (0, 0);
+    runtime.block_on(async {
+        let mut client = Client::connect(account, &secret)
+            .await
+            .map_err(|e| Error::Failed(e.message))?;
+        for r in &todo {
+            match restore::one(&mut client, &state, r, args.dry_run)
+                .await
+                .map_err(|e| Error::Failed(format!("{}: {e}; run again to finish", r.folder)))?
+            {
+                Restored::Done | Restored::Would => done += 1,
+                Restored::Missing => {
+                    missing += 1;
+                    let _ = writeln!(
+                        warn,
+                        "trackless imap: {} in {}: the original is no longer in {}; its clean copy stays",
+                        r.message_id.as_deref().unwrap_or("a message without Message-ID"),
+                        r.folder,
+                        r.originals
+                    );
+                }
+            }
+        }
+        client.logout().await;
+        Ok::<(), Error>(())
+    })?;
+    let _ = writeln!(
+        out,
+        "{}{done} message(s) restored, {missing} original(s) not found",
+        if args.dry_run { "dry run: " } else { "" }
+    );
+    if missing > 0 {
         return Err(Error::Partial);
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! - `state.rs`: per folder UIDVALIDITY and the last UID handled, between runs.
 
 pub mod client;
+pub mod restore;
 pub mod session;
 pub mod state;
 pub mod sync;

@@ -16,6 +16,22 @@ pub struct FolderState {
     pub done: u32,
 }
 
+/// One replacement, as the journal keeps it for `imap restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replaced {
+    /// Unix seconds when it was replaced.
+    pub ts: i64,
+    pub folder: String,
+    /// Where the original went.
+    pub originals: String,
+    pub message_id: Option<String>,
+    pub internal_date: String,
+    pub original_size: u64,
+    /// Hex SHA-256 of the original and of its clean copy, as the server served and stored them.
+    pub original_sha256: String,
+    pub clean_sha256: String,
+}
+
 /// The state directory of one account.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -90,6 +106,55 @@ impl StateDir {
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, &path)
+    }
+}
+
+impl StateDir {
+    fn private_append(&self, name: &str, line: &[u8]) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(self.dir.join(name))?;
+        f.write_all(line)?;
+        f.sync_data()
+    }
+
+    fn lines<T: serde::de::DeserializeOwned>(&self, name: &str) -> Vec<T> {
+        std::fs::read(self.dir.join(name))
+            .map(|b| {
+                b.split(|&c| c == b'\n')
+                    .filter_map(|l| serde_json::from_slice(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Note a replacement in the journal (one JSON line, 0600).
+    pub fn journal(&self, r: &Replaced) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.private_append("journal.jsonl", &line)
+    }
+
+    /// Every replacement noted, oldest first (a torn last line is skipped).
+    pub fn replacements(&self) -> Vec<Replaced> {
+        self.lines("journal.jsonl")
+    }
+
+    /// Originals put back by `imap restore`: the sync leaves them alone from then on.
+    pub fn restored(&self) -> std::collections::HashSet<String> {
+        self.lines::<String>("restored.jsonl").into_iter().collect()
+    }
+
+    pub fn add_restored(&self, original_sha256: &str) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(original_sha256).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.private_append("restored.jsonl", &line)
     }
 }
 

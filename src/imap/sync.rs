@@ -10,7 +10,7 @@
 //! bytes) and finishes the move instead of appending a second copy.
 
 use super::session::{ImapError, Meta, Result, Session};
-use super::state::{FolderState, StateDir};
+use super::state::{FolderState, Replaced, StateDir};
 use crate::config::Originals;
 use crate::log::time;
 use crate::mail::header::{top_block, HEADER as STAMP};
@@ -103,7 +103,14 @@ pub async fn folder<S: Session>(
     let mut since_save = 0;
     let done_before = st.done;
     let mut held: Option<u32> = None;
-    let mut originals_ready = false;
+    let mut run = Run {
+        folder,
+        policy,
+        opts,
+        state,
+        restored: state.restored(),
+        originals_ready: false,
+    };
     'chunks: for chunk in uids.chunks(META_BATCH) {
         let mut metas = s.fetch_meta(chunk).await?;
         metas.sort_by_key(|m| m.uid);
@@ -112,19 +119,18 @@ pub async fn folder<S: Session>(
                 break 'chunks;
             }
             totals.seen += 1;
-            let event =
-                match message(s, folder, &meta, policy, opts, &mut originals_ready, each).await {
-                    Ok(e) => e,
-                    Err(e) if e.fatal => return Err(e),
-                    Err(e) => {
-                        let e = Event::Failed {
-                            uid: meta.uid,
-                            error: e.message,
-                        };
-                        each(&e, None);
-                        e
-                    }
-                };
+            let event = match message(s, &mut run, &meta, each).await {
+                Ok(e) => e,
+                Err(e) if e.fatal => return Err(e),
+                Err(e) => {
+                    let e = Event::Failed {
+                        uid: meta.uid,
+                        error: e.message,
+                    };
+                    each(&e, None);
+                    e
+                }
+            };
             match event {
                 Event::Clean { .. } => totals.clean += 1,
                 Event::Replaced { .. } => totals.replaced += 1,
@@ -162,15 +168,24 @@ fn save(state: &StateDir, folder: &str, st: FolderState) -> Result<()> {
     })
 }
 
+/// One folder's pass: what every message needs.
+struct Run<'a> {
+    folder: &'a str,
+    policy: &'a Policy,
+    opts: &'a Options,
+    state: &'a StateDir,
+    /// Originals `imap restore` put back (hex SHA-256): left alone.
+    restored: std::collections::HashSet<String>,
+    originals_ready: bool,
+}
+
 async fn message<S: Session>(
     s: &mut S,
-    folder: &str,
+    run: &mut Run<'_>,
     meta: &Meta,
-    policy: &Policy,
-    opts: &Options,
-    originals_ready: &mut bool,
     each: &mut OnMessage<'_>,
 ) -> Result<Event> {
+    let (folder, policy, opts) = (run.folder, run.policy, run.opts);
     let uid = meta.uid;
     let skipped = |why| Event::Skipped { uid, why };
     if meta.has_flag("\\Draft") {
@@ -193,6 +208,12 @@ async fn message<S: Session>(
         each(&e, None);
         return Ok(e);
     };
+    let original_sha = hex(&sha256(&raw));
+    if run.restored.contains(&original_sha) {
+        let e = skipped("restored");
+        each(&e, None);
+        return Ok(e);
+    }
     let outcome = crate::neutralise(&raw, policy);
     if !outcome.changed {
         let e = Event::Clean { uid };
@@ -211,9 +232,9 @@ async fn message<S: Session>(
     let message_id = message_id(&raw);
     // The originals folder first: a server that refuses it refuses before anything is added.
     if let Originals::Folder(to) = &opts.originals {
-        if !*originals_ready {
+        if !run.originals_ready {
             s.create(to).await?;
-            *originals_ready = true;
+            run.originals_ready = true;
         }
     }
     let found = find_copy(s, meta, message_id.as_deref(), clean).await?;
@@ -234,6 +255,19 @@ async fn message<S: Session>(
         }
     }
     dispose(s, uid, &keep).await?;
+    if let Originals::Folder(to) = &opts.originals {
+        // For `imap restore`; the replacement itself is done whatever happens here.
+        let _ = run.state.journal(&Replaced {
+            ts: time::now(),
+            folder: folder.to_string(),
+            originals: to.clone(),
+            message_id: message_id.clone(),
+            internal_date: meta.internal_date.clone(),
+            original_size: raw.len() as u64,
+            original_sha256: original_sha,
+            clean_sha256: hex(&sha256(clean)),
+        });
+    }
     let e = Event::Replaced {
         uid,
         clean_uid: Some(clean_uid),
@@ -364,7 +398,7 @@ async fn already_kept<S: Session>(
 }
 
 /// Move the original to the originals folder, or delete it.
-async fn dispose<S: Session>(s: &mut S, uid: u32, originals: &Originals) -> Result<()> {
+pub(super) async fn dispose<S: Session>(s: &mut S, uid: u32, originals: &Originals) -> Result<()> {
     let caps = s.caps();
     if let Originals::Folder(to) = originals {
         if caps.moves {
@@ -394,7 +428,11 @@ fn is_ours(message: &[u8]) -> bool {
     })
 }
 
-fn sha256(b: &[u8]) -> [u8; 32] {
+pub(super) fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn sha256(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
@@ -408,7 +446,7 @@ fn message_id(raw: &[u8]) -> Option<String> {
 }
 
 /// An IMAP quoted string, when the text can be one (ASCII without controls).
-fn quoted(s: &str) -> Option<String> {
+pub(super) fn quoted(s: &str) -> Option<String> {
     if !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return None;
     }

@@ -280,3 +280,102 @@ fn a_connection_lost_at_any_command_loses_and_duplicates_nothing() {
         );
     }
 }
+
+fn restore_all(
+    server: &std::rc::Rc<std::cell::RefCell<Server>>,
+    fault: Option<Fault>,
+    state: &StateDir,
+) -> Result<usize, super::session::ImapError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut conn = Conn::new(server.clone(), fault);
+    rt.block_on(async {
+        let mut done = 0;
+        for r in state.replacements() {
+            if super::restore::one(&mut conn, state, &r, false).await?
+                == super::restore::Restored::Done
+            {
+                done += 1;
+            }
+        }
+        Ok(done)
+    })
+}
+
+/// After a sync, `restore` puts every original back in INBOX, byte for byte, and removes the
+/// clean copies; a later sync leaves the restored messages alone. A restore cut at any
+/// command and run again ends the same way.
+#[test]
+fn restore_puts_the_originals_back_and_sync_leaves_them() {
+    for caps in [
+        Caps {
+            uidplus: true,
+            moves: true,
+            idle: false,
+        },
+        Caps::default(),
+    ] {
+        let msgs: Vec<Vec<u8>> = corpus().into_iter().take(8).collect();
+        let fresh = || {
+            let server = Server::new(caps);
+            for (i, m) in msgs.iter().enumerate() {
+                server.borrow_mut().add("INBOX", &[], &date(i), m);
+            }
+            server
+        };
+        let expect_back = |server: &Server| {
+            let inbox = visible(server, "INBOX");
+            for m in &msgs {
+                let id = field(m, "Message-ID").expect("id");
+                let copies = &inbox[&id];
+                assert_eq!(copies.len(), 1, "{id}: {} copies", copies.len());
+                assert_eq!(&copies[0].1, m, "{id}: the original, byte for byte");
+            }
+            assert!(visible(server, "Trackless/Originals").is_empty());
+        };
+        // How many commands a whole restore takes.
+        let server = fresh();
+        let state = scratch("restore");
+        run(&server, None, &state, &options()).expect("sync");
+        let replaced = state.replacements().len();
+        assert!(replaced >= 3, "{replaced}");
+        let before = server.borrow().commands;
+        assert_eq!(
+            restore_all(&server, None, &state).expect("restore"),
+            replaced
+        );
+        let commands = server.borrow().commands - before;
+        expect_back(&server.borrow());
+        let t = run(&server, None, &state, &options()).expect("sync again");
+        assert_eq!(t.replaced, 0, "restored messages are left alone");
+        expect_back(&server.borrow());
+        let _ = std::fs::remove_dir_all(state.path());
+
+        for k in 0..commands {
+            for fault in [Fault::Before(k), Fault::After(k)] {
+                let server = fresh();
+                let state = scratch("restore-fault");
+                run(&server, None, &state, &options()).expect("sync");
+                let cut = restore_all(&server, Some(fault), &state);
+                assert!(cut.is_err(), "{fault:?} was not reached");
+                // Nothing lost meanwhile: each message in INBOX or still kept.
+                {
+                    let srv = server.borrow();
+                    let (inbox, kept) =
+                        (visible(&srv, "INBOX"), visible(&srv, "Trackless/Originals"));
+                    for m in &msgs {
+                        let id = field(m, "Message-ID").expect("id");
+                        assert!(
+                            inbox.contains_key(&id) || kept.contains_key(&id),
+                            "{id} lost at {fault:?}"
+                        );
+                    }
+                }
+                restore_all(&server, None, &state).expect("restore again");
+                expect_back(&server.borrow());
+                let _ = std::fs::remove_dir_all(state.path());
+            }
+        }
+    }
+}
