@@ -416,16 +416,10 @@ fn watch_cleans_mail_as_it_arrives() {
     }
 }
 
-/// 500 messages (the corpus again and again, each with a Message-ID of its own); `imap sync`
-/// killed with SIGKILL 20 times at random moments, and the server restarted once while a run
-/// is going on. Afterwards every message is in INBOX exactly once, replaced or not, and every
-/// replaced original once in the originals folder: nothing lost, nothing doubled.
-#[test]
-#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
-fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
-    let user = "dave";
+/// `n` messages: the corpus again and again, each with a Message-ID of its own.
+fn copies(n: usize) -> Vec<Vec<u8>> {
     let base = messages();
-    let msgs: Vec<Vec<u8>> = (0..500)
+    (0..n)
         .map(|i| {
             let m = &base[i % base.len()];
             let text = String::from_utf8_lossy(m);
@@ -449,7 +443,18 @@ fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
             )
             .into_bytes()
         })
-        .collect();
+        .collect()
+}
+
+/// 500 messages (the corpus again and again, each with a Message-ID of its own); `imap sync`
+/// killed with SIGKILL 20 times at random moments, and the server restarted once while a run
+/// is going on. Afterwards every message is in INBOX exactly once, replaced or not, and every
+/// replaced original once in the originals folder: nothing lost, nothing doubled.
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
+    let user = "dave";
+    let msgs = copies(500);
     let md = fill(user, &msgs);
     let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
     let dir = server_dir();
@@ -578,4 +583,92 @@ fn appends_refused_over_quota_keep_the_originals() {
         "every tracked message refused, the rest looked at: {out}"
     );
     assert_eq!(snapshot(&md), before, "nothing changed in the mailbox");
+}
+
+/// Not a test: `bash benches/imap_sync.sh` runs it with a release build and prints messages/s
+/// of `imap sync` over N corpus copies (TRACKLESS_BENCH_MESSAGES, default 1000), the time of a
+/// rerun, and the delay from delivery to clean copy under `imap watch` (20 deliveries).
+#[test]
+#[ignore = "benchmark: bash benches/imap_sync.sh"]
+fn bench_sync_and_watch() {
+    let user = "frank";
+    let n: usize = std::env::var("TRACKLESS_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let passwd = server_dir().join("passwd");
+    let mut text = std::fs::read_to_string(&passwd).expect("passwd");
+    if !text.contains("\nfrank:") {
+        text.push_str("frank:{PLAIN}frank-secret::::::\n");
+        std::fs::write(&passwd, text).expect("passwd");
+        std::fs::write(server_dir().join("frank.pw"), "frank-secret\n").expect("pw");
+    }
+    let msgs = copies(n);
+    let bytes: usize = msgs.iter().map(Vec::len).sum();
+    let md = fill(user, &msgs);
+    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(ok, "{err}");
+    println!(
+        "bench: sync of {n} messages ({} KB each on average): {}",
+        bytes / n / 1024,
+        out.trim()
+    );
+    let t0 = std::time::Instant::now();
+    let (ok, out, _) = sync(&cfg, user, &[]);
+    assert!(ok);
+    println!(
+        "bench: rerun: {} ({:.2} s wall)",
+        out.trim(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Watch: deliveries one at a time, each waited for.
+    let dir = server_dir();
+    let child = Command::new(env!("CARGO_BIN_EXE_trackless"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--log")
+        .arg(dir.join("frank-log.sqlite"))
+        .args(["imap", "watch", "--account", user, "--state-dir"])
+        .arg(dir.join("frank-state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("watch");
+    std::thread::sleep(Duration::from_secs(2));
+    let policy = Policy::default();
+    let tracked: Vec<Vec<u8>> = copies(n + 40)
+        .into_iter()
+        .skip(n)
+        .filter(|m| neutralise(&crlf(m), &policy).changed)
+        .take(20)
+        .collect();
+    let kept = md.join(".Trackless.Originals");
+    let mut delays = Vec::new();
+    for (i, m) in tracked.iter().enumerate() {
+        let id = message_id(m).expect("id");
+        let path = md.join("new").join(format!("b{i}.M1P1.bench"));
+        let t0 = std::time::Instant::now();
+        std::fs::write(&path, m).expect("deliver");
+        chown_nobody(&path);
+        while !folder(&kept).contains_key(&id) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "not replaced in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        delays.push(t0.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait_with_output();
+    delays.sort();
+    println!(
+        "bench: watch, delivery to clean copy over {} deliveries: median {:?}, max {:?}",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
 }

@@ -121,7 +121,12 @@ export TRACKLESS_TEST_IMAPS_PORT=$imaps_port
 export TRACKLESS_TEST_IMAP_RESTART="pkill -KILL -x imap; doveadm -c $dir/dovecot.conf stop; sleep 1; dovecot -c $dir/dovecot.conf"
 
 echo "== Dovecot $(dovecot --version | awk '{print $1}') IMAP on 127.0.0.1:$imap_port (STARTTLS) and :$imaps_port (TLS)"
-cargo test --test imap_dovecot -- --ignored --test-threads=1 || {
+# TRACKLESS_IMAP_BENCH=1 (benches/imap_sync.sh): the benchmark alone, on a release build.
+if [[ "${TRACKLESS_IMAP_BENCH:-}" == 1 ]]; then
+  cargo test --release --test imap_dovecot bench_ -- --ignored --nocapture --test-threads=1
+  exit
+fi
+cargo test --test imap_dovecot -- --ignored --test-threads=1 --skip bench_ || {
   tail -n 40 "$dir/dovecot.log" >&2
   exit 1
 }
