@@ -7,4 +7,4 @@
 #   TRACKLESS_BENCH_MESSAGES=5000 bash benches/imap_sync.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRACKLESS_IMAP_BENCH=1 bash tests/e2e/imap.sh 2>&1 | grep -E '^bench:|^== |error|panicked'
+TRACKLESS_IMAP_BENCH=1 bash tests/e2e/imap.sh 2>&1 | grep -E 'bench:|^== |error|panicked' | sed 's/^.*bench:/bench:/'
