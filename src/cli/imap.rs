@@ -111,6 +111,7 @@ pub fn run(
             .clone()
             .unwrap_or_else(|| state::default_dir(&args.account)),
     );
+    let _lock = state.lock().map_err(Error::Failed)?;
     let log_cfg = settings.log(false, false);
     let log = log_cfg.path.filter(|_| !args.dry_run).map(|path| {
         LogWriter::spawn(WriterConfig {
@@ -240,6 +241,7 @@ fn restore(
             .clone()
             .unwrap_or_else(|| state::default_dir(&args.account)),
     );
+    let _lock = state.lock().map_err(Error::Failed)?;
     let todo: Vec<_> = state
         .replacements()
         .into_iter()

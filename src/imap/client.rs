@@ -630,6 +630,24 @@ impl Session for Client {
         Ok(metas)
     }
 
+    async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let heads = timed("UID FETCH BODY.PEEK[HEADER]", async {
+            let stream = self.s.uid_fetch(&set, "(UID BODY.PEEK[HEADER])").await?;
+            let fetched: Vec<_> = stream.try_collect().await?;
+            Ok(fetched
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.header()?.to_vec())))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        self.alive()?;
+        Ok(heads)
+    }
+
     async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
         let body = timed("UID FETCH BODY.PEEK[]", async {
             let stream = self

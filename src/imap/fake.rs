@@ -273,6 +273,18 @@ impl Session for Conn {
         self.end(n, metas)
     }
 
+    async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let n = self.begin()?;
+        let sel = self.sel()?;
+        let heads = self.server.borrow().folders[&sel]
+            .msgs
+            .iter()
+            .filter(|m| uids.contains(&m.uid))
+            .map(|m| (m.uid, crate::mail::header::top_block(&m.body).to_vec()))
+            .collect();
+        self.end(n, heads)
+    }
+
     async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
         let n = self.begin()?;
         let sel = self.sel()?;

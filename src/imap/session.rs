@@ -84,6 +84,8 @@ pub trait Session {
     async fn select(&mut self, folder: &str) -> Result<Selected>;
     async fn search(&mut self, criteria: &str) -> Result<Vec<u32>>;
     async fn fetch_meta(&mut self, uids: &[u32]) -> Result<Vec<Meta>>;
+    /// The header blocks of these messages (BODY.PEEK[HEADER]).
+    async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>>;
     /// The whole message (BODY.PEEK[]: never sets \Seen); None if it is gone.
     async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>>;
     /// APPEND with these flags and internal date; the new UID when the server says it

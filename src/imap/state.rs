@@ -158,6 +158,51 @@ impl StateDir {
     }
 }
 
+/// The account's lock, held while a sync, watch or restore runs: two at once would each
+/// append a clean copy of the same message. Released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+impl StateDir {
+    /// Take the account's lock, or say who holds it.
+    pub fn lock(&self) -> Result<Lock, String> {
+        create_private_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let path = self.dir.join("lock");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::io::{Read, Seek};
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if r != 0 {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(format!(
+                    "another trackless imap is working on this account (PID {}); state in {}",
+                    holder.trim(),
+                    self.dir.display()
+                ));
+            }
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+        }
+        let _ = write!(file, "{}", std::process::id());
+        Ok(Lock { _file: file })
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -182,6 +227,19 @@ mod tests {
         assert_eq!(file_name("../x"), "%2E%2E%2Fx");
         assert_ne!(file_name("a.b"), file_name("a_b"));
         assert_eq!(file_name(""), "%00");
+    }
+
+    #[test]
+    fn one_run_per_account_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("trackless-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = StateDir::new(dir.clone());
+        let held = s.lock().expect("first");
+        let err = s.lock().expect_err("second while held");
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(held);
+        s.lock().expect("again once released");
+        std::fs::remove_dir_all(&dir).expect("clean");
     }
 
     #[test]

@@ -99,6 +99,28 @@ pub async fn folder<S: Session>(
         .collect();
     uids.sort_unstable();
     uids.dedup();
+    // Clean copies a stopped run may have left (our header, above the last UID done), by
+    // Message-ID: looked up once here rather than searched for at every message.
+    let mut copies: std::collections::HashMap<String, Vec<u32>> = Default::default();
+    if !uids.is_empty() && !opts.dry_run {
+        let stamped: Vec<u32> = s
+            .search(&format!(
+                "UID {}:* HEADER {STAMP} \"\"",
+                st.done.saturating_add(1)
+            ))
+            .await?
+            .into_iter()
+            .filter(|&u| u > st.done)
+            .collect();
+        for chunk in stamped.chunks(META_BATCH) {
+            for (uid, head) in s.fetch_headers(chunk).await? {
+                copies
+                    .entry(message_id(&head).unwrap_or_default())
+                    .or_default()
+                    .push(uid);
+            }
+        }
+    }
     let mut totals = Totals::default();
     let mut since_save = 0;
     let done_before = st.done;
@@ -109,6 +131,7 @@ pub async fn folder<S: Session>(
         opts,
         state,
         restored: state.restored(),
+        copies,
         originals_ready: false,
     };
     'chunks: for chunk in uids.chunks(META_BATCH) {
@@ -176,6 +199,8 @@ struct Run<'a> {
     state: &'a StateDir,
     /// Originals `imap restore` put back (hex SHA-256): left alone.
     restored: std::collections::HashSet<String>,
+    /// Messages with our header above the last UID done, by Message-ID ("" without one).
+    copies: std::collections::HashMap<String, Vec<u32>>,
     originals_ready: bool,
 }
 
@@ -237,7 +262,12 @@ async fn message<S: Session>(
             run.originals_ready = true;
         }
     }
-    let found = find_copy(s, meta, message_id.as_deref(), clean).await?;
+    let candidates = run
+        .copies
+        .get(message_id.as_deref().unwrap_or(""))
+        .cloned()
+        .unwrap_or_default();
+    let found = find_copy(s, meta, message_id.as_deref(), clean, Some(candidates)).await?;
     let clean_uid = match found {
         // A run before this one appended it and stopped before moving the original.
         Some(found) => found,
@@ -293,7 +323,7 @@ async fn append_confirmed<S: Session>(
     let appended = s.append(folder, &flags, &meta.internal_date, clean).await?;
     let uid = match appended {
         Some(uid) => uid,
-        None => find_copy(s, meta, message_id, clean)
+        None => find_copy(s, meta, message_id, clean, None)
             .await?
             .ok_or_else(|| {
                 ImapError::refused(format!(
@@ -322,22 +352,25 @@ async fn append_confirmed<S: Session>(
 
 /// A clean copy of this message already in the selected folder: our header, the same
 /// Message-ID (when it has one), the same INTERNALDATE and size, and the very bytes.
+/// `known`: the messages to look at, when already known; else they are searched for.
 async fn find_copy<S: Session>(
     s: &mut S,
     meta: &Meta,
     message_id: Option<&str>,
     clean: &[u8],
+    known: Option<Vec<u32>>,
 ) -> Result<Option<u32>> {
-    let mut criteria = format!("HEADER {} \"\"", STAMP);
-    if let Some(id) = message_id.and_then(quoted) {
-        criteria.push_str(&format!(" HEADER Message-ID {id}"));
-    }
-    let candidates: Vec<u32> = s
-        .search(&criteria)
-        .await?
-        .into_iter()
-        .filter(|&u| u != meta.uid)
-        .collect();
+    let candidates = match known {
+        Some(k) => k,
+        None => {
+            let mut criteria = format!("HEADER {} \"\"", STAMP);
+            if let Some(id) = message_id.and_then(quoted) {
+                criteria.push_str(&format!(" HEADER Message-ID {id}"));
+            }
+            s.search(&criteria).await?
+        }
+    };
+    let candidates: Vec<u32> = candidates.into_iter().filter(|&u| u != meta.uid).collect();
     if candidates.is_empty() {
         return Ok(None);
     }
