@@ -105,6 +105,7 @@ pub fn run(
         since,
         dry_run: args.dry_run,
         stop: stop.clone(),
+        round: sync::ROUND,
     };
     let state = StateDir::new(
         args.state_dir

@@ -3,7 +3,7 @@
 //! async-imap. Every command has a time limit; an answer the server never gives is a lost
 //! connection, not a hang.
 
-use super::session::{Caps, ImapError, Meta, Result, Selected, Session};
+use super::session::{Caps, ImapError, Meta, Result, Selected, Session, ToAppend};
 use crate::config::{ImapAccount, ImapAuth, ImapTls};
 use async_imap::imap_proto::{Response, ResponseCode, Status};
 use futures_util::TryStreamExt;
@@ -218,11 +218,29 @@ fn flag_text(f: &async_imap::types::Flag<'_>) -> String {
     }
 }
 
+/// `1:3,7`: runs of consecutive UIDs written as ranges.
 fn uid_set(uids: &[u32]) -> String {
-    uids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&sorted[i].to_string());
+        if j > i {
+            out.push(':');
+            out.push_str(&sorted[j].to_string());
+        }
+        i = j + 1;
+    }
+    out
 }
 
 /// Does a folder name match an IMAP LIST pattern (`*` anything, `%` anything but the
@@ -356,6 +374,8 @@ impl Client {
             uidplus: caps.has_str("UIDPLUS"),
             moves: caps.has_str("MOVE"),
             idle: caps.has_str("IDLE"),
+            multiappend: caps.has_str("MULTIAPPEND"),
+            literal_plus: caps.has_str("LITERAL+"),
         };
         Ok(c)
     }
@@ -455,54 +475,70 @@ impl Client {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.s.logout()).await;
     }
 
-    /// APPEND sent by hand, to read the APPENDUID code of the answer (async-imap drops it).
+    /// APPEND sent by hand, to read the APPENDUID code of the answer (async-imap drops it):
+    /// one message, or several in one command (MULTIAPPEND). Literals go without waiting for
+    /// the go-ahead when the server has LITERAL+. The UIDVALIDITY and the new UIDs, in order,
+    /// when the server says them.
     async fn append_raw(
         &mut self,
         folder: &str,
-        flags: &[String],
-        date: &str,
-        message: &[u8],
-    ) -> Result<Option<(u32, u32)>> {
-        let command = format!(
-            "APPEND {} ({}) \"{}\" {{{}}}",
-            quote(folder)?,
-            flags.join(" "),
-            date.trim(),
-            message.len()
-        );
+        messages: &[ToAppend<'_>],
+    ) -> Result<Option<(u32, Vec<u32>)>> {
+        let plus = self.caps.literal_plus;
+        let part = |m: &ToAppend<'_>| {
+            format!(
+                "({}) \"{}\" {{{}{}}}",
+                m.flags.join(" "),
+                m.internal_date.trim(),
+                m.message.len(),
+                if plus { "+" } else { "" }
+            )
+        };
+        let Some(first) = messages.first() else {
+            return Ok(None);
+        };
+        let command = format!("APPEND {} {}", quote(folder)?, part(first));
         let s = &mut self.s;
         let id = s.run_command(&command).await.map_err(fatal)?;
-        loop {
-            let r = s
-                .read_response()
-                .await
-                .map_err(fatal)?
-                .ok_or_else(|| fatal("connection closed"))?;
-            match r.parsed() {
-                Response::Continue { .. } => break,
-                Response::Done {
-                    tag,
-                    status,
-                    outcome,
-                } if *tag == id => {
-                    let text = outcome
-                        .information
-                        .as_deref()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    return Err(match status {
-                        Status::Bad => ImapError::refused(format!("APPEND rejected: {text}")),
-                        _ => ImapError::refused(format!("APPEND refused: {text}")),
-                    });
+        for (i, m) in messages.iter().enumerate() {
+            if !plus {
+                // The go-ahead, or the answer when the server refuses at once.
+                loop {
+                    let r = s
+                        .read_response()
+                        .await
+                        .map_err(fatal)?
+                        .ok_or_else(|| fatal("connection closed"))?;
+                    match r.parsed() {
+                        Response::Continue { .. } => break,
+                        Response::Done {
+                            tag,
+                            status,
+                            outcome,
+                        } if *tag == id => {
+                            let text = outcome.information.as_deref().unwrap_or("").trim();
+                            return Err(match status {
+                                Status::Bad => {
+                                    ImapError::refused(format!("APPEND rejected: {text}"))
+                                }
+                                _ => ImapError::refused(format!("APPEND refused: {text}")),
+                            });
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
             }
+            let stream = s.get_mut();
+            stream.write_all(m.message).await.map_err(fatal)?;
+            match messages.get(i + 1) {
+                Some(next) => stream
+                    .write_all(format!(" {}\r\n", part(next)).as_bytes())
+                    .await
+                    .map_err(fatal)?,
+                None => stream.write_all(b"\r\n").await.map_err(fatal)?,
+            }
+            stream.flush().await.map_err(fatal)?;
         }
-        let stream = s.get_mut();
-        stream.write_all(message).await.map_err(fatal)?;
-        stream.write_all(b"\r\n").await.map_err(fatal)?;
-        stream.flush().await.map_err(fatal)?;
         loop {
             let r = s
                 .read_response()
@@ -521,10 +557,21 @@ impl Client {
                 return match (status, &outcome.code) {
                     (Status::Ok, Some(ResponseCode::AppendUid(v, uids))) => {
                         use async_imap::imap_proto::rfc4315::UidSetMember;
-                        Ok(uids.first().and_then(|m| match m {
-                            UidSetMember::Uid(u) => Some((*v, *u)),
-                            _ => None,
-                        }))
+                        let mut all = Vec::new();
+                        for m in uids {
+                            match m {
+                                UidSetMember::Uid(u) => all.push(*u),
+                                UidSetMember::UidRange(r) => {
+                                    // A range longer than what was sent is nonsense: no UIDs.
+                                    if r.end().saturating_sub(*r.start()) as usize >= messages.len()
+                                    {
+                                        return Ok(None);
+                                    }
+                                    all.extend(r.clone());
+                                }
+                            }
+                        }
+                        Ok((all.len() == messages.len()).then_some((*v, all)))
                     }
                     (Status::Ok, _) => Ok(None),
                     _ => Err(ImapError::refused(format!(
@@ -648,66 +695,77 @@ impl Session for Client {
         Ok(heads)
     }
 
-    async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
-        let body = timed("UID FETCH BODY.PEEK[]", async {
-            let stream = self
-                .s
-                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
-                .await?;
+    async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let bodies = timed("UID FETCH BODY.PEEK[]", async {
+            let stream = self.s.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
             let fetched: Vec<_> = stream.try_collect().await?;
             Ok(fetched
                 .iter()
-                .find(|f| f.uid == Some(uid))
-                .and_then(|f| f.body().map(<[u8]>::to_vec)))
+                .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+                .filter(|(u, _)| uids.contains(u))
+                .collect::<Vec<_>>())
         })
         .await?;
         self.alive()?;
-        Ok(body)
+        Ok(bodies)
     }
 
     async fn append(
         &mut self,
         folder: &str,
-        flags: &[String],
-        internal_date: &str,
-        message: &[u8],
-    ) -> Result<Option<u32>> {
-        let r = tokio::time::timeout(
-            COMMAND_TIME,
-            self.append_raw(folder, flags, internal_date, message),
-        )
-        .await
-        .map_err(|_| fatal("APPEND: no answer"))?;
+        messages: &[ToAppend<'_>],
+    ) -> Result<Option<Vec<u32>>> {
+        if messages.len() > 1 && !self.caps.multiappend {
+            return Err(ImapError::refused(
+                "the server cannot APPEND several messages at once",
+            ));
+        }
+        let r = tokio::time::timeout(COMMAND_TIME, self.append_raw(folder, messages))
+            .await
+            .map_err(|_| fatal("APPEND: no answer"))?;
         self.alive()?;
         let appended = r?;
-        // The UID counts only in the folder selected, under the UIDVALIDITY it had.
+        // The UIDs count only in the folder selected, under the UIDVALIDITY it had.
         Ok(match (appended, &self.selected) {
-            (Some((v, uid)), Some((name, sv)))
+            (Some((v, uids)), Some((name, sv)))
                 if self.caps.uidplus && name == folder && *sv == v =>
             {
-                Some(uid)
+                Some(uids)
             }
             _ => None,
         })
     }
 
-    async fn uid_move(&mut self, uid: u32, to: &str) -> Result<()> {
-        let r = timed("UID MOVE", self.s.uid_mv(uid.to_string(), to)).await;
+    async fn uid_move(&mut self, uids: &[u32], to: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let r = timed("UID MOVE", self.s.uid_mv(uid_set(uids), to)).await;
         self.alive()?;
         r
     }
 
-    async fn uid_copy(&mut self, uid: u32, to: &str) -> Result<()> {
-        let r = timed("UID COPY", self.s.uid_copy(uid.to_string(), to)).await;
+    async fn uid_copy(&mut self, uids: &[u32], to: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let r = timed("UID COPY", self.s.uid_copy(uid_set(uids), to)).await;
         self.alive()?;
         r
     }
 
-    async fn mark_deleted(&mut self, uid: u32) -> Result<()> {
+    async fn mark_deleted(&mut self, uids: &[u32]) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         let r = timed("UID STORE", async {
             let stream = self
                 .s
-                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+                .uid_store(uid_set(uids), "+FLAGS.SILENT (\\Deleted)")
                 .await?;
             let _: Vec<_> = stream.try_collect().await?;
             Ok(())
@@ -717,9 +775,12 @@ impl Session for Client {
         r
     }
 
-    async fn uid_expunge(&mut self, uid: u32) -> Result<()> {
+    async fn uid_expunge(&mut self, uids: &[u32]) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         let r = timed("UID EXPUNGE", async {
-            let stream = self.s.uid_expunge(uid.to_string()).await?;
+            let stream = self.s.uid_expunge(uid_set(uids)).await?;
             let _: Vec<_> = stream.try_collect().await?;
             Ok(())
         })
@@ -753,6 +814,7 @@ mod tests {
         assert!(glob("inbox", "INBOX", Some('/')));
         assert!(!glob("Sent", "Sent Items", Some('/')));
         assert_eq!(uid_set(&[1, 5, 7]), "1,5,7");
+        assert_eq!(uid_set(&[9, 1, 2, 3, 7, 8]), "1:3,7:9");
         assert!(quote("Trackless/Originals").is_ok());
         assert!(quote("Entwürfe").is_err());
         assert_eq!(

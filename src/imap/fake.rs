@@ -2,7 +2,7 @@
 //! internal dates, the extensions on or off, and a connection that dies at a chosen command —
 //! before the server acts on it, or after it acted but before the answer arrived.
 
-use super::session::{Caps, ImapError, Meta, Result, Selected, Session};
+use super::session::{Caps, ImapError, Meta, Result, Selected, Session, ToAppend};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -28,8 +28,10 @@ pub struct Server {
     pub caps: Caps,
     /// Commands served so far, over every connection.
     pub commands: usize,
-    /// APPENDs that stored a message.
+    /// Messages stored by APPEND.
     pub appends: usize,
+    /// APPEND refuses messages larger than this (a provider's size limit, or a full quota).
+    pub append_limit: Option<usize>,
 }
 
 impl Server {
@@ -285,59 +287,76 @@ impl Session for Conn {
         self.end(n, heads)
     }
 
-    async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
+    async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         let n = self.begin()?;
         let sel = self.sel()?;
-        let body = self.server.borrow().folders[&sel]
+        let bodies = self.server.borrow().folders[&sel]
             .msgs
             .iter()
-            .find(|m| m.uid == uid)
-            .map(|m| m.body.clone());
-        self.end(n, body)
+            .filter(|m| uids.contains(&m.uid))
+            .map(|m| (m.uid, m.body.clone()))
+            .collect();
+        self.end(n, bodies)
     }
 
     async fn append(
         &mut self,
         folder: &str,
-        flags: &[String],
-        internal_date: &str,
-        message: &[u8],
-    ) -> Result<Option<u32>> {
+        messages: &[ToAppend<'_>],
+    ) -> Result<Option<Vec<u32>>> {
         let n = self.begin()?;
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let mut srv = self.server.borrow_mut();
-        let uid = srv.add(folder, &flags, internal_date, message);
-        srv.appends += 1;
+        if messages.len() > 1 && !srv.caps.multiappend {
+            return Err(ImapError::refused("APPEND rejected: no MULTIAPPEND"));
+        }
+        // All or none (RFC 3502).
+        if let Some(limit) = srv.append_limit {
+            if messages.iter().any(|m| m.message.len() > limit) {
+                return Err(ImapError::refused(
+                    "APPEND refused: [LIMIT] Mail size is too large",
+                ));
+            }
+        }
+        let mut uids = Vec::new();
+        for m in messages {
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+            uids.push(srv.add(folder, &flags, m.internal_date, m.message));
+            srv.appends += 1;
+        }
         let uidplus = srv.caps.uidplus;
         drop(srv);
         let same = self.selected.as_deref() == Some(folder);
-        self.end(n, (uidplus && same).then_some(uid))
+        self.end(n, (uidplus && same).then_some(uids))
     }
 
-    async fn uid_move(&mut self, uid: u32, to: &str) -> Result<()> {
+    async fn uid_move(&mut self, uids: &[u32], to: &str) -> Result<()> {
         let n = self.begin()?;
         let sel = self.sel()?;
         let mut srv = self.server.borrow_mut();
         let from = srv.folders.get_mut(&sel).expect("selected");
-        if let Some(i) = from.msgs.iter().position(|m| m.uid == uid) {
-            let m = from.msgs.remove(i);
-            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+        let (moved, stay) = std::mem::take(&mut from.msgs)
+            .into_iter()
+            .partition(|m| uids.contains(&m.uid));
+        from.msgs = stay;
+        for m in moved {
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect::<Vec<_>>();
             srv.add(to, &flags, &m.date, &m.body);
         }
         drop(srv);
         self.end(n, ())
     }
 
-    async fn uid_copy(&mut self, uid: u32, to: &str) -> Result<()> {
+    async fn uid_copy(&mut self, uids: &[u32], to: &str) -> Result<()> {
         let n = self.begin()?;
         let sel = self.sel()?;
         let mut srv = self.server.borrow_mut();
-        let m = srv.folders[&sel]
+        let copied: Vec<Msg> = srv.folders[&sel]
             .msgs
             .iter()
-            .find(|m| m.uid == uid)
-            .cloned();
-        if let Some(m) = m {
+            .filter(|m| uids.contains(&m.uid))
+            .cloned()
+            .collect();
+        for m in copied {
             let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
             srv.add(to, &flags, &m.date, &m.body);
         }
@@ -345,29 +364,27 @@ impl Session for Conn {
         self.end(n, ())
     }
 
-    async fn mark_deleted(&mut self, uid: u32) -> Result<()> {
+    async fn mark_deleted(&mut self, uids: &[u32]) -> Result<()> {
         let n = self.begin()?;
         let sel = self.sel()?;
         let mut srv = self.server.borrow_mut();
-        if let Some(m) = srv
-            .folders
-            .get_mut(&sel)
-            .and_then(|f| f.msgs.iter_mut().find(|m| m.uid == uid))
-        {
-            if !m.flags.iter().any(|f| f == "\\Deleted") {
-                m.flags.push("\\Deleted".into());
+        if let Some(f) = srv.folders.get_mut(&sel) {
+            for m in f.msgs.iter_mut().filter(|m| uids.contains(&m.uid)) {
+                if !m.flags.iter().any(|f| f == "\\Deleted") {
+                    m.flags.push("\\Deleted".into());
+                }
             }
         }
         drop(srv);
         self.end(n, ())
     }
 
-    async fn uid_expunge(&mut self, uid: u32) -> Result<()> {
+    async fn uid_expunge(&mut self, uids: &[u32]) -> Result<()> {
         let n = self.begin()?;
         let sel = self.sel()?;
         if let Some(f) = self.server.borrow_mut().folders.get_mut(&sel) {
             f.msgs
-                .retain(|m| !(m.uid == uid && m.flags.iter().any(|f| f == "\\Deleted")));
+                .retain(|m| !(uids.contains(&m.uid) && m.flags.iter().any(|f| f == "\\Deleted")));
         }
         self.end(n, ())
     }

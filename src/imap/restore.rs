@@ -84,16 +84,16 @@ pub async fn one<S: Session>(
     })?;
     match (back, kept) {
         (None, None) => return Ok(Restored::Missing),
-        (None, Some(uid)) => dispose(s, uid, &Originals::Folder(r.folder.clone())).await?,
+        (None, Some(uid)) => dispose(s, &[uid], &Originals::Folder(r.folder.clone())).await?,
         // Copied back by a run that stopped before removing it here (no MOVE).
-        (Some(_), Some(uid)) => dispose(s, uid, &Originals::Delete).await?,
+        (Some(_), Some(uid)) => dispose(s, &[uid], &Originals::Delete).await?,
         (Some(_), None) => {}
     }
     s.select(&r.folder).await?;
     let clean = format!("HEADER {STAMP} \"\" {}", by_id(r));
     let clean = clean.trim_end_matches(" ALL");
     if let Some(uid) = find(s, clean, None, &r.clean_sha256).await? {
-        dispose(s, uid, &Originals::Delete).await?;
+        dispose(s, &[uid], &Originals::Delete).await?;
     }
     Ok(Restored::Done)
 }

@@ -47,6 +47,10 @@ pub struct Caps {
     pub moves: bool,
     /// RFC 2177.
     pub idle: bool,
+    /// RFC 3502: several messages in one APPEND, all stored or none.
+    pub multiappend: bool,
+    /// RFC 7888: literals sent without waiting for the server's go-ahead.
+    pub literal_plus: bool,
 }
 
 /// A folder once selected.
@@ -72,6 +76,14 @@ impl Meta {
     }
 }
 
+/// A message to APPEND, with its flags and INTERNALDATE.
+#[derive(Debug, Clone, Copy)]
+pub struct ToAppend<'a> {
+    pub flags: &'a [String],
+    pub internal_date: &'a str,
+    pub message: &'a [u8],
+}
+
 /// One IMAP connection, logged in. `search` takes the criteria of UID SEARCH as the server
 /// reads them (`UID 5:* SINCE 1-Nov-2026`) and returns UIDs; the others name one message by
 /// its UID in the selected folder.
@@ -86,22 +98,29 @@ pub trait Session {
     async fn fetch_meta(&mut self, uids: &[u32]) -> Result<Vec<Meta>>;
     /// The header blocks of these messages (BODY.PEEK[HEADER]).
     async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>>;
-    /// The whole message (BODY.PEEK[]: never sets \Seen); None if it is gone.
-    async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>>;
-    /// APPEND with these flags and internal date; the new UID when the server says it
-    /// (APPENDUID) and the folder is the selected one.
-    async fn append(
-        &mut self,
-        folder: &str,
-        flags: &[String],
-        internal_date: &str,
-        message: &[u8],
-    ) -> Result<Option<u32>>;
-    async fn uid_move(&mut self, uid: u32, to: &str) -> Result<()>;
-    async fn uid_copy(&mut self, uid: u32, to: &str) -> Result<()>;
-    async fn mark_deleted(&mut self, uid: u32) -> Result<()>;
-    /// UID EXPUNGE of this one message (UIDPLUS).
-    async fn uid_expunge(&mut self, uid: u32) -> Result<()>;
+    /// Whole messages (BODY.PEEK[]: never sets \Seen), in one command; a message gone
+    /// meanwhile is missing from the answer.
+    async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>>;
+    /// One whole message; None if it is gone.
+    async fn fetch_body(&mut self, uid: u32) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .fetch_bodies(&[uid])
+            .await?
+            .into_iter()
+            .find(|(u, _)| *u == uid)
+            .map(|(_, b)| b))
+    }
+    /// One APPEND command with these messages (more than one only with MULTIAPPEND: all are
+    /// stored or none); their new UIDs, in order, when the server says them (APPENDUID) and
+    /// the folder is the selected one.
+    async fn append(&mut self, folder: &str, messages: &[ToAppend<'_>])
+        -> Result<Option<Vec<u32>>>;
+    /// UID MOVE of these messages (RFC 6851).
+    async fn uid_move(&mut self, uids: &[u32], to: &str) -> Result<()>;
+    async fn uid_copy(&mut self, uids: &[u32], to: &str) -> Result<()>;
+    async fn mark_deleted(&mut self, uids: &[u32]) -> Result<()>;
+    /// UID EXPUNGE of these messages only (UIDPLUS).
+    async fn uid_expunge(&mut self, uids: &[u32]) -> Result<()>;
     /// EXPUNGE every \Deleted message of the selected folder.
     async fn expunge(&mut self) -> Result<()>;
 }

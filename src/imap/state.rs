@@ -134,11 +134,17 @@ impl StateDir {
             .unwrap_or_default()
     }
 
-    /// Note a replacement in the journal (one JSON line, 0600).
-    pub fn journal(&self, r: &Replaced) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.private_append("journal.jsonl", &line)
+    /// Note replacements in the journal (one JSON line each, 0600).
+    pub fn journal(&self, replaced: &[Replaced]) -> std::io::Result<()> {
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for r in replaced {
+            lines.extend(serde_json::to_vec(r).map_err(std::io::Error::other)?);
+            lines.push(b'\n');
+        }
+        self.private_append("journal.jsonl", &lines)
     }
 
     /// Every replacement noted, oldest first (a torn last line is skipped).

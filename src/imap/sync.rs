@@ -8,8 +8,12 @@
 //! a lost connection between the steps leaves the original, or both: the next run meets the
 //! original again, finds its clean copy (our header, the same Message-ID, INTERNALDATE and
 //! bytes) and finishes the move instead of appending a second copy.
+//!
+//! Messages go in rounds (25 by default): bodies fetched in one command, clean copies
+//! appended in one (MULTIAPPEND, else one by one) and checked in one, originals moved in one.
+//! A stopped run thus leaves at most one round of pairs, which the next run finishes.
 
-use super::session::{ImapError, Meta, Result, Session};
+use super::session::{ImapError, Meta, Result, Session, ToAppend};
 use super::state::{FolderState, Replaced, StateDir};
 use crate::config::Originals;
 use crate::log::time;
@@ -27,10 +31,15 @@ pub struct Options {
     pub since: Option<i64>,
     /// Say what would change; write nothing (no state either).
     pub dry_run: bool,
-    /// Set when the run must end (SIGTERM, Ctrl-C): the message in flight is finished, the
+    /// Set when the run must end (SIGTERM, Ctrl-C): the round in flight is finished, the
     /// state saved, the rest left for the next run.
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Messages handled together (fetched, appended, moved in one command each).
+    pub round: usize,
 }
+
+/// Messages per round by default: a stopped run leaves at most this many pairs to finish.
+pub const ROUND: usize = 25;
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,15 +69,19 @@ pub struct Totals {
     pub failed: u64,
 }
 
-/// Save the folder's state after this many messages (and at the end): a crash costs at most
-/// this many messages looked at again.
-const SAVE_EVERY: usize = 25;
-
 /// Messages whose metadata is fetched in one command.
 const META_BATCH: usize = 100;
 
+/// At most this many bytes of messages are fetched, or appended, in one command.
+const ROUND_BYTES: u64 = 4 << 20;
+
 /// Sync one folder. `each` sees every message handled, with its original bytes when fetched
 /// (for the log) and the outcome's bytes.
+///
+/// Messages go in rounds of up to `opts.round` (and `ROUND_BYTES`): their bodies fetched in
+/// one command, the clean copies appended in one (MULTIAPPEND) and checked in one, the
+/// originals moved in one. A run stopped within a round leaves its originals, some with their
+/// clean copies beside them; the next run finishes those pairs.
 pub async fn folder<S: Session>(
     s: &mut S,
     folder: &str,
@@ -99,30 +112,7 @@ pub async fn folder<S: Session>(
         .collect();
     uids.sort_unstable();
     uids.dedup();
-    // Clean copies a stopped run may have left (our header, above the last UID done), by
-    // Message-ID: looked up once here rather than searched for at every message.
-    let mut copies: std::collections::HashMap<String, Vec<u32>> = Default::default();
-    if !uids.is_empty() && !opts.dry_run {
-        let stamped: Vec<u32> = s
-            .search(&format!(
-                "UID {}:* HEADER {STAMP} \"\"",
-                st.done.saturating_add(1)
-            ))
-            .await?
-            .into_iter()
-            .filter(|&u| u > st.done)
-            .collect();
-        for chunk in stamped.chunks(META_BATCH) {
-            for (uid, head) in s.fetch_headers(chunk).await? {
-                copies
-                    .entry(message_id(&head).unwrap_or_default())
-                    .or_default()
-                    .push(uid);
-            }
-        }
-    }
     let mut totals = Totals::default();
-    let mut since_save = 0;
     let done_before = st.done;
     let mut held: Option<u32> = None;
     let mut run = Run {
@@ -131,47 +121,50 @@ pub async fn folder<S: Session>(
         opts,
         state,
         restored: state.restored(),
-        copies,
+        copies: None,
+        done_before,
         originals_ready: false,
     };
     'chunks: for chunk in uids.chunks(META_BATCH) {
         let mut metas = s.fetch_meta(chunk).await?;
         metas.sort_by_key(|m| m.uid);
-        for meta in metas {
+        let mut rest = &metas[..];
+        while !rest.is_empty() {
             if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break 'chunks;
             }
-            totals.seen += 1;
-            let event = match message(s, &mut run, &meta, each).await {
-                Ok(e) => e,
-                Err(e) if e.fatal => return Err(e),
-                Err(e) => {
-                    let e = Event::Failed {
-                        uid: meta.uid,
-                        error: e.message,
-                    };
-                    each(&e, None);
-                    e
+            // A round: up to `opts.round` messages and ROUND_BYTES (at least one message).
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < rest.len() && n < opts.round.max(1) {
+                bytes += rest[n].size.min(opts.max_size);
+                if n > 0 && bytes > ROUND_BYTES {
+                    break;
                 }
-            };
-            match event {
-                Event::Clean { .. } => totals.clean += 1,
-                Event::Replaced { .. } => totals.replaced += 1,
-                Event::Skipped { .. } => totals.skipped += 1,
-                Event::Failed { uid, .. } => {
-                    totals.failed += 1;
-                    // Not done: the state stays below it, so the next run tries again.
-                    held = Some(held.map_or(uid, |h: u32| h.min(uid)));
+                n += 1;
+            }
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            let events = round(s, &mut run, group, each).await?;
+            for (meta, event) in group.iter().zip(events) {
+                totals.seen += 1;
+                match event {
+                    Event::Clean { .. } => totals.clean += 1,
+                    Event::Replaced { .. } => totals.replaced += 1,
+                    Event::Skipped { .. } => totals.skipped += 1,
+                    Event::Failed { uid, .. } => {
+                        totals.failed += 1;
+                        // Not done: the state stays below it, so the next run tries again.
+                        held = Some(held.map_or(uid, |h: u32| h.min(uid)));
+                    }
+                }
+                st.done = st.done.max(meta.uid);
+                if let Some(h) = held {
+                    st.done = st.done.min(h - 1).max(done_before);
                 }
             }
-            st.done = st.done.max(meta.uid);
-            if let Some(h) = held {
-                st.done = st.done.min(h - 1).max(done_before);
-            }
-            since_save += 1;
-            if since_save >= SAVE_EVERY && !opts.dry_run {
+            if !opts.dry_run {
                 save(state, folder, st)?;
-                since_save = 0;
             }
         }
     }
@@ -199,155 +192,388 @@ struct Run<'a> {
     state: &'a StateDir,
     /// Originals `imap restore` put back (hex SHA-256): left alone.
     restored: std::collections::HashSet<String>,
-    /// Messages with our header above the last UID done, by Message-ID ("" without one).
-    copies: std::collections::HashMap<String, Vec<u32>>,
+    /// Messages with our header above the last UID done when the pass began, by Message-ID
+    /// ("" without one): the clean copies a stopped run may have left. Looked up once, when
+    /// the first message needs replacing.
+    copies: Option<std::collections::HashMap<String, Vec<u32>>>,
+    done_before: u32,
     originals_ready: bool,
 }
 
-async fn message<S: Session>(
+/// A message of the round that needs replacing.
+struct Todo<'r> {
+    /// Its place in the round.
+    at: usize,
+    meta: &'r Meta,
+    raw: &'r [u8],
+    outcome: crate::Outcome<'r>,
+    message_id: Option<String>,
+    original_sha: String,
+    /// Its clean copy in the folder, once there and checked.
+    clean_uid: Option<u32>,
+    /// Found from an earlier run rather than appended now.
+    recovered: bool,
+    /// Why it cannot be replaced this time (the server refused a step).
+    failed: Option<String>,
+}
+
+/// One round: what happened to each message, in order. An error here is fatal (the
+/// connection); a step the server refuses fails only the messages it concerns.
+async fn round<S: Session>(
     s: &mut S,
     run: &mut Run<'_>,
-    meta: &Meta,
+    metas: &[Meta],
     each: &mut OnMessage<'_>,
-) -> Result<Event> {
-    let (folder, policy, opts) = (run.folder, run.policy, run.opts);
-    let uid = meta.uid;
-    let skipped = |why| Event::Skipped { uid, why };
-    if meta.has_flag("\\Draft") {
-        let e = skipped("draft");
-        each(&e, None);
-        return Ok(e);
-    }
-    if meta.has_flag("\\Deleted") {
-        let e = skipped("deleted");
-        each(&e, None);
-        return Ok(e);
-    }
-    if meta.size > opts.max_size {
-        let e = skipped("too-large");
-        each(&e, None);
-        return Ok(e);
-    }
-    let Some(raw) = s.fetch_body(uid).await? else {
-        let e = skipped("gone");
-        each(&e, None);
-        return Ok(e);
-    };
-    let original_sha = hex(&sha256(&raw));
-    if run.restored.contains(&original_sha) {
-        let e = skipped("restored");
-        each(&e, None);
-        return Ok(e);
-    }
-    let outcome = crate::neutralise(&raw, policy);
-    if !outcome.changed {
-        let e = Event::Clean { uid };
-        each(&e, Some((&raw, &outcome)));
-        return Ok(e);
-    }
-    if opts.dry_run {
-        let e = Event::Replaced {
-            uid,
-            clean_uid: None,
+) -> Result<Vec<Event>> {
+    let opts = run.opts;
+    let mut events: Vec<Option<Event>> = vec![None; metas.len()];
+    let mut wanted = Vec::new();
+    for (i, meta) in metas.iter().enumerate() {
+        let why = if meta.has_flag("\\Draft") {
+            "draft"
+        } else if meta.has_flag("\\Deleted") {
+            "deleted"
+        } else if meta.size > opts.max_size {
+            "too-large"
+        } else {
+            wanted.push(meta.uid);
+            continue;
         };
-        each(&e, Some((&raw, &outcome)));
-        return Ok(e);
+        events[i] = Some(Event::Skipped { uid: meta.uid, why });
     }
-    let clean: &[u8] = &outcome.bytes;
-    let message_id = message_id(&raw);
+    let bodies = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        match s.fetch_bodies(&wanted).await {
+            Ok(b) => b,
+            Err(e) if e.fatal => return Err(e),
+            Err(e) => {
+                // Refused: the whole round is tried again by the next run.
+                for (i, meta) in metas.iter().enumerate() {
+                    let ev = events[i].take().unwrap_or(Event::Failed {
+                        uid: meta.uid,
+                        error: format!("UID {}: {}", meta.uid, e.message),
+                    });
+                    each(&ev, None);
+                    events[i] = Some(ev);
+                }
+                return Ok(events.into_iter().flatten().collect());
+            }
+        }
+    };
+    let body_of = |uid: u32| bodies.iter().find(|(u, _)| *u == uid).map(|(_, b)| &b[..]);
+    let mut todo: Vec<Todo<'_>> = Vec::new();
+    for (i, meta) in metas.iter().enumerate() {
+        if let Some(e) = &events[i] {
+            each(e, None);
+            continue;
+        }
+        let uid = meta.uid;
+        let Some(raw) = body_of(uid) else {
+            let e = Event::Skipped { uid, why: "gone" };
+            each(&e, None);
+            events[i] = Some(e);
+            continue;
+        };
+        let original_sha = hex(&sha256(raw));
+        if run.restored.contains(&original_sha) {
+            let e = Event::Skipped {
+                uid,
+                why: "restored",
+            };
+            each(&e, None);
+            events[i] = Some(e);
+            continue;
+        }
+        let outcome = crate::neutralise(raw, run.policy);
+        if !outcome.changed || opts.dry_run {
+            let e = if outcome.changed {
+                Event::Replaced {
+                    uid,
+                    clean_uid: None,
+                }
+            } else {
+                Event::Clean { uid }
+            };
+            each(&e, Some((raw, &outcome)));
+            events[i] = Some(e);
+            continue;
+        }
+        todo.push(Todo {
+            at: i,
+            meta,
+            raw,
+            message_id: message_id(raw),
+            original_sha,
+            outcome,
+            clean_uid: None,
+            recovered: false,
+            failed: None,
+        });
+    }
+    if !todo.is_empty() {
+        match replace(s, run, &mut todo).await {
+            Ok(()) => {}
+            Err(e) if e.fatal => return Err(e),
+            // A step refused for the round (a MOVE, a SEARCH): its originals stay, with their
+            // clean copies beside them for the next run to finish.
+            Err(e) => {
+                for t in todo.iter_mut().filter(|t| t.failed.is_none()) {
+                    t.failed = Some(format!(
+                        "UID {}: {}; the original is kept",
+                        t.meta.uid, e.message
+                    ));
+                }
+            }
+        }
+    }
+    for t in todo {
+        let uid = t.meta.uid;
+        let e = match (t.failed, t.clean_uid) {
+            (None, Some(clean_uid)) => Event::Replaced {
+                uid,
+                clean_uid: Some(clean_uid),
+            },
+            (failed, _) => Event::Failed {
+                uid,
+                error: failed.unwrap_or_else(|| error_or(uid)),
+            },
+        };
+        match &e {
+            Event::Replaced { .. } => each(&e, Some((t.raw, &t.outcome))),
+            _ => each(&e, None),
+        }
+        events[t.at] = Some(e);
+    }
+    Ok(events
+        .into_iter()
+        .zip(metas)
+        .map(|(e, m)| {
+            e.unwrap_or(Event::Failed {
+                uid: m.uid,
+                error: error_or(m.uid),
+            })
+        })
+        .collect())
+}
+
+fn error_or(uid: u32) -> String {
+    format!("UID {uid}: not replaced; the original is kept")
+}
+
+/// Replace the round's changed messages: find the copies an earlier run left, append the
+/// others, check every copy holds the very bytes, then move (or delete) the originals.
+async fn replace<S: Session>(s: &mut S, run: &mut Run<'_>, todo: &mut [Todo<'_>]) -> Result<()> {
+    let folder = run.folder;
     // The originals folder first: a server that refuses it refuses before anything is added.
-    if let Originals::Folder(to) = &opts.originals {
+    if let Originals::Folder(to) = &run.opts.originals {
         if !run.originals_ready {
-            s.create(to).await?;
+            if let Err(e) = s.create(to).await {
+                if e.fatal {
+                    return Err(e);
+                }
+                for t in todo.iter_mut() {
+                    t.failed = Some(e.message.clone());
+                }
+                return Ok(());
+            }
             run.originals_ready = true;
         }
     }
-    let candidates = run
-        .copies
-        .get(message_id.as_deref().unwrap_or(""))
-        .cloned()
-        .unwrap_or_default();
-    let found = find_copy(s, meta, message_id.as_deref(), clean, Some(candidates)).await?;
-    let clean_uid = match found {
-        // A run before this one appended it and stopped before moving the original.
-        Some(found) => found,
-        None => append_confirmed(s, folder, meta, message_id.as_deref(), clean).await?,
-    };
-    let mut keep = opts.originals.clone();
-    if let Originals::Folder(to) = &opts.originals {
-        // Without MOVE the original is copied, then deleted: a run stopped in between left
-        // the copy, which is not made twice.
-        if found.is_some()
-            && !s.caps().moves
-            && already_kept(s, folder, to, meta, message_id.as_deref(), &raw).await?
+    // Copies a stopped run left.
+    if run.copies.is_none() {
+        run.copies = Some(stamped(s, run.done_before).await?);
+    }
+    for t in todo.iter_mut() {
+        let known = run
+            .copies
+            .as_ref()
+            .and_then(|c| c.get(t.message_id.as_deref().unwrap_or("")))
+            .cloned()
+            .unwrap_or_default();
+        if known.is_empty() {
+            continue;
+        }
+        if let Some(uid) = find_copy(
+            s,
+            t.meta,
+            t.message_id.as_deref(),
+            &t.outcome.bytes,
+            Some(known),
+        )
+        .await?
         {
-            keep = Originals::Delete;
+            t.clean_uid = Some(uid);
+            t.recovered = true;
         }
     }
-    dispose(s, uid, &keep).await?;
-    if let Originals::Folder(to) = &opts.originals {
-        // For `imap restore`; the replacement itself is done whatever happens here.
-        let _ = run.state.journal(&Replaced {
-            ts: time::now(),
-            folder: folder.to_string(),
-            originals: to.clone(),
-            message_id: message_id.clone(),
-            internal_date: meta.internal_date.clone(),
-            original_size: raw.len() as u64,
-            original_sha256: original_sha,
-            clean_sha256: hex(&sha256(clean)),
-        });
-    }
-    let e = Event::Replaced {
-        uid,
-        clean_uid: Some(clean_uid),
+    // Append the others: in one command when the server takes several, else one by one
+    // (also when the one command was refused: each message then gets its own answer).
+    let flags: Vec<Vec<String>> = todo.iter().map(|t| kept_flags(t.meta)).collect();
+    let need: Vec<usize> = (0..todo.len())
+        .filter(|&i| todo[i].clean_uid.is_none())
+        .collect();
+    let mut appended: Vec<(usize, Option<u32>)> = Vec::new();
+    let item = |i: usize| ToAppend {
+        flags: &flags[i],
+        internal_date: &todo[i].meta.internal_date,
+        message: &todo[i].outcome.bytes,
     };
-    each(&e, Some((&raw, &outcome)));
-    Ok(e)
+    let mut together = false;
+    if need.len() > 1 && s.caps().multiappend {
+        let items: Vec<ToAppend<'_>> = need.iter().map(|&i| item(i)).collect();
+        match s.append(folder, &items).await {
+            Ok(uids) => {
+                together = true;
+                for (k, &i) in need.iter().enumerate() {
+                    appended.push((i, uids.as_ref().map(|u| u[k])));
+                }
+            }
+            Err(e) if e.fatal => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let mut refused = Vec::new();
+    if !together {
+        for &i in &need {
+            match s.append(folder, &[item(i)]).await {
+                Ok(uids) => appended.push((i, uids.and_then(|u| u.first().copied()))),
+                Err(e) if e.fatal => return Err(e),
+                Err(e) => refused.push((i, e.message)),
+            }
+        }
+    }
+    for (i, why) in refused {
+        todo[i].failed = Some(format!(
+            "UID {}: {why}; the original is kept",
+            todo[i].meta.uid
+        ));
+    }
+    // Without APPENDUID: find each copy (our header, Message-ID, date, bytes).
+    let mut check = Vec::new();
+    for (i, uid) in appended {
+        let uid = match uid {
+            Some(uid) => Some(uid),
+            None => {
+                let t = &todo[i];
+                find_copy(s, t.meta, t.message_id.as_deref(), &t.outcome.bytes, None).await?
+            }
+        };
+        match uid {
+            Some(uid) => check.push((i, uid)),
+            None => {
+                todo[i].failed = Some(format!(
+                    "UID {}: the clean copy cannot be found after APPEND; the original is kept",
+                    todo[i].meta.uid
+                ))
+            }
+        }
+    }
+    // The copies hold exactly what was sent (one FETCH for the round).
+    if !check.is_empty() {
+        let uids: Vec<u32> = check.iter().map(|&(_, u)| u).collect();
+        let stored = s.fetch_bodies(&uids).await?;
+        for (i, uid) in check {
+            let got = stored.iter().find(|(u, _)| *u == uid).map(|(_, b)| &b[..]);
+            if got.map(sha256) == Some(sha256(&todo[i].outcome.bytes)) {
+                todo[i].clean_uid = Some(uid);
+                continue;
+            }
+            // The server changed what we sent (or answered with a wrong UID): take our copy
+            // back if it is ours, keep the original.
+            if got.is_some_and(is_ours) {
+                s.mark_deleted(&[uid]).await?;
+                if s.caps().uidplus {
+                    s.uid_expunge(&[uid]).await?;
+                }
+            }
+            todo[i].failed = Some(format!(
+                "UID {}: the server stored the clean copy differently from what was sent; the original is kept",
+                todo[i].meta.uid
+            ));
+        }
+    }
+    // The originals: moved (or deleted) together once their copies are in place.
+    let mut keep = Vec::new();
+    let mut delete = Vec::new();
+    for t in todo
+        .iter()
+        .filter(|t| t.failed.is_none() && t.clean_uid.is_some())
+    {
+        match &run.opts.originals {
+            Originals::Folder(to) => {
+                // Without MOVE the original is copied, then deleted: a run stopped in between
+                // left the copy, which is not made twice.
+                if t.recovered
+                    && !s.caps().moves
+                    && already_kept(s, folder, to, t.meta, t.message_id.as_deref(), t.raw).await?
+                {
+                    delete.push(t.meta.uid);
+                } else {
+                    keep.push(t.meta.uid);
+                }
+            }
+            Originals::Delete => delete.push(t.meta.uid),
+        }
+    }
+    if let Originals::Folder(to) = &run.opts.originals {
+        dispose(s, &keep, &Originals::Folder(to.clone())).await?;
+    }
+    dispose(s, &delete, &Originals::Delete).await?;
+    if let Originals::Folder(to) = &run.opts.originals {
+        // For `imap restore`; the replacement itself is done whatever happens here.
+        let notes: Vec<Replaced> = todo
+            .iter()
+            .filter(|t| t.failed.is_none() && t.clean_uid.is_some())
+            .map(|t| Replaced {
+                ts: time::now(),
+                folder: folder.to_string(),
+                originals: to.clone(),
+                message_id: t.message_id.clone(),
+                internal_date: t.meta.internal_date.clone(),
+                original_size: t.raw.len() as u64,
+                original_sha256: t.original_sha.clone(),
+                clean_sha256: hex(&sha256(&t.outcome.bytes)),
+            })
+            .collect();
+        let _ = run.state.journal(&notes);
+    }
+    Ok(())
 }
 
-/// Append the clean copy and make sure the folder holds exactly those bytes.
-async fn append_confirmed<S: Session>(
-    s: &mut S,
-    folder: &str,
-    meta: &Meta,
-    message_id: Option<&str>,
-    clean: &[u8],
-) -> Result<u32> {
-    let flags: Vec<String> = meta
-        .flags
+/// The flags an original hands to its clean copy (\Recent is the server's).
+fn kept_flags(meta: &Meta) -> Vec<String> {
+    meta.flags
         .iter()
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
         .cloned()
+        .collect()
+}
+
+/// Messages with our header above `done`, by Message-ID.
+async fn stamped<S: Session>(
+    s: &mut S,
+    done: u32,
+) -> Result<std::collections::HashMap<String, Vec<u32>>> {
+    let mut copies: std::collections::HashMap<String, Vec<u32>> = Default::default();
+    let uids: Vec<u32> = s
+        .search(&format!(
+            "UID {}:* HEADER {STAMP} \"\"",
+            done.saturating_add(1)
+        ))
+        .await?
+        .into_iter()
+        .filter(|&u| u > done)
         .collect();
-    let appended = s.append(folder, &flags, &meta.internal_date, clean).await?;
-    let uid = match appended {
-        Some(uid) => uid,
-        None => find_copy(s, meta, message_id, clean, None)
-            .await?
-            .ok_or_else(|| {
-                ImapError::refused(format!(
-                    "UID {}: the clean copy cannot be found after APPEND; the original is kept",
-                    meta.uid
-                ))
-            })?,
-    };
-    let stored = s.fetch_body(uid).await?;
-    if stored.as_deref().map(sha256) != Some(sha256(clean)) {
-        // The server changed what we sent (or answered with a wrong UID): take our copy
-        // back if it is ours, keep the original.
-        if stored.is_some_and(|b| is_ours(&b)) {
-            s.mark_deleted(uid).await?;
-            if s.caps().uidplus {
-                s.uid_expunge(uid).await?;
-            }
+    for chunk in uids.chunks(META_BATCH) {
+        for (uid, head) in s.fetch_headers(chunk).await? {
+            copies
+                .entry(message_id(&head).unwrap_or_default())
+                .or_default()
+                .push(uid);
         }
-        return Err(ImapError::refused(format!(
-            "UID {}: the server stored the clean copy differently from what was sent; the original is kept",
-            meta.uid
-        )));
     }
-    Ok(uid)
+    Ok(copies)
 }
 
 /// A clean copy of this message already in the selected folder: our header, the same
@@ -430,23 +656,30 @@ async fn already_kept<S: Session>(
     Ok(kept)
 }
 
-/// Move the original to the originals folder, or delete it.
-pub(super) async fn dispose<S: Session>(s: &mut S, uid: u32, originals: &Originals) -> Result<()> {
+/// Move these originals to the originals folder, or delete them.
+pub(super) async fn dispose<S: Session>(
+    s: &mut S,
+    uids: &[u32],
+    originals: &Originals,
+) -> Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
     let caps = s.caps();
     if let Originals::Folder(to) = originals {
         if caps.moves {
-            return s.uid_move(uid, to).await;
+            return s.uid_move(uids, to).await;
         }
-        s.uid_copy(uid, to).await?;
+        s.uid_copy(uids, to).await?;
     }
-    s.mark_deleted(uid).await?;
+    s.mark_deleted(uids).await?;
     if caps.uidplus {
-        return s.uid_expunge(uid).await;
+        return s.uid_expunge(uids).await;
     }
     // Without UID EXPUNGE, EXPUNGE would also remove what the user marked \Deleted: only when
-    // ours is the one message so marked. Otherwise it stays marked (most clients hide it).
+    // every message so marked is ours. Otherwise they stay marked (most clients hide them).
     let deleted = s.search("DELETED").await?;
-    if deleted == [uid] {
+    if deleted.iter().all(|u| uids.contains(u)) {
         s.expunge().await?;
     }
     Ok(())
