@@ -91,10 +91,17 @@ fn fill(user: &str, msgs: &[Vec<u8>]) -> PathBuf {
     let home = server_dir().join("mail").join(user);
     let _ = std::fs::remove_dir_all(&home);
     let md = home.join("Maildir");
+    fill_folder(&md, msgs);
+    std::fs::write(md.join("dovecot-keywords"), "0 $Label1\n").expect("keywords");
+    chown_nobody(&home);
+    md
+}
+
+/// Messages in one Maildir folder (the `i`-th with `flags_of(i)` and `mtime_of(i)`).
+fn fill_folder(md: &Path, msgs: &[Vec<u8>]) {
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(md.join(sub)).expect("maildir");
     }
-    std::fs::write(md.join("dovecot-keywords"), "0 $Label1\n").expect("keywords");
     for (i, m) in msgs.iter().enumerate() {
         let path = md
             .join("cur")
@@ -106,8 +113,6 @@ fn fill(user: &str, msgs: &[Vec<u8>]) -> PathBuf {
             .expect("open");
         f.set_modified(mtime_of(i)).expect("mtime");
     }
-    chown_nobody(&home);
-    md
 }
 
 /// A message file in a Maildir folder: (name, flags, mtime, bytes).
@@ -203,9 +208,14 @@ fn sync(cfg: &Path, user: &str, extra: &[&str]) -> (bool, String, String) {
 /// Every message once in INBOX — the clean copy when it was tracked, the same file when not —
 /// with its flags and date; every replaced original once in the originals folder.
 fn check(md: &Path, msgs: &[Vec<u8>]) -> usize {
+    check_folder(md, &md.join(".Trackless.Originals"), msgs)
+}
+
+/// `check` for one folder (`md`) whose originals went to `kept`.
+fn check_folder(md: &Path, kept: &Path, msgs: &[Vec<u8>]) -> usize {
     let policy = Policy::default();
     let inbox = folder(md);
-    let kept = folder(&md.join(".Trackless.Originals"));
+    let kept = folder(kept);
     let mut replaced = 0;
     for (i, m) in msgs.iter().enumerate() {
         let id = message_id(m).expect("id");
@@ -334,6 +344,68 @@ fn account(user: &str, port_var: &str, tls: &str) {
     assert!(folder(&md.join(".Trackless.Originals")).is_empty());
     let (ok, out, err) = sync(&cfg, user, &[]);
     assert!(ok && out.contains(" 0 replaced"), "{out}{err}");
+}
+
+/// 200 corpus messages across two folders, two folders at once (`--jobs 2`, a connection
+/// each): every tracked message replaced in its own folder, the clean ones untouched, every
+/// original in the one originals folder; a rerun is a no-op.
+#[test]
+#[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
+fn two_folders_at_once() {
+    let user = "gina";
+    add_user(user);
+    let msgs = copies(200);
+    let (inbox, news) = msgs.split_at(100);
+    let md = fill(user, inbox);
+    fill_folder(&md.join(".News"), news);
+    std::fs::write(md.join(".News/maildirfolder"), "").expect("maildirfolder");
+    std::fs::write(md.join("subscriptions"), "News\n").expect("subscriptions");
+    chown_nobody(&md);
+    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("folders = [\"INBOX\", \"News\"]\n");
+    std::fs::write(&cfg, text).expect("config");
+    let (ok, out, err) = sync(&cfg, user, &["--jobs", "2"]);
+    assert!(ok, "{out}{err}");
+    let log = std::fs::read_to_string(server_dir().join("dovecot.log")).expect("server log");
+    let logins = log
+        .lines()
+        .filter(|l| l.contains("Login: user=<gina>"))
+        .count();
+    assert_eq!(logins, 2, "one connection per folder");
+    let kept = md.join(".Trackless.Originals");
+    let replaced = check_folder(&md, &kept, inbox) + check_folder(&md.join(".News"), &kept, news);
+    assert!(replaced > 100, "{replaced}");
+    assert!(out.starts_with("200 message(s)"), "{out}");
+    assert!(out.contains(&format!(" {replaced} replaced")), "{out}");
+    assert_eq!(
+        folder(&kept).values().map(Vec::len).sum::<usize>(),
+        replaced,
+        "every original kept once, none twice"
+    );
+    let (before, before_news) = (snapshot(&md), snapshot(&md.join(".News")));
+    let (ok, out, err) = sync(&cfg, user, &["--jobs", "2"]);
+    assert!(ok && out.contains(" 0 replaced"), "{out}{err}");
+    assert_eq!(
+        (snapshot(&md), snapshot(&md.join(".News"))),
+        (before, before_news)
+    );
+}
+
+/// A user of the test server, added on the fly if `tests/e2e/imap.sh` did not: Dovecot looks
+/// at the password file at most once a second, hence the wait.
+fn add_user(user: &str) {
+    let passwd = server_dir().join("passwd");
+    let mut text = std::fs::read_to_string(&passwd).expect("passwd");
+    if !text.contains(&format!("\n{user}:")) {
+        text.push_str(&format!("{user}:{{PLAIN}}{user}-secret::::::\n"));
+        std::fs::write(&passwd, text).expect("passwd");
+        std::fs::write(
+            server_dir().join(format!("{user}.pw")),
+            format!("{user}-secret\n"),
+        )
+        .expect("pw");
+    }
 }
 
 #[test]
@@ -570,6 +642,8 @@ fn appends_refused_over_quota_keep_the_originals() {
             "erin:{{PLAIN}}erin-secret::::::userdb_quota_rule=*:storage={kb}K\n"
         ));
         std::fs::write(&passwd, text).expect("passwd");
+        // Dovecot looks at the password file at most once a second.
+        std::thread::sleep(Duration::from_millis(1100));
     }
     let md = fill(user, &msgs);
     let before = snapshot(&md);
@@ -596,13 +670,7 @@ fn bench_sync_and_watch() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let passwd = server_dir().join("passwd");
-    let mut text = std::fs::read_to_string(&passwd).expect("passwd");
-    if !text.contains("\nfrank:") {
-        text.push_str("frank:{PLAIN}frank-secret::::::\n");
-        std::fs::write(&passwd, text).expect("passwd");
-        std::fs::write(server_dir().join("frank.pw"), "frank-secret\n").expect("pw");
-    }
+    add_user(user);
     let msgs = copies(n);
     let bytes: usize = msgs.iter().map(Vec::len).sum();
     let md = fill(user, &msgs);

@@ -11,6 +11,7 @@ use crate::imap::sync::{self, Event, Options, Totals};
 use crate::log::{time, LogWriter, Mode, Record, WriterConfig};
 use crate::Policy;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,10 @@ pub struct SyncArgs {
     /// Where to remember each folder's progress [default: ~/.local/state/trackless/imap/NAME]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Folders worked on at once, each over a connection of its own (never two connections
+    /// on one folder) [default: 1]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub jobs: u16,
 }
 
 /// Attempts at a folder within one pass when the connection is lost (the server restarts,
@@ -157,6 +162,8 @@ pub fn run(
             opts,
             folders: Vec::new(),
             client: None,
+            spare: Vec::new(),
+            jobs: usize::from(args.jobs),
             warn: &warn,
         };
         match watch {
@@ -201,7 +208,7 @@ pub fn run(
     if stop.load(Ordering::Relaxed) && watch.is_none() {
         let _ = writeln!(
             warn.borrow_mut(),
-            "trackless imap: interrupted; the message in flight was finished; run again to continue"
+            "trackless imap: interrupted; the messages in flight were finished; run again to continue"
         );
     }
     if totals.failed > 0 || failed_folders > 0 {
@@ -290,7 +297,15 @@ fn restore(
     Ok(())
 }
 
-/// SIGTERM, SIGINT: finish the message in flight, then stop.
+fn add(totals: &mut Totals, t: Totals) {
+    totals.seen += t.seen;
+    totals.replaced += t.replaced;
+    totals.clean += t.clean;
+    totals.skipped += t.skipped;
+    totals.failed += t.failed;
+}
+
+/// SIGTERM, SIGINT: finish the round in flight, then stop.
 async fn signals(stop: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -342,6 +357,9 @@ struct Runner<'a, 'w> {
     /// The folders to clean, resolved from the account's patterns at each connection.
     folders: Vec<String>,
     client: Option<Client>,
+    /// The other connections of a pass over several folders at once, kept for the next.
+    spare: Vec<Option<Client>>,
+    jobs: usize,
     warn: &'a RefCell<&'w mut (dyn Write + 'w)>,
 }
 
@@ -385,31 +403,82 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// One pass over every folder, each resumed after a lost connection. Returns the totals
-    /// and how many folders could not be finished.
+    /// One pass over every folder, each resumed after a lost connection; with `jobs` > 1,
+    /// that many folders at once, each over its own connection. Returns the totals and how
+    /// many folders could not be finished.
     async fn pass(&mut self, each: &mut sync::OnMessage<'_>) -> Result<(Totals, usize), Error> {
+        let workers = self.jobs.clamp(1, self.folders.len().max(1));
+        let mut clients = vec![self.client.take()];
+        clients.append(&mut self.spare);
+        clients.resize_with(workers.max(clients.len()), || None);
+        let spare_after = clients.split_off(workers);
+        let queue = RefCell::new(self.folders.iter().cloned().collect::<VecDeque<_>>());
+        let each = RefCell::new(each);
+        let this = &*self;
+        let results = futures_util::future::join_all(
+            clients
+                .into_iter()
+                .map(|client| this.worker(client, &queue, &each)),
+        )
+        .await;
         let mut totals = Totals::default();
         let mut failed_folders = 0;
-        for folder in self.folders.clone() {
+        let mut error = None;
+        let mut clients = Vec::new();
+        for (t, failed, client, e) in results {
+            add(&mut totals, t);
+            failed_folders += failed;
+            clients.push(client);
+            error = error.or(e);
+        }
+        clients.extend(spare_after);
+        let mut clients = clients.into_iter();
+        self.client = clients.next().flatten();
+        self.spare = clients.collect();
+        match error {
+            Some(e) => Err(e),
+            None => Ok((totals, failed_folders)),
+        }
+    }
+
+    /// Folders from the queue until it is empty, over one connection (re-established when
+    /// lost): the totals, the folders not finished, the connection, and the error that ended
+    /// the pass.
+    async fn worker(
+        &self,
+        mut client: Option<Client>,
+        queue: &RefCell<VecDeque<String>>,
+        each: &RefCell<&mut sync::OnMessage<'_>>,
+    ) -> (Totals, usize, Option<Client>, Option<Error>) {
+        let mut totals = Totals::default();
+        let mut failed_folders = 0;
+        let mut on =
+            |e: &Event, seen: Option<(&[u8], &crate::Outcome<'_>)>| (each.borrow_mut())(e, seen);
+        loop {
+            let Some(folder) = queue.borrow_mut().pop_front() else {
+                break;
+            };
             let mut attempt = 0;
             loop {
                 if self.opts.stop.load(Ordering::Relaxed) {
-                    return Ok((totals, failed_folders));
+                    return (totals, failed_folders, client, None);
                 }
                 attempt += 1;
-                let result = match self.client.as_mut() {
+                if client.is_none() {
+                    match Client::connect(self.account, self.secret).await {
+                        Ok(c) => client = Some(c),
+                        Err(e) => self.say(e),
+                    }
+                }
+                let result = match client.as_mut() {
                     Some(c) => {
-                        sync::folder(c, &folder, self.state, self.policy, &self.opts, each).await
+                        sync::folder(c, &folder, self.state, self.policy, &self.opts, &mut on).await
                     }
                     None => Err(ImapError::fatal("not connected")),
                 };
                 match result {
                     Ok(t) => {
-                        totals.seen += t.seen;
-                        totals.replaced += t.replaced;
-                        totals.clean += t.clean;
-                        totals.skipped += t.skipped;
-                        totals.failed += t.failed;
+                        add(&mut totals, t);
                         break;
                     }
                     Err(e) if e.fatal && attempt < ATTEMPTS => {
@@ -418,25 +487,31 @@ impl Runner<'_, '_> {
                             "{folder}: {e}; reconnecting in {}s",
                             wait.as_secs()
                         ));
-                        self.client = None;
+                        client = None;
                         tokio::time::sleep(wait).await;
-                        if let Err(e) = self.connect().await {
-                            self.say(e);
-                        }
                     }
                     Err(e) => {
                         self.say(format!("{folder}: {e}"));
                         failed_folders += 1;
                         if e.fatal {
-                            self.client = None;
-                            self.connect().await.map_err(|e| Error::Failed(e.message))?;
+                            client = match Client::connect(self.account, self.secret).await {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    return (
+                                        totals,
+                                        failed_folders,
+                                        None,
+                                        Some(Error::Failed(e.message)),
+                                    )
+                                }
+                            };
                         }
                         break;
                     }
                 }
             }
         }
-        Ok((totals, failed_folders))
+        (totals, failed_folders, client, None)
     }
 
     /// Pass after pass until stopped: IDLE on the first folder between passes (at most
@@ -467,13 +542,7 @@ impl Runner<'_, '_> {
                 backoff = Duration::from_secs(1);
             }
             match self.pass(each).await {
-                Ok((t, _)) => {
-                    totals.seen += t.seen;
-                    totals.replaced += t.replaced;
-                    totals.clean += t.clean;
-                    totals.skipped += t.skipped;
-                    totals.failed += t.failed;
-                }
+                Ok((t, _)) => add(&mut totals, t),
                 Err(e) => {
                     self.say(e);
                     self.client = None;

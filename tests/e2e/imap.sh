@@ -7,7 +7,9 @@
 #   bob    STARTTLS, a server that advertises neither UIDPLUS nor MOVE;
 #   carol  `imap watch`: mail delivered while it waits in IDLE;
 #   dave   500 messages, the client killed 20 times and the server restarted once;
-#   erin   a quota that leaves no room for a clean copy (the test adds erin to the passwd file).
+#   erin   a quota that leaves no room for a clean copy (the test adds erin to the passwd file);
+#   gina   200 messages in two folders, synced two folders at once (--jobs 2);
+#   frank  the benchmark (benches/imap_sync.sh), skipped here.
 #
 #   bash tests/e2e/imap.sh
 set -euo pipefail
@@ -44,12 +46,16 @@ printf 'bob-secret\n' >"$dir/bob.pw"
 printf 'carol-secret\n' >"$dir/carol.pw"
 printf 'dave-secret\n' >"$dir/dave.pw"
 printf 'erin-secret\n' >"$dir/erin.pw"
+printf 'frank-secret\n' >"$dir/frank.pw"
+printf 'gina-secret\n' >"$dir/gina.pw"
 # passwd-file: user:password:uid:gid:gecos:home:shell:extra fields. bob's imap process
 # advertises no UIDPLUS and no MOVE (the client must fall back; Dovecot would still run them).
 cat >"$dir/passwd" <<EOF
 alice:{PLAIN}alice-secret::::::
 carol:{PLAIN}carol-secret::::::
 dave:{PLAIN}dave-secret::::::
+frank:{PLAIN}frank-secret::::::
+gina:{PLAIN}gina-secret::::::
 bob:{PLAIN}bob-secret::::::userdb_imap_capability=IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE
 EOF
 
