@@ -384,12 +384,42 @@ fn two_folders_at_once() {
         "every original kept once, none twice"
     );
     let (before, before_news) = (snapshot(&md), snapshot(&md.join(".News")));
+    let before_news_clean = before_news.clone();
     let (ok, out, err) = sync(&cfg, user, &["--jobs", "2"]);
     assert!(ok && out.contains(" 0 replaced"), "{out}{err}");
     assert_eq!(
         (snapshot(&md), snapshot(&md.join(".News"))),
         (before, before_news)
     );
+
+    // Retention: once it has passed, the kept originals go, the user's own message filed in
+    // that folder stays, and the clean copies are untouched.
+    let mut mine = b"X-Filed-By: gina\n".to_vec();
+    mine.extend_from_slice(&msgs[0]);
+    std::fs::write(kept.join("cur/mine.M1P1.test:2,S"), &mine).expect("file");
+    chown_nobody(&kept);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("originals_retention = \"1s\"\n");
+    std::fs::write(&cfg, text).expect("config");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (ok, out, err) = sync(&cfg, user, &[]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{replaced} kept original(s) replaced more than 1s ago deleted"
+        )),
+        "{err}"
+    );
+    let left = folder(&kept);
+    assert_eq!(
+        left.len(),
+        1,
+        "only the user's message is left: {:?}",
+        left.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(left.values().next().expect("one")[0].3, mine);
+    assert_eq!(snapshot(&md.join(".News")), before_news_clean);
+    assert_eq!(folder(&md).len(), inbox.len());
 }
 
 /// A user of the test server, added on the fly if `tests/e2e/imap.sh` did not: Dovecot looks

@@ -313,12 +313,7 @@ fn imap_account(
         Originals::Folder(f) => format!("folder:{f}"),
     };
     o.kv("originals", str(originals))?;
-    o.kv(
-        "originals_retention",
-        str(a
-            .originals_retention
-            .unwrap_or(Dur(std::time::Duration::from_secs(30 * 86_400)))),
-    )?;
+    o.kv("originals_retention", str(Dur(a.retention())))?;
     if let Some(since) = &a.since {
         o.kv("since", str(since))?;
     }

@@ -5,6 +5,7 @@
 use super::{Error, Settings};
 use crate::config::{ImapAccount, Originals};
 use crate::imap::client::{Client, Woke};
+use crate::imap::retention;
 use crate::imap::session::{ImapError, Session};
 use crate::imap::state::{self, StateDir};
 use crate::imap::sync::{self, Event, Options, Totals};
@@ -67,6 +68,9 @@ const ATTEMPTS: u32 = 4;
 
 /// IDLE is renewed well before the 30 minutes after which a server may drop it (RFC 2177).
 const IDLE_MAX: Duration = Duration::from_secs(25 * 60);
+
+/// How often `watch` deletes the kept originals past their retention.
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Longest wait between two attempts to reconnect in `watch`.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -181,6 +185,9 @@ pub fn run(
                     tokio::time::sleep(wait).await;
                 }
                 let r = runner.pass(&mut each).await;
+                if r.is_ok() {
+                    runner.expire().await;
+                }
                 if let Some(c) = runner.client.take() {
                     c.logout().await;
                 }
@@ -514,6 +521,33 @@ impl Runner<'_, '_> {
         (totals, failed_folders, client, None)
     }
 
+    /// Delete the kept originals older than the account's retention; a failure is said and
+    /// left for the next time.
+    async fn expire(&mut self) {
+        if self.opts.dry_run || !matches!(self.opts.originals, Originals::Folder(_)) {
+            return;
+        }
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        let retention = self.account.retention();
+        let cutoff = time::now() - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
+        match retention::expire(client, self.state, cutoff).await {
+            Ok(e) if e.deleted > 0 => self.say(format!(
+                "{} kept original(s) replaced more than {} ago deleted",
+                e.deleted,
+                crate::config::values::Dur(retention)
+            )),
+            Ok(_) => {}
+            Err(e) => {
+                self.say(format!("originals retention: {e}"));
+                if e.fatal {
+                    self.client = None;
+                }
+            }
+        }
+    }
+
     /// Pass after pass until stopped: IDLE on the first folder between passes (at most
     /// `poll`, or a plain wait on a server without IDLE); a lost connection is re-established
     /// with a growing wait.
@@ -525,6 +559,7 @@ impl Runner<'_, '_> {
     ) -> Result<(Totals, usize), Error> {
         let mut totals = Totals::default();
         let mut backoff = Duration::from_secs(1);
+        let mut last_expiry = None;
         loop {
             if self.opts.stop.load(Ordering::Relaxed) {
                 break;
@@ -548,6 +583,10 @@ impl Runner<'_, '_> {
                     self.client = None;
                     continue;
                 }
+            }
+            if last_expiry.is_none_or(|t: std::time::Instant| t.elapsed() >= EXPIRE_EVERY) {
+                self.expire().await;
+                last_expiry = Some(std::time::Instant::now());
             }
             if self.opts.stop.load(Ordering::Relaxed) {
                 break;

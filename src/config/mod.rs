@@ -253,6 +253,13 @@ impl ImapAccount {
     pub fn originals(&self) -> Originals {
         self.originals.clone().map(|p| p.0).unwrap_or_default()
     }
+
+    /// How long kept originals stay (default 30 days).
+    pub fn retention(&self) -> std::time::Duration {
+        self.originals_retention
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(30 * 86_400), |d| d.0)
+    }
 }
 
 fn is_loopback_host(host: &str) -> bool {

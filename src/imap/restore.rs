@@ -25,7 +25,7 @@ pub enum Restored {
 }
 
 /// The message in the selected folder with these bytes (`criteria` narrows the search).
-async fn find<S: Session>(
+pub(super) async fn find<S: Session>(
     s: &mut S,
     criteria: &str,
     size: Option<u64>,

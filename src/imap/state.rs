@@ -157,6 +157,17 @@ impl StateDir {
         self.lines::<String>("restored.jsonl").into_iter().collect()
     }
 
+    /// Kept originals deleted by retention (or found gone): not looked for again.
+    pub fn expired(&self) -> std::collections::HashSet<String> {
+        self.lines::<String>("expired.jsonl").into_iter().collect()
+    }
+
+    pub fn add_expired(&self, original_sha256: &str) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(original_sha256).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.private_append("expired.jsonl", &line)
+    }
+
     pub fn add_restored(&self, original_sha256: &str) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(original_sha256).map_err(std::io::Error::other)?;
         line.push(b'\n');

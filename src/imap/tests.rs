@@ -441,3 +441,56 @@ fn an_append_refused_keeps_its_original_and_the_run_goes_on() {
         let _ = std::fs::remove_dir_all(state.path());
     }
 }
+
+/// Retention deletes the kept originals the journal noted before the cutoff, and nothing
+/// else: a message the user filed in the originals folder stays; a second pass finds nothing
+/// to do; a restore afterwards reports those originals missing and keeps the clean copies.
+#[test]
+fn retention_deletes_only_our_originals_past_their_time() {
+    let (server, msgs) = loaded(Caps::default());
+    let state = scratch("retention");
+    run(&server, None, &state, &options()).expect("sync");
+    let replaced = state.replacements().len();
+    assert!(replaced > 20);
+    let mut mine = b"X-Filed-By: the user\r\n".to_vec();
+    mine.extend_from_slice(msgs.last().expect("a message"));
+    server
+        .borrow_mut()
+        .add("Trackless/Originals", &[], &date(0), &mine);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut conn = Conn::new(server.clone(), None);
+    let now = crate::log::time::now();
+    // Not yet due: nothing happens.
+    let e = rt
+        .block_on(super::retention::expire(&mut conn, &state, now - 3600))
+        .expect("expire");
+    assert_eq!(e, super::retention::Expired::default());
+    assert_eq!(
+        visible(&server.borrow(), "Trackless/Originals")
+            .values()
+            .map(Vec::len)
+            .sum::<usize>(),
+        replaced + 1
+    );
+    let e = rt
+        .block_on(super::retention::expire(&mut conn, &state, now + 1))
+        .expect("expire");
+    assert_eq!((e.deleted, e.gone), (replaced, 0));
+    {
+        let srv = server.borrow();
+        let kept = visible(&srv, "Trackless/Originals");
+        assert_eq!(kept.len(), 1, "only the user's own message is left");
+        assert_eq!(kept.values().next().expect("one")[0].1, mine);
+        // The clean copies stay.
+        assert_eq!(visible(&srv, "INBOX").len(), msgs.len());
+    }
+    let e = rt
+        .block_on(super::retention::expire(&mut conn, &state, now + 1))
+        .expect("again");
+    assert_eq!(e, super::retention::Expired::default(), "looked for once");
+    assert_eq!(restore_all(&server, None, &state).expect("restore"), 0);
+    assert_eq!(visible(&server.borrow(), "INBOX").len(), msgs.len());
+    let _ = std::fs::remove_dir_all(state.path());
+}
