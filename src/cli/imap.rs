@@ -87,19 +87,7 @@ pub fn run(
         ImapCmd::Watch { args, poll } => (args, Some(poll.unwrap_or(Duration::from_secs(300)))),
         ImapCmd::Restore { args, since } => return restore(args, since, settings, out, warn),
     };
-    let account = settings.config.imap.get(&args.account).ok_or_else(|| {
-        Error::Usage(format!(
-            "no [imap.{}] section in the configuration file ({})",
-            args.account,
-            settings
-                .config
-                .source
-                .as_ref()
-                .map_or("built-in defaults: none".into(), |p| p
-                    .display()
-                    .to_string())
-        ))
-    })?;
+    let account = account(settings, &args.account)?;
     let secret = password(account)?;
     let since = account
         .since
