@@ -163,15 +163,18 @@ impl StateDir {
     }
 
     pub fn add_expired(&self, original_sha256: &str) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(original_sha256).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.private_append("expired.jsonl", &line)
+        self.append_line("expired.jsonl", original_sha256)
     }
 
     pub fn add_restored(&self, original_sha256: &str) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(original_sha256).map_err(std::io::Error::other)?;
+        self.append_line("restored.jsonl", original_sha256)
+    }
+
+    /// One JSON string as a line of a private file.
+    fn append_line(&self, name: &str, value: &str) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.private_append("restored.jsonl", &line)
+        self.private_append(name, &line)
     }
 }
 
