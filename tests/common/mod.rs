@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod invariants;
 pub mod mailbox;
+pub mod newsletter;
 pub mod milter;
 pub mod smtp;
 
