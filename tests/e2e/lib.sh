@@ -1191,7 +1191,7 @@ e2e_dovecot_master_pid() {
   printf '%s\n' "$pid"
 }
 
-# e2e_dovecot_start DIR: starts a private Dovecot (LMTP only) for DIR:
+# e2e_dovecot_start DIR [EXTRA_CONF_FILE]: starts a private Dovecot (LMTP only) for DIR:
 #   DIR/dovecot.conf        its whole configuration (no /etc/dovecot include)
 #   DIR/dovecot-run/        base_dir     DIR/dovecot-state/  state_dir
 #   DIR/dovecot.log         its log
@@ -1200,10 +1200,13 @@ e2e_dovecot_master_pid() {
 #   DIR/dovecot-mail/<user>/Maildir/   delivered mail, for any recipient
 #       (static userdb, allow_all_users; <user> is the local part, lower-cased)
 # Any Dovecot already running for DIR is stopped first.  Returns once both
-# listeners accept connections.
+# listeners accept connections.  The lines of EXTRA_CONF_FILE, when given, are
+# appended to dovecot.conf (e.g. a `protocol lmtp { mail_plugins = ... }` and a
+# `plugin { ... }` section for Sieve; see e2e_dovecot_sieve_conf).
 e2e_dovecot_start() {
-  local dir=${1:?usage: e2e_dovecot_start DIR} t0 port _
+  local dir=${1:?usage: e2e_dovecot_start DIR [EXTRA_CONF_FILE]} extra=${2:-} t0 port _
   t0=$(e2e_now)
+  [[ -z "$extra" || -r "$extra" ]] || { e2e_die "cannot read $extra"; return 1; }
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   chmod 0755 "$dir"
@@ -1254,6 +1257,10 @@ service lmtp {
   }
 }
 EOF
+    if [[ -n "$extra" ]]; then
+      printf '\n# --- EXTRA_CONF_FILE (%s) ---\n' "$extra" >>"$dir/dovecot.conf"
+      cat "$extra" >>"$dir/dovecot.conf"
+    fi
     if dovecot -c "$dir/dovecot.conf" >"$dir/dovecot-start.log" 2>&1; then
       e2e_register dovecot "$dir"
       if e2e_wait_port "$port" 10 && e2e_wait_socket "$dir/dovecot-lmtp" 10; then
