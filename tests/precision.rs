@@ -228,13 +228,22 @@ fn generated_newsletters_are_rewritten_like_real_ones() {
         let spec = Spec::varied(seed);
         let raw = newsletter(spec);
         let ratio = raw.len() as f64 / spec.size as f64;
-        assert!((0.8..1.25).contains(&ratio), "{spec:?}: {} bytes", raw.len());
+        assert!(
+            (0.8..1.25).contains(&ratio),
+            "{spec:?}: {} bytes",
+            raw.len()
+        );
         let out = neutralise(&raw, &policy);
         assert!(out.changed, "{spec:?} not rewritten");
         assert_eq!(out.skips().count(), 0, "{spec:?}: {:?}", out.findings);
         assert!(out.esp.iter().any(|a| a.name == "Amazon SES"), "{spec:?}");
         let (before, after) = (html_of(&raw), html_of(&out.bytes));
-        let products = |h: &Html| h.images.iter().filter(|i| i.contains("/img/produit-")).count();
+        let products = |h: &Html| {
+            h.images
+                .iter()
+                .filter(|i| i.contains("/img/produit-"))
+                .count()
+        };
         assert!(products(&before) > 0);
         assert_eq!(products(&before), products(&after), "{spec:?}: images");
         assert_eq!(after.images.len(), products(&after), "{spec:?}: pixel left");
@@ -247,6 +256,9 @@ fn generated_newsletters_are_rewritten_like_real_ones() {
             );
         }
         let text = String::from_utf8_lossy(&out.bytes);
-        assert!(!text.contains("fonts.googleapis.com"), "{spec:?}: font left");
+        assert!(
+            !text.contains("fonts.googleapis.com"),
+            "{spec:?}: font left"
+        );
     }
 }

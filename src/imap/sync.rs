@@ -201,6 +201,48 @@ struct Run<'a> {
 }
 
 /// A message of the round that needs replacing.
+/// A fetched message, hashed and run through `neutralise` (None: the user restored it).
+struct Prepared<'r> {
+    uid: u32,
+    raw: &'r [u8],
+    original_sha: String,
+    outcome: Option<crate::Outcome<'r>>,
+}
+
+/// Hash and neutralise a round's messages, on as many threads as there are cores (at most 4):
+/// with one connection the rewriting, not the server, is what a round waits for.
+fn prepare<'r>(bodies: &'r [(u32, Vec<u8>)], run: &Run<'_>) -> Vec<Prepared<'r>> {
+    let one = |(uid, raw): &'r (u32, Vec<u8>)| {
+        let original_sha = hex(&sha256(raw));
+        let outcome =
+            (!run.restored.contains(&original_sha)).then(|| crate::neutralise(raw, run.policy));
+        Prepared {
+            uid: *uid,
+            raw,
+            original_sha,
+            outcome,
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(bodies.len());
+    if threads <= 1 {
+        return bodies.iter().map(one).collect();
+    }
+    let per = bodies.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = bodies
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 struct Todo<'r> {
     /// Its place in the round.
     at: usize,
@@ -261,7 +303,7 @@ async fn round<S: Session>(
             }
         }
     };
-    let body_of = |uid: u32| bodies.iter().find(|(u, _)| *u == uid).map(|(_, b)| &b[..]);
+    let mut prepared = prepare(&bodies, run);
     let mut todo: Vec<Todo<'_>> = Vec::new();
     for (i, meta) in metas.iter().enumerate() {
         if let Some(e) = &events[i] {
@@ -269,14 +311,19 @@ async fn round<S: Session>(
             continue;
         }
         let uid = meta.uid;
-        let Some(raw) = body_of(uid) else {
+        let Some(at) = prepared.iter().position(|p| p.uid == uid) else {
             let e = Event::Skipped { uid, why: "gone" };
             each(&e, None);
             events[i] = Some(e);
             continue;
         };
-        let original_sha = hex(&sha256(raw));
-        if run.restored.contains(&original_sha) {
+        let Prepared {
+            raw,
+            original_sha,
+            outcome,
+            ..
+        } = prepared.swap_remove(at);
+        let Some(outcome) = outcome else {
             let e = Event::Skipped {
                 uid,
                 why: "restored",
@@ -284,8 +331,7 @@ async fn round<S: Session>(
             each(&e, None);
             events[i] = Some(e);
             continue;
-        }
-        let outcome = crate::neutralise(raw, run.policy);
+        };
         if !outcome.changed || opts.dry_run {
             let e = if outcome.changed {
                 Event::Replaced {

@@ -4,8 +4,8 @@
 pub mod cli;
 pub mod invariants;
 pub mod mailbox;
-pub mod newsletter;
 pub mod milter;
+pub mod newsletter;
 pub mod smtp;
 
 use base64::Engine;

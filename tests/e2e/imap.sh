@@ -9,7 +9,7 @@
 #   dave   500 messages, the client killed 20 times and the server restarted once;
 #   erin   a quota that leaves no room for a clean copy (the test adds erin to the passwd file);
 #   gina   200 messages in two folders, synced two folders at once (--jobs 2);
-#   frank  the benchmark (benches/imap_sync.sh), skipped here.
+#   frank, hana  the benchmark (benches/imap_sync.sh), skipped here.
 #
 #   bash tests/e2e/imap.sh
 set -euo pipefail
@@ -48,6 +48,7 @@ printf 'dave-secret\n' >"$dir/dave.pw"
 printf 'erin-secret\n' >"$dir/erin.pw"
 printf 'frank-secret\n' >"$dir/frank.pw"
 printf 'gina-secret\n' >"$dir/gina.pw"
+printf 'hana-secret\n' >"$dir/hana.pw"
 # passwd-file: user:password:uid:gid:gecos:home:shell:extra fields. bob's imap process
 # advertises no UIDPLUS and no MOVE (the client must fall back; Dovecot would still run them).
 cat >"$dir/passwd" <<EOF
@@ -56,6 +57,7 @@ carol:{PLAIN}carol-secret::::::
 dave:{PLAIN}dave-secret::::::
 frank:{PLAIN}frank-secret::::::
 gina:{PLAIN}gina-secret::::::
+hana:{PLAIN}hana-secret::::::
 bob:{PLAIN}bob-secret::::::userdb_imap_capability=IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE
 EOF
 
