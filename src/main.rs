@@ -10,7 +10,7 @@ use trackless::cli::Error;
     name = "trackless",
     version,
     about = "Neutralise email trackers: pixels, redirect links, remote fonts",
-    after_long_help = "Files:\n  /etc/trackless/trackless.toml   configuration, see trackless.toml(5) and `trackless check-config`\n  ~/.config/trackless/trackless.toml   a user's own configuration (read instead of the system one)\n  /var/lib/trackless/log.sqlite   the daemons' tracking log\n  ~/.local/state/trackless/log.sqlite   the tracking log of filter, pipe, batch and report\n\nEnvironment:\n  TRACKLESS_CONFIG   configuration file (like --config; /dev/null: built-in defaults)\n  TRACKLESS_LOG      log level of the daemons (error, warn, info, debug)\n\nSignals (daemons): SIGHUP re-reads the configuration and rules; SIGTERM finishes the messages in flight and stops."
+    after_long_help = "Files:\n  /etc/trackless/trackless.toml   configuration, see trackless.toml(5) and `trackless check-config`\n  ~/.config/trackless/trackless.toml   a user's own configuration (read instead of the system one)\n  /var/lib/trackless/log.sqlite   the daemons' tracking log\n  ~/.local/state/trackless/log.sqlite   the tracking log of filter, pipe, batch and report\n\nEnvironment:\n  TRACKLESS_CONFIG   configuration file (like --config; /dev/null: built-in defaults)\n  TRACKLESS_LOG      log level of the daemons (error, warn, info, debug, trace, off)\n\nSignals (daemons): SIGHUP re-reads the configuration and rules; SIGTERM finishes the messages in flight and stops."
 )]
 struct Cli {
     /// Configuration file [default: ~/.config/trackless/trackless.toml, else

@@ -127,11 +127,17 @@ pub fn shared(d: &DaemonSettings, settings: &Settings, policy: Policy) -> Arc<Sh
     Arc::new(shared)
 }
 
+/// The daemons' diagnostics on stderr, at the level TRACKLESS_LOG names (error, warn, info,
+/// debug, trace, off; default info). A plain level, not per-module directives: the directive
+/// parser would pull a second regex engine configuration into every process, and with it a
+/// DFA built for each rule pattern at start-up.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRACKLESS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("TRACKLESS_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
