@@ -134,7 +134,11 @@ pub fn shared(d: &DaemonSettings, settings: &Settings, policy: Policy) -> Arc<Sh
 pub fn init_tracing() {
     let level = std::env::var("TRACKLESS_LOG")
         .ok()
-        .and_then(|v| v.trim().parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .and_then(|v| {
+            v.trim()
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .ok()
+        })
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)

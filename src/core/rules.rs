@@ -12,10 +12,23 @@ use serde::Deserialize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-/// The rules files shipped with trackless: tracker URLs, ESP fingerprints, provider facts.
-pub const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
-pub const DEFAULT_ESP: &str = include_str!("../../rules/esp.toml");
-pub const DEFAULT_PROVIDERS: &str = include_str!("../../rules/providers.toml");
+/// The rules files shipped with trackless (`rules/default.toml`: tracker URLs, `esp.toml`: ESP
+/// fingerprints, `providers.toml`: provider facts) as JSON, written by build.rs: a process
+/// started per message reads them ~10 times faster than the TOML.
+const EMBEDDED_JSON: [(&str, &str); 3] = [
+    (
+        include_str!(concat!(env!("OUT_DIR"), "/default.json")),
+        "<embedded rules/default.toml>",
+    ),
+    (
+        include_str!(concat!(env!("OUT_DIR"), "/esp.json")),
+        "<embedded rules/esp.toml>",
+    ),
+    (
+        include_str!(concat!(env!("OUT_DIR"), "/providers.json")),
+        "<embedded rules/providers.toml>",
+    ),
+];
 
 /// A rules file as written (before merging and compiling).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,10 +54,25 @@ pub struct RuleFile {
 
 impl RuleFile {
     pub fn parse(text: &str, origin: &str) -> Result<RuleFile, RulesError> {
-        let mut file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Parse {
+        let file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
+        Ok(file.from(origin))
+    }
+
+    /// A shipped file, as build.rs converted it.
+    fn parse_embedded(json: &str, origin: &str) -> Result<RuleFile, RulesError> {
+        let file: RuleFile = serde_json::from_str(json).map_err(|e| RulesError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(file.from(origin))
+    }
+
+    /// Note where each URL rule came from (for error messages).
+    fn from(mut self, origin: &str) -> RuleFile {
+        let file = &mut self;
         for r in file
             .open
             .iter_mut()
@@ -54,7 +82,7 @@ impl RuleFile {
         {
             r.origin = origin.to_string();
         }
-        Ok(file)
+        self
     }
 
     /// Merge `other` on top of `self`: same id replaces (or, with `disabled`, removes).
@@ -176,12 +204,11 @@ impl Rules {
     }
 
     fn default_file() -> Result<RuleFile, RulesError> {
-        let mut file = RuleFile::parse(DEFAULT_RULES, "<embedded rules/default.toml>")?;
-        file.merge(RuleFile::parse(DEFAULT_ESP, "<embedded rules/esp.toml>")?);
-        file.merge(RuleFile::parse(
-            DEFAULT_PROVIDERS,
-            "<embedded rules/providers.toml>",
-        )?);
+        let [first, rest @ ..] = EMBEDDED_JSON;
+        let mut file = RuleFile::parse_embedded(first.0, first.1)?;
+        for (json, origin) in rest {
+            file.merge(RuleFile::parse_embedded(json, origin)?);
+        }
         Ok(file)
     }
 
@@ -274,6 +301,21 @@ mod tests {
     use super::*;
     use crate::mail::url::UrlView;
 
+    /// What build.rs wrote is what the TOML files say.
+    #[test]
+    fn embedded_json_is_the_toml() {
+        let tomls = [
+            include_str!("../../rules/default.toml"),
+            include_str!("../../rules/esp.toml"),
+            include_str!("../../rules/providers.toml"),
+        ];
+        for ((json, origin), toml) in EMBEDDED_JSON.iter().zip(tomls) {
+            let a = RuleFile::parse_embedded(json, origin).expect("json");
+            let b = RuleFile::parse(toml, origin).expect("toml");
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{origin}");
+        }
+    }
+
     #[test]
     fn embedded_rules_compile() {
         let file = Rules::default_file().expect("parse");
@@ -281,6 +323,34 @@ mod tests {
         let rules = Rules::compile(file, "test").expect("compile");
         assert_eq!(rules.open.len() + rules.font.len(), n);
         assert!(rules.open.len() > 30);
+    }
+
+    /// The shipped rules run on the automata build.rs made from them (no regex compiled at
+    /// start-up); a user's file that adds a click rule recompiles that section only.
+    #[test]
+    fn embedded_rules_use_the_automata_built_with_the_crate() {
+        let rules = Rules::embedded();
+        for set in [&rules.open, &rules.font, &rules.decoder, &rules.click] {
+            assert!(set.is_embedded(), "{set:?}");
+        }
+        assert!(rules.esp.is_embedded());
+        let mut file = Rules::default_file().expect("parse");
+        file.merge(
+            RuleFile::parse(
+                "[[click]]\nid = \"mine\"\nhosts = [\"click.example\"]\n",
+                "user.toml",
+            )
+            .expect("user file"),
+        );
+        let rules = Rules::compile(file, "test").expect("compile");
+        assert!(!rules.click.is_embedded());
+        assert!(rules.open.is_embedded() && rules.decoder.is_embedded());
+        assert!(rules.esp.is_embedded());
+        let v = UrlView::parse("https://click.example/x").expect("url");
+        assert_eq!(
+            rules.click.first_match(&v.subject).map(|r| r.id.as_str()),
+            Some("mine")
+        );
     }
 
     fn open_id(url: &str) -> Option<String> {

@@ -80,9 +80,10 @@ pub fn attribute(
                 .map(|(_, r)| *r),
         );
         if let Some(vals) = rules.values.get(name) {
+            let hits = rules.value_set.matches(f.value.as_bytes());
             claimed.extend(
                 vals.iter()
-                    .filter(|(_, re)| re.is_match(&f.value))
+                    .filter(|(_, p)| hits.contains(p))
                     .map(|(r, _)| *r),
             );
         }

@@ -1,9 +1,10 @@
 //! URL rules: one `[[open]]`, `[[font]]`, `[[decoder]]` or `[[click]]` entry of a rules file as
-//! written, and a section compiled into one `RegexSet` matched against "HOST/PATH?QUERY"
+//! written, and a section compiled into one pattern set matched against "HOST/PATH?QUERY"
 //! subjects ([`crate::mail::url::UrlView`]). The engines match with these; the pipeline loads
 //! and merges the files (`core::rules`).
 
-use regex::{RegexSet, RegexSetBuilder};
+use crate::mail::matcher::{PatternSet, Syntax};
+use crate::mail::pattern;
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,23 +83,7 @@ impl UrlRule {
 
     /// The regex for "HOST/PATH?QUERY" subjects.
     fn pattern(&self) -> String {
-        let host = if let Some(re) = &self.host_re {
-            format!("(?:{re})")
-        } else if self.hosts.is_empty() {
-            "[^/]*".to_string()
-        } else {
-            let alts: Vec<String> = self
-                .hosts
-                .iter()
-                .map(|h| regex::escape(&h.trim().trim_start_matches("*.").to_ascii_lowercase()))
-                .collect();
-            format!("(?:[^/]*\\.)?(?:{})", alts.join("|"))
-        };
-        let path = match &self.path {
-            Some(p) => p.strip_prefix('^').unwrap_or(p).to_string(),
-            None => "(?:[/?#]|$)".to_string(),
-        };
-        format!("^{host}(?:{path})")
+        pattern::url_pattern(self.host_re.as_deref(), &self.hosts, self.path.as_deref())
     }
 }
 
@@ -106,28 +91,40 @@ impl UrlRule {
 #[derive(Debug, Clone)]
 pub struct UrlRuleSet {
     rules: Vec<UrlRule>,
-    set: RegexSet,
+    set: PatternSet,
 }
+
+/// URL subjects start with the host: every pattern is anchored there.
+const URL_SYNTAX: Syntax = Syntax {
+    case_insensitive: false,
+    anchored: true,
+};
 
 impl UrlRuleSet {
     /// Compile a section. Rules that name hosts come before path-only rules (a stable sort),
     /// so a vendor's own host wins over another vendor's path shape: Klaviyo's
     /// `trk.klclick.com/ls/click?upn=` is Klaviyo, not SendGrid whose link format it uses.
     pub fn compile(rules: Vec<UrlRule>, origin: &str) -> Result<UrlRuleSet, RulesError> {
-        let mut rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
-        rules.sort_by_key(|r| r.hosts.is_empty() && r.host_re.is_none());
+        let rules: Vec<UrlRule> = rules.into_iter().filter(|r| !r.disabled).collect();
+        let named: Vec<bool> = rules
+            .iter()
+            .map(|r| !r.hosts.is_empty() || r.host_re.is_some())
+            .collect();
+        let mut slots: Vec<Option<UrlRule>> = rules.into_iter().map(Some).collect();
+        let rules: Vec<UrlRule> = pattern::url_order(&named)
+            .into_iter()
+            .filter_map(|i| slots[i].take())
+            .collect();
         let patterns: Vec<String> = rules.iter().map(UrlRule::pattern).collect();
-        let set = RegexSetBuilder::new(&patterns)
-            .size_limit(64 << 20)
-            .build()
-            .map_err(|e| {
-                // Report the bad rule by name (compiling each pattern alone only on this path:
-                // doing it always would double the start-up cost of every `trackless filter`).
-                rules
-                    .iter()
-                    .zip(&patterns)
-                    .find_map(|(rule, pat)| {
-                        regex::Regex::new(pat).err().map(|err| RulesError::Pattern {
+        let set = PatternSet::new(&patterns, URL_SYNTAX).map_err(|e| {
+            // Report the bad rule by name (compiling each pattern alone only on this path).
+            rules
+                .iter()
+                .zip(&patterns)
+                .find_map(|(rule, pat)| {
+                    PatternSet::new(std::slice::from_ref(pat), URL_SYNTAX)
+                        .err()
+                        .map(|err| RulesError::Pattern {
                             path: if rule.origin.is_empty() {
                                 origin.to_string()
                             } else {
@@ -136,21 +133,26 @@ impl UrlRuleSet {
                             id: rule.id.clone(),
                             message: err.to_string(),
                         })
-                    })
-                    .unwrap_or_else(|| RulesError::Parse {
-                        path: origin.to_string(),
-                        message: e.to_string(),
-                    })
-            })?;
+                })
+                .unwrap_or_else(|| RulesError::Parse {
+                    path: origin.to_string(),
+                    message: e.to_string(),
+                })
+        })?;
         Ok(UrlRuleSet { rules, set })
+    }
+
+    /// Built from the automaton embedded at compile time (the shipped rules).
+    pub fn is_embedded(&self) -> bool {
+        self.set.is_embedded()
     }
 
     /// Every rule that matches the subject, in the order of [`UrlRuleSet::first_match`].
     pub fn matching<'a>(&'a self, subject: &str) -> impl Iterator<Item = &'a UrlRule> + 'a {
-        let hits = if self.rules.is_empty() || !self.set.is_match(subject) {
+        let hits = if self.rules.is_empty() || !self.set.is_match(subject.as_bytes()) {
             Vec::new()
         } else {
-            self.set.matches(subject).into_iter().collect()
+            self.set.matches(subject.as_bytes())
         };
         hits.into_iter().filter_map(|i| self.rules.get(i))
     }
@@ -161,18 +163,18 @@ impl UrlRuleSet {
             return None;
         }
         // Most URLs match nothing: a plain is_match answers that without computing the set.
-        if !self.set.is_match(subject) {
+        if !self.set.is_match(subject.as_bytes()) {
             return None;
         }
-        let m = self.set.matches(subject);
-        m.iter().next().and_then(|i| self.rules.get(i))
+        let m = self.set.matches(subject.as_bytes());
+        m.first().and_then(|&i| self.rules.get(i))
     }
 
     /// A section without rules.
     pub fn empty() -> UrlRuleSet {
         UrlRuleSet {
             rules: Vec::new(),
-            set: RegexSet::empty(),
+            set: PatternSet::empty(),
         }
     }
 
