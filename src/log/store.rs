@@ -115,6 +115,10 @@ impl Store {
         self.conn
             .pragma_update(None, "cache_size", -65_536)
             .map_err(|e| self.err(e))?;
+        // The usual case, a log already at this version: one read, no write lock.
+        if self.version().ok() == Some(super::schema::VERSION as i64) {
+            return Ok(());
+        }
         self.migrate(super::schema::VERSION)
     }
 
