@@ -214,6 +214,9 @@ for f in /usr/share/bash-completion/completions/trackless \
   /usr/share/fish/vendor_completions.d/trackless.fish \
   /usr/share/doc/trackless/postfix/main.cf.milter \
   /usr/share/doc/trackless/postfix/master.cf.content-filter \
+  /usr/share/doc/trackless/dovecot/README.md \
+  /usr/share/doc/trackless/dovecot/trackless-filter \
+  /usr/share/doc/trackless/dovecot/90-sieve-extprograms.conf \
   /usr/share/doc/trackless/README.md \
   /usr/share/doc/trackless/copyright; do
   [[ -s "$f" ]] || fail "$f is missing or empty"
