@@ -216,6 +216,7 @@ for f in /usr/share/bash-completion/completions/trackless \
   /usr/share/doc/trackless/postfix/master.cf.content-filter \
   /usr/share/doc/trackless/dovecot/README.md \
   /usr/share/doc/trackless/dovecot/trackless-filter \
+  /usr/share/doc/trackless/dovecot/trackless-inspect \
   /usr/share/doc/trackless/dovecot/90-sieve-extprograms.conf \
   /usr/share/doc/trackless/README.md \
   /usr/share/doc/trackless/copyright; do

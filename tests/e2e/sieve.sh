@@ -15,6 +15,8 @@
 # without output turns the message into an empty one.
 # `trackless report` run as alice (the mail uid, HOME = her home, no root) lists what was
 # removed from her 50 messages.
+# kim runs the inspect-only form (execute :pipe, packaging/dovecot/trackless-inspect): the
+# originals, and her own report counts the same trackers as alice's.
 # Then the global script (packaging/dovecot/trackless-everyone.sieve as sieve_before): gus,
 # without any script of his own, gets the corpus filtered; hana, with a (not active) personal
 # script named "trackless-optout", the originals.
@@ -56,7 +58,8 @@ mail_group=$(id -gn "$E2E_MAIL_UID")
 
 # --- the packaged files, with this run's paths -----------------------------------------------
 bindir=$dir/sieve-filter
-install -d -m 0755 "$bindir"
+execdir=$dir/sieve-execute
+install -d -m 0755 "$bindir" "$execdir"
 # wrapper NAME SETTING=VALUE...: the packaged wrapper as $bindir/NAME, its settings replaced.
 wrapper() {
   local name=$1 kv k
@@ -69,6 +72,11 @@ wrapper() {
   done
   chmod 0755 "$bindir/$name"
 }
+# The inspect-only wrapper, as $execdir/trackless.
+cp "$repo/packaging/dovecot/trackless-inspect" "$execdir/trackless"
+perl -pi -e "s|^TRACKLESS=.*|TRACKLESS=$TRACKLESS|; s|^CONFIG=.*|CONFIG=/dev/null|" "$execdir/trackless"
+grep -q "^TRACKLESS=$TRACKLESS\$" "$execdir/trackless" || fail "no TRACKLESS= setting in packaging/dovecot/trackless-inspect"
+chmod 0755 "$execdir/trackless"
 # Fake trackless programs for the failure cases.
 cat >"$dir/fake-killed" <<'EOF'
 #!/bin/sh
@@ -110,6 +118,7 @@ sieve_conf() {
   printf 'protocol lmtp {\n  mail_plugins = $mail_plugins sieve\n}\n'
   printf 'plugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n'
   sed -e "s|/usr/lib/dovecot/sieve-filter|$bindir|" \
+    -e "s|/usr/lib/dovecot/sieve-execute|$execdir|" \
     -e "s|^ *#sieve_before = .*|  ${1:+sieve_before = $1}|" \
     "$repo/packaging/dovecot/90-sieve-extprograms.conf"
 }
@@ -136,6 +145,7 @@ home carol 'require "vnd.dovecot.filter"; filter "trackless-broken";'
 home dave 'require "vnd.dovecot.filter"; filter "trackless-killed";'
 home fay 'require "vnd.dovecot.filter"; filter "trackless-empty";'
 home erin 'require "vnd.dovecot.filter"; filter "trackless-hung";'
+home kim 'require "vnd.dovecot.execute"; execute :pipe "trackless";'
 
 mkdir -p "$dir/msgs"
 n=0
@@ -195,7 +205,7 @@ expect_originals() {
 }
 
 # --- 1. per-user opt-in and the failure cases ---------------------------------------------------
-users=(alice bob carol dave fay)
+users=(alice bob carol dave fay kim)
 rcpts=()
 for u in "${users[@]}"; do rcpts+=("$u@$E2E_DOMAIN"); done
 E2E_RCPT_LIST=$(IFS=,; echo "${rcpts[*]}")
@@ -248,10 +258,14 @@ log=$ahome/.local/state/trackless/log.sqlite
 for u in bob carol dave fay erin; do
   [[ ! -e "$dir/dovecot-mail/$u/.local/state/trackless" ]] || fail "$u has a tracking log"
 done
-as_alice() {
+# as_user USER ARGS...: trackless run as the mail user with USER's home, no root.
+as_user() {
+  local h=$dir/dovecot-mail/$1
+  shift
   setpriv --reuid="$E2E_MAIL_UID" --regid="$E2E_MAIL_GID" --clear-groups \
-    env -i HOME="$ahome" PATH=/usr/bin:/bin TRACKLESS_CONFIG=/dev/null "$TRACKLESS" "$@"
+    env -i HOME="$h" PATH=/usr/bin:/bin TRACKLESS_CONFIG=/dev/null "$TRACKLESS" "$@"
 }
+as_alice() { as_user alice "$@"; }
 as_alice report >"$dir/report.txt" 2>&1 || fail "trackless report as alice failed: $(cat "$dir/report.txt")"
 as_alice report evidence beanbarrel.example >"$dir/evidence.txt" 2>&1 || fail "report evidence as alice failed"
 grep -Eq "^$n message\(s\), [1-9][0-9]* tracked" "$dir/report.txt" || fail "report: not $n messages with trackers: $(tail -n 3 "$dir/report.txt")"
@@ -259,7 +273,18 @@ grep -Eq '^beanbarrel\.example .* Mailchimp ' "$dir/report.txt" || fail "report 
 grep -q 'on beanbarrel.us6.list-manage.com (rule mailchimp.click' "$dir/evidence.txt" || fail "evidence names no list-manage.com tracker"
 ok "trackless report as alice (uid $E2E_MAIL_UID, no root): $(grep -E '^[0-9]+ message\(s\)' "$dir/report.txt"), Mailchimp's list-manage.com click trackers in the evidence"
 
-# --- 3. everyone unless they opt out (sieve_before) --------------------------------------------
+# --- 3. inspect only: `execute :pipe "trackless"` ---------------------------------------------
+expect_originals kim
+klog=$dir/dovecot-mail/kim/.local/state/trackless/log.sqlite
+[[ $(stat -c '%U %a' "$klog" 2>/dev/null) == "$mail_user 600" ]] || fail "kim: no tracking log of the mail user, 0600, at $klog"
+as_user kim report >"$dir/report-kim.txt" 2>&1 || fail "trackless report as kim failed: $(cat "$dir/report-kim.txt")"
+summary=$(grep -E '^[0-9]+ message\(s\)' "$dir/report.txt")
+[[ "$(grep -E '^[0-9]+ message\(s\)' "$dir/report-kim.txt")" == "$summary" ]] ||
+  fail "kim's report ($(grep -E '^[0-9]+ message' "$dir/report-kim.txt")) does not count what alice's does ($summary)"
+grep -Eq '^beanbarrel\.example .* Mailchimp ' "$dir/report-kim.txt" || fail "kim's report lists no beanbarrel.example/Mailchimp row"
+ok "kim (execute :pipe, packaging/dovecot/trackless-inspect): every original byte for byte, and her own report counts what alice's does ($summary)"
+
+# --- 4. everyone unless they opt out (sieve_before) --------------------------------------------
 install -d -m 0755 "$dir/sieve-global"
 install -m 0644 "$repo/packaging/dovecot/trackless-everyone.sieve" "$dir/sieve-global/"
 sieve_conf "$dir/sieve-global/trackless-everyone.sieve" >"$dir/sieve-before.conf"
