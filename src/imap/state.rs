@@ -9,11 +9,15 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderState {
     pub uid_validity: u32,
     /// Every message with a UID up to this one has been handled.
     pub done: u32,
+    /// UIDs of the clean copies we appended above `done`: the next pass skips them without
+    /// fetching them again (dropped once `done` passes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<u32>,
 }
 
 /// One replacement, as the journal keeps it for `imap restore`.
@@ -90,7 +94,7 @@ impl StateDir {
     }
 
     /// Write the folder's state whole (0600, directory 0700).
-    pub fn save(&self, folder: &str, state: FolderState) -> std::io::Result<()> {
+    pub fn save(&self, folder: &str, state: &FolderState) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
         let path = self.file(folder);
         let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
@@ -271,8 +275,9 @@ mod tests {
         let st = FolderState {
             uid_validity: 7,
             done: 42,
+            own: vec![43, 45],
         };
-        s.save("INBOX", st).expect("save");
+        s.save("INBOX", &st).expect("save");
         assert_eq!(s.load("INBOX"), st);
         assert_eq!(s.load("Other"), FolderState::default());
         #[cfg(unix)]

@@ -98,6 +98,7 @@ pub async fn folder<S: Session>(
         st = FolderState {
             uid_validity: selected.uid_validity,
             done: 0,
+            own: Vec::new(),
         };
     }
     let mut criteria = format!("UID {}:*", st.done.saturating_add(1));
@@ -112,6 +113,10 @@ pub async fn folder<S: Session>(
         .collect();
     uids.sort_unstable();
     uids.dedup();
+    // Our own clean copies from earlier passes are not looked at again.
+    let own: std::collections::HashSet<u32> = st.own.iter().copied().collect();
+    let (mine, uids): (Vec<u32>, Vec<u32>) = uids.into_iter().partition(|u| own.contains(u));
+    let mut stopped = false;
     let mut totals = Totals::default();
     let done_before = st.done;
     let mut held: Option<u32> = None;
@@ -131,6 +136,7 @@ pub async fn folder<S: Session>(
         let mut rest = &metas[..];
         while !rest.is_empty() {
             if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                stopped = true;
                 break 'chunks;
             }
             // A round: up to `opts.round` messages and ROUND_BYTES (at least one message).
@@ -150,7 +156,10 @@ pub async fn folder<S: Session>(
                 totals.seen += 1;
                 match event {
                     Event::Clean { .. } => totals.clean += 1,
-                    Event::Replaced { .. } => totals.replaced += 1,
+                    Event::Replaced { clean_uid, .. } => {
+                        totals.replaced += 1;
+                        st.own.extend(clean_uid);
+                    }
                     Event::Skipped { .. } => totals.skipped += 1,
                     Event::Failed { uid, .. } => {
                         totals.failed += 1;
@@ -164,18 +173,26 @@ pub async fn folder<S: Session>(
                 }
             }
             if !opts.dry_run {
-                save(state, folder, st)?;
+                save(state, folder, &st)?;
             }
         }
     }
+    // Every other UID of the pass handled: the skipped copies are done too.
+    if !stopped && held.is_none() {
+        if let Some(&last) = mine.iter().max() {
+            st.done = st.done.max(last);
+        }
+    }
+    let done = st.done;
+    st.own.retain(|&u| u > done);
     if !opts.dry_run {
         // Also when nothing was new: a changed UIDVALIDITY is remembered.
-        save(state, folder, st)?;
+        save(state, folder, &st)?;
     }
     Ok(totals)
 }
 
-fn save(state: &StateDir, folder: &str, st: FolderState) -> Result<()> {
+fn save(state: &StateDir, folder: &str, st: &FolderState) -> Result<()> {
     state.save(folder, st).map_err(|e| {
         ImapError::fatal(format!(
             "cannot write the state in {}: {e}",
