@@ -549,15 +549,17 @@ fn copies(n: usize) -> Vec<Vec<u8>> {
 }
 
 /// 500 messages (the corpus again and again, each with a Message-ID of its own); `imap sync`
-/// killed with SIGKILL 20 times at random moments, and the server restarted once while a run
-/// is going on. Afterwards every message is in INBOX exactly once, replaced or not, and every
-/// replaced original once in the originals folder: nothing lost, nothing doubled.
+/// killed with SIGKILL 19 times at random moments; then 300 more are delivered and the server
+/// restarted while a run works on them. Afterwards every message is in INBOX exactly once,
+/// replaced or not, and every replaced original once in the originals folder: nothing lost,
+/// nothing doubled.
 #[test]
 #[ignore = "needs Dovecot: bash tests/e2e/imap.sh"]
 fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
     let user = "dave";
-    let msgs = copies(500);
-    let md = fill(user, &msgs);
+    let msgs = copies(800);
+    let (first, later) = msgs.split_at(500);
+    let md = fill(user, first);
     let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
     let dir = server_dir();
     let run = || {
@@ -573,14 +575,22 @@ fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
             .spawn()
             .expect("start")
     };
-    // A fixed pseudo-random sequence of kill times, 150–750 ms into each run; the last run is
-    // not killed: the server restarts under it 300 ms in.
+    // A fixed pseudo-random sequence of kill times, 40–200 ms into each run (a run does a few
+    // hundred messages a second); the last run is not killed: 300 messages are delivered
+    // before it starts, and the server restarts under it 300 ms in.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
     for round in 0..20 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
+        if round == 19 {
+            for (i, m) in later.iter().enumerate() {
+                let path = md.join("new").join(format!("late{i}.M1P1.test"));
+                std::fs::write(&path, m).expect("deliver");
+            }
+            chown_nobody(&md);
+        }
         let mut child = run();
         if round == 19 {
             std::thread::sleep(Duration::from_millis(300));
@@ -605,14 +615,18 @@ fn killed_runs_and_a_server_restart_lose_and_duplicate_nothing() {
             assert!(err.contains("reconnecting"), "{err}");
             continue;
         }
-        std::thread::sleep(Duration::from_millis(150 + seed % 600));
+        std::thread::sleep(Duration::from_millis(40 + seed % 160));
         if child.try_wait().expect("try_wait").is_none() {
             kills += 1;
         }
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(kills >= 15, "runs were killed while working ({kills})");
+    eprintln!("{kills} of 19 runs killed while working");
+    assert!(
+        kills >= 15,
+        "runs were killed while working ({kills} of 19)"
+    );
     let out = run().wait_with_output().expect("final run");
     assert!(
         out.status.success(),
