@@ -217,7 +217,6 @@ struct Run<'a> {
     originals_ready: bool,
 }
 
-/// A message of the round that needs replacing.
 /// A fetched message, hashed and run through `neutralise` (None: the user restored it).
 struct Prepared<'r> {
     uid: u32,
@@ -260,6 +259,7 @@ fn prepare<'r>(bodies: &'r [(u32, Vec<u8>)], run: &Run<'_>) -> Vec<Prepared<'r>>
     })
 }
 
+/// A message of the round that needs replacing.
 struct Todo<'r> {
     /// Its place in the round.
     at: usize,
