@@ -356,15 +356,7 @@ fn two_folders_at_once() {
     add_user(user);
     let msgs = copies(200);
     let (inbox, news) = msgs.split_at(100);
-    let md = fill(user, inbox);
-    fill_folder(&md.join(".News"), news);
-    std::fs::write(md.join(".News/maildirfolder"), "").expect("maildirfolder");
-    std::fs::write(md.join("subscriptions"), "News\n").expect("subscriptions");
-    chown_nobody(&md);
-    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
-    let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str("folders = [\"INBOX\", \"News\"]\n");
-    std::fs::write(&cfg, text).expect("config");
+    let (md, cfg) = two_folders(user, inbox, news);
     let (ok, out, err) = sync(&cfg, user, &["--jobs", "2"]);
     assert!(ok, "{out}{err}");
     let log = std::fs::read_to_string(server_dir().join("dovecot.log")).expect("server log");
@@ -420,6 +412,21 @@ fn two_folders_at_once() {
     assert_eq!(left.values().next().expect("one")[0].3, mine);
     assert_eq!(snapshot(&md.join(".News")), before_news_clean);
     assert_eq!(folder(&md).len(), inbox.len());
+}
+
+/// USER's INBOX and a subscribed folder News filled with these messages, and an account
+/// (implicit TLS) that syncs both: (the Maildir, the config file).
+fn two_folders(user: &str, inbox: &[Vec<u8>], news: &[Vec<u8>]) -> (PathBuf, PathBuf) {
+    let md = fill(user, inbox);
+    fill_folder(&md.join(".News"), news);
+    std::fs::write(md.join(".News/maildirfolder"), "").expect("maildirfolder");
+    std::fs::write(md.join("subscriptions"), "News\n").expect("subscriptions");
+    chown_nobody(&md);
+    let cfg = config(user, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("folders = [\"INBOX\", \"News\"]\n");
+    std::fs::write(&cfg, text).expect("config");
+    (md, cfg)
 }
 
 /// A user of the test server, added on the fly if `tests/e2e/imap.sh` did not: Dovecot looks
@@ -759,15 +766,7 @@ fn bench_sync_and_watch() {
     add_user(user2);
     let two = newsletters(n as u64, n);
     let (inbox, news) = two.split_at(n / 2);
-    let md2 = fill(user2, inbox);
-    fill_folder(&md2.join(".News"), news);
-    std::fs::write(md2.join(".News/maildirfolder"), "").expect("maildirfolder");
-    std::fs::write(md2.join("subscriptions"), "News\n").expect("subscriptions");
-    chown_nobody(&md2);
-    let cfg2 = config(user2, &env("TRACKLESS_TEST_IMAPS_PORT"), "implicit", true);
-    let mut text = std::fs::read_to_string(&cfg2).expect("config");
-    text.push_str("folders = [\"INBOX\", \"News\"]\n");
-    std::fs::write(&cfg2, text).expect("config");
+    let (_, cfg2) = two_folders(user2, inbox, news);
     let (ok, out, err) = sync(&cfg2, user2, &["--jobs", "2"]);
     assert!(ok, "{err}");
     println!(

@@ -75,11 +75,8 @@ impl Rng {
             .map(|_| char::from(A[self.below(A.len() as u64) as usize]))
             .collect()
     }
-    /// One word of a space-separated list.
-    fn pick<'a>(&mut self, words: &'a str) -> &'a str {
-        let n = words.split_whitespace().count() as u64;
-        let i = self.below(n) as usize;
-        words.split_whitespace().nth(i).unwrap_or("")
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[self.below(words.len() as u64) as usize]
     }
 }
 
@@ -93,6 +90,8 @@ const PATHS: &str = "produits/chaises collections/ete blog/recette-de-saison \
 /// One generated newsletter, CRLF line ends.
 pub fn newsletter(spec: Spec) -> Vec<u8> {
     let mut r = Rng(spec.seed.wrapping_add(1));
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let paths: Vec<&str> = PATHS.split_whitespace().collect();
     let ses = format!(
         "010{}-{}-{}-{}-{}-{}-000000",
         r.hex(13),
@@ -124,7 +123,7 @@ pub fn newsletter(spec: Spec) -> Vec<u8> {
     let dest = |r: &mut Rng, i: usize| {
         format!(
             "https://www.maison-exemple.fr/{}?utm_source=newsletter&utm_medium=email&utm_campaign=hiver{}&utm_content=lien{i}&rid={recipient}",
-            r.pick(PATHS),
+            r.pick(&paths),
             spec.seed % 97
         )
     };
@@ -173,7 +172,7 @@ pub fn newsletter(spec: Spec) -> Vec<u8> {
             if w > 0 {
                 html.push(' ');
             }
-            html.push_str(r.pick(WORDS));
+            html.push_str(r.pick(&words));
         }
         html.push_str(".</p>");
         if let Some(l) = link {
