@@ -8,10 +8,10 @@ use crate::links;
 use crate::mail::encode::{self, Cte};
 use crate::mail::header;
 use crate::mail::link::LinkJudge;
+use crate::mail::mime::{self, MimeError, Part};
 use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::mail::trace::Headers;
 use crate::plain;
-use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -116,16 +116,13 @@ fn rewrite<'a>(
     }
     let deadline = Instant::now() + policy.limits.max_time;
     let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
-    if !has_header_field(header::top_block(raw)) {
+    if !mime::has_header_field(header::top_block(raw)) {
         return (not_mail(), None);
     }
-    let Some(msg) = parser().parse(raw) else {
-        return (not_mail(), None);
+    let root = match mime::parse(raw, policy.limits.max_depth) {
+        Ok(root) => root,
+        Err(e) => return (pass_through(raw, vec![mime_error(e)]), None),
     };
-    let Some(root) = msg.parts.first() else {
-        return (not_mail(), None);
-    };
-    let body_offset = root.offset_body as usize;
     let mut walker = Walker {
         policy,
         deadline,
@@ -134,7 +131,7 @@ fn rewrite<'a>(
         nested: 0,
     };
     let mut edits = Vec::new();
-    if let Err(reason) = walker.part(&msg, raw, 0, "", 0, &mut edits) {
+    if let Err(reason) = walker.part(&root, raw, "", 0, &mut edits) {
         return (
             pass_through(raw, vec![Finding::skip(reason, "", None)]),
             None,
@@ -144,7 +141,7 @@ fn rewrite<'a>(
     if edits.is_empty() {
         return (outcome, None);
     }
-    let head_end = header::block_end(raw, body_offset);
+    let head_end = header::block_end(raw, root.body.start);
     // A single-part message whose part was re-encoded has an edit in its header block: the
     // block ends that much further on in the output.
     let head_end_out = edits
@@ -155,15 +152,16 @@ fn rewrite<'a>(
     (outcome, Some((spliced, head_end_out)))
 }
 
-/// The MIME structure is all the walk needs from mail-parser: only MIME headers are parsed,
-/// the rest are skipped (ESP attribution reads the raw header block itself).
-fn parser() -> &'static MessageParser {
-    static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
-    PARSER.get_or_init(|| {
-        MessageParser::new()
-            .with_mime_headers()
-            .default_header_ignore()
-    })
+/// A structure too deep or too large to walk: the message passes through.
+fn mime_error(e: MimeError) -> Finding {
+    match e {
+        MimeError::TooDeep => Finding::skip(SkipReason::MimeDepth, "", None),
+        MimeError::TooManyParts => Finding::skip(
+            SkipReason::MemoryLimit,
+            "",
+            Some(format!("more than {} MIME parts", mime::MAX_PARTS)),
+        ),
+    }
 }
 
 /// A replacement of `buf[start..end]`.
@@ -198,17 +196,6 @@ fn child_path(parent: &str, n: usize) -> String {
     }
 }
 
-/// Lowercased (type, subtype); a part without Content-Type is text/plain.
-fn mime_type(part: &MessagePart<'_>) -> (String, String) {
-    match part.content_type() {
-        Some(ct) => (
-            ct.ctype().to_ascii_lowercase(),
-            ct.subtype().unwrap_or("").to_ascii_lowercase(),
-        ),
-        None => ("text".into(), "plain".into()),
-    }
-}
-
 struct Walker<'p> {
     policy: &'p Policy,
     deadline: Instant,
@@ -223,31 +210,24 @@ impl Walker<'_> {
         self.findings.push(Finding::skip(reason, path, detail));
     }
 
-    /// Walk part `idx` of `msg`, whose offsets point into `buf`. Message-wide limits come back
-    /// as `Err`; part-level problems become `skip` findings.
+    /// Walk `part`, whose offsets point into `buf`. Message-wide limits come back as `Err`;
+    /// part-level problems become `skip` findings.
     fn part(
         &mut self,
-        msg: &Message<'_>,
+        part: &Part,
         buf: &[u8],
-        idx: usize,
         path: &str,
         depth: usize,
         edits: &mut Vec<Edit>,
     ) -> Result<(), SkipReason> {
-        if depth > self.policy.limits.max_depth {
-            return Err(SkipReason::MimeDepth);
-        }
         if Instant::now() > self.deadline {
             return Err(SkipReason::TimeLimit);
         }
-        let Some(part) = msg.parts.get(idx) else {
-            return Ok(());
-        };
-        let (ctype, subtype) = mime_type(part);
+        let (ctype, subtype) = (part.ctype.as_str(), part.subtype.as_str());
         let leaf_path = if path.is_empty() { "1" } else { path };
-        match &part.body {
-            PartType::Multipart(children) => {
-                if ctype == "multipart" && subtype == "signed" {
+        match &part.kind {
+            mime::Kind::Multipart(children) => {
+                if subtype == "signed" {
                     self.skip(
                         SkipReason::Signed,
                         leaf_path,
@@ -255,7 +235,7 @@ impl Walker<'_> {
                     );
                     return Ok(());
                 }
-                if ctype == "multipart" && subtype == "encrypted" {
+                if subtype == "encrypted" {
                     self.skip(
                         SkipReason::Encrypted,
                         leaf_path,
@@ -263,25 +243,35 @@ impl Walker<'_> {
                     );
                     return Ok(());
                 }
-                for (i, &child) in children.iter().enumerate() {
-                    if child as usize == idx {
-                        continue;
-                    }
+                for (i, child) in children.iter().enumerate() {
                     let p = child_path(path, i + 1);
-                    self.part(msg, buf, child as usize, &p, depth + 1, edits)?;
+                    self.part(child, buf, &p, depth + 1, edits)?;
                 }
                 Ok(())
             }
-            PartType::Message(nested) => self.nested(part, nested, buf, leaf_path, depth, edits),
-            PartType::Text(_) | PartType::Html(_) => {
-                self.leaf(part, buf, &ctype, &subtype, leaf_path, edits)
+            mime::Kind::Message(Some(inner)) => {
+                let root_path = nested_root_path(inner, leaf_path);
+                self.nested += 1;
+                let r = self.part(inner, buf, &root_path, depth + 1, edits);
+                self.nested -= 1;
+                r
             }
-            PartType::Binary(_) | PartType::InlineBinary(_) => {
+            mime::Kind::Message(None) => {
+                self.skip(
+                    SkipReason::NestedMessage,
+                    leaf_path,
+                    Some("nested message could not be parsed".into()),
+                );
+                Ok(())
+            }
+            mime::Kind::Leaf => {
+                if ctype == "message" && (subtype == "rfc822" || subtype == "global") {
+                    return self.encoded_message(part, buf, leaf_path, depth, edits);
+                }
                 if ctype == "application" && (subtype == "pkcs7-mime" || subtype == "x-pkcs7-mime")
                 {
                     let signed = part
-                        .content_type()
-                        .and_then(|ct| ct.attribute("smime-type"))
+                        .param("smime-type")
                         .is_some_and(|t| t.eq_ignore_ascii_case("signed-data"));
                     let reason = if signed {
                         SkipReason::Signed
@@ -289,115 +279,111 @@ impl Walker<'_> {
                         SkipReason::Encrypted
                     };
                     self.skip(reason, leaf_path, Some(format!("{ctype}/{subtype}")));
-                } else if ctype == "message" && part.is_encoding_problem {
-                    self.skip(
-                        SkipReason::NestedMessage,
-                        leaf_path,
-                        Some("nested message could not be parsed".into()),
-                    );
+                    return Ok(());
                 }
-                Ok(())
+                self.leaf(part, buf, leaf_path, edits)
             }
         }
     }
 
-    fn nested(
+    /// A message/rfc822 part in base64 or quoted-printable: decoded, parsed on its own,
+    /// rewritten, and encoded again the way it came.
+    fn encoded_message(
         &mut self,
-        part: &MessagePart<'_>,
-        nested: &Message<'_>,
+        part: &Part,
         buf: &[u8],
         path: &str,
         depth: usize,
         edits: &mut Vec<Edit>,
     ) -> Result<(), SkipReason> {
-        let inner: &[u8] = nested.raw_message.as_ref();
-        let root_path = match nested.parts.first().map(|p| &p.body) {
-            Some(PartType::Multipart(_)) => path.to_string(),
-            _ => child_path(path, 1),
-        };
-        // A 7bit/8bit nested message is parsed in place: its offsets point into `buf`.
-        if inner.as_ptr() == buf.as_ptr() && inner.len() == buf.len() {
-            self.nested += 1;
-            let r = self.part(nested, buf, 0, &root_path, depth + 1, edits);
-            self.nested -= 1;
-            return r;
-        }
-        let cte = match Cte::from_header(part.content_transfer_encoding()) {
-            Ok(c) => c,
-            Err(reason) => {
-                self.skip(reason, path, None);
-                return Ok(());
-            }
-        };
-        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
-        let Some(body) = buf.get(start..end) else {
+        let Some(cte) = self.transfer_encoding(part, path) else {
             return Ok(());
         };
-        let decoded = match cte.decode(body) {
+        let body = &buf[part.body.clone()];
+        let inner = match cte.decode(body) {
             Ok(d) => d,
             Err(reason) => {
                 self.skip(reason, path, None);
                 return Ok(());
             }
         };
-        if decoded.as_ref() != inner {
+        if !mime::has_header_field(header::top_block(&inner)) {
             self.skip(
                 SkipReason::NestedMessage,
                 path,
-                Some("decoded nested message differs from the parsed one".into()),
+                Some("nested message could not be parsed".into()),
             );
             return Ok(());
         }
+        let max_depth = self.policy.limits.max_depth;
+        if depth + 1 > max_depth {
+            return Err(SkipReason::MimeDepth);
+        }
+        let root = match mime::parse(&inner, max_depth - depth - 1) {
+            Ok(root) => root,
+            Err(MimeError::TooDeep) => return Err(SkipReason::MimeDepth),
+            Err(e) => {
+                let f = mime_error(e);
+                self.skip(f.reason.unwrap_or(SkipReason::MemoryLimit), path, f.detail);
+                return Ok(());
+            }
+        };
+        let root_path = nested_root_path(&root, path);
         let mut inner_edits = Vec::new();
         self.nested += 1;
-        let r = self.part(nested, inner, 0, &root_path, depth + 1, &mut inner_edits);
+        let r = self.part(&root, &inner, &root_path, depth + 1, &mut inner_edits);
         self.nested -= 1;
         r?;
         if inner_edits.is_empty() {
             return Ok(());
         }
-        let rewritten = splice(inner, &mut inner_edits);
+        let rewritten = splice(&inner, &mut inner_edits);
         edits.push(Edit {
-            start,
-            end,
+            start: part.body.start,
+            end: part.body.end,
             bytes: cte.encode(&rewritten, self.nl, body.ends_with(b"\n")),
         });
         Ok(())
     }
 
+    /// The part's transfer encoding, or `None` after a skip finding when it is unknown or
+    /// its fields disagree.
+    fn transfer_encoding(&mut self, part: &Part, path: &str) -> Option<Cte> {
+        let value = match part.transfer_encoding() {
+            Ok(v) => v,
+            Err(()) => {
+                self.skip(
+                    SkipReason::UnknownTransferEncoding,
+                    path,
+                    Some("conflicting Content-Transfer-Encoding fields".into()),
+                );
+                return None;
+            }
+        };
+        match Cte::from_header(value) {
+            Ok(c) => Some(c),
+            Err(reason) => {
+                self.skip(reason, path, value.map(str::to_string));
+                None
+            }
+        }
+    }
+
     fn leaf(
         &mut self,
-        part: &MessagePart<'_>,
+        part: &Part,
         buf: &[u8],
-        ctype: &str,
-        subtype: &str,
         path: &str,
         edits: &mut Vec<Edit>,
     ) -> Result<(), SkipReason> {
-        let is_html = subtype == "html";
-        if ctype != "text" || !(is_html || subtype == "plain") {
+        let is_html = part.subtype == "html";
+        if part.ctype != "text" || !(is_html || part.subtype == "plain") || part.attachment {
             return Ok(());
         }
-        if part
-            .content_disposition()
-            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
-        {
+        let (start, end) = (part.body.start, part.body.end);
+        let body = &buf[start..end];
+        let Some(cte) = self.transfer_encoding(part, path) else {
             return Ok(());
-        }
-        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
-        let Some(body) = buf.get(start..end) else {
-            return Ok(());
-        };
-        let cte = match Cte::from_header(part.content_transfer_encoding()) {
-            Ok(c) => c,
-            Err(reason) => {
-                self.skip(
-                    reason,
-                    path,
-                    part.content_transfer_encoding().map(str::to_string),
-                );
-                return Ok(());
-            }
         };
         let decoded = match cte.decode(body) {
             Ok(d) => d,
@@ -406,7 +392,7 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
-        let label = part.content_type().and_then(|ct| ct.attribute("charset"));
+        let label = part.param("charset").filter(|c| !c.trim().is_empty());
         let label = match label {
             Some(l) => Some(Cow::Borrowed(l)),
             None if is_html => sniff_meta_charset(&decoded).map(Cow::Owned),
@@ -479,7 +465,7 @@ impl Walker<'_> {
             // The rewrite made a line too long for SMTP (RFC 5322 §2.1.1): re-encode this part
             // as quoted-printable, which changes its Content-Transfer-Encoding field and
             // nothing else.
-            match to_quoted_printable(part, buf, start, self.nl) {
+            match to_quoted_printable(part, buf, self.nl) {
                 Some(edit) => {
                     edits.push(edit);
                     out_cte = Cte::QuotedPrintable;
@@ -500,44 +486,15 @@ impl Walker<'_> {
     }
 }
 
-/// The edit that makes the header block of `part` (whose body starts at `body_start` in `buf`)
-/// say `Content-Transfer-Encoding: quoted-printable`: its one such field's value replaced, or
-/// the field added at the end of the block when there is none. `None` when the part has
-/// several such fields (which one a reader believes is not ours to guess) or its header block
-/// does not end in a blank line.
-fn to_quoted_printable(
-    part: &MessagePart<'_>,
-    buf: &[u8],
-    body_start: usize,
-    nl: &[u8],
-) -> Option<Edit> {
-    let mut fields = part
-        .headers
-        .iter()
-        .filter(|h| h.name == mail_parser::HeaderName::ContentTransferEncoding);
-    let field = fields.next();
-    if fields.next().is_some() {
-        return None;
-    }
-    match field {
-        Some(h) => {
-            let (start, end) = (h.offset_start as usize, h.offset_end as usize);
-            let value = buf.get(start..end)?;
-            // Keep the field's own line ending (the value runs up to and including it).
-            let ending: &[u8] = if value.ends_with(b"\r\n") {
-                b"\r\n"
-            } else if value.ends_with(b"\n") {
-                b"\n"
-            } else {
-                b""
-            };
-            let mut bytes = b" quoted-printable".to_vec();
-            bytes.extend_from_slice(ending);
-            Some(Edit { start, end, bytes })
-        }
-        None => {
-            let at = header::block_end(buf, body_start);
-            if at == body_start.min(buf.len()) {
+/// The edit that makes the header block of `part` say `Content-Transfer-Encoding:
+/// quoted-printable`: its one such field's value replaced, or the field added at the end of
+/// the block when there is none. `None` when the part has several such fields (which one a
+/// reader believes is not ours to guess) or its header block does not end in a blank line.
+fn to_quoted_printable(part: &Part, buf: &[u8], nl: &[u8]) -> Option<Edit> {
+    match part.cte.as_slice() {
+        [] => {
+            let at = part.header.end;
+            if at == part.body.start {
                 return None; // no blank line before the body
             }
             let mut bytes = b"Content-Transfer-Encoding: quoted-printable".to_vec();
@@ -548,20 +505,35 @@ fn to_quoted_printable(
                 bytes,
             })
         }
+        [(range, _)] => {
+            let value = buf.get(range.clone())?;
+            // Keep the field's own line ending (the value runs up to and including it).
+            let ending: &[u8] = if value.ends_with(b"\r\n") {
+                b"\r\n"
+            } else if value.ends_with(b"\n") {
+                b"\n"
+            } else {
+                b""
+            };
+            let mut bytes = b" quoted-printable".to_vec();
+            bytes.extend_from_slice(ending);
+            Some(Edit {
+                start: range.start,
+                end: range.end,
+                bytes,
+            })
+        }
+        _ => None,
     }
 }
 
-/// Does the header block hold at least one header field (`name:` with a name of printable
-/// ASCII)? Input without any, such as a web page or random bytes, is not a message: it passes
-/// through unchanged rather than being read as a body without headers.
-fn has_header_field(block: &[u8]) -> bool {
-    header::fields(block).into_iter().any(|(a, b)| {
-        let field = &block[a..b];
-        let name = header::field_name(field);
-        !name.is_empty()
-            && field.get(name.len()) == Some(&b':')
-            && name.iter().all(|&c| c.is_ascii_graphic() && c != b':')
-    })
+/// The path of a nested message's top part: the message part's own when it is a multipart
+/// (its children are numbered below it), else its first child's.
+fn nested_root_path(root: &Part, path: &str) -> String {
+    match root.kind {
+        mime::Kind::Multipart(_) => path.to_string(),
+        _ => child_path(path, 1),
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

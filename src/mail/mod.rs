@@ -8,6 +8,7 @@ pub mod entities;
 pub mod header;
 pub mod link;
 pub mod matcher;
+pub mod mime;
 pub mod outcome;
 pub mod pattern;
 pub mod rule;
