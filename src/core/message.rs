@@ -7,12 +7,14 @@ use crate::html;
 use crate::links;
 use crate::mail::encode::{self, Cte};
 use crate::mail::header;
-use crate::mail::link::LinkJudge;
+use crate::mail::link::{LinkJudge, LinkResult};
 use crate::mail::mime::{self, MimeError, Part};
 use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
 use crate::mail::trace::Headers;
 use crate::plain;
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -129,6 +131,7 @@ fn rewrite<'a>(
         nl: encode::line_ending(raw),
         findings: Vec::new(),
         nested: 0,
+        link_memo: RefCell::new(HashMap::new()),
     };
     let mut edits = Vec::new();
     if let Err(reason) = walker.part(&root, raw, "", 0, &mut edits) {
@@ -203,7 +206,13 @@ struct Walker<'p> {
     findings: Vec<Finding>,
     /// How many message/rfc822 levels deep the walk is.
     nested: usize,
+    /// Links already judged in this message.
+    link_memo: RefCell<HashMap<String, Option<LinkResult>>>,
 }
+
+/// Links remembered per message at most (a hostile message may hold any number of distinct
+/// ones; past this they are judged each time).
+const LINK_MEMO_MAX: usize = 4096;
 
 impl Walker<'_> {
     fn skip(&mut self, reason: SkipReason, path: &str, detail: Option<String>) {
@@ -424,7 +433,19 @@ impl Walker<'_> {
         let mut found = Vec::new();
         let rules = &self.policy.rules;
         let link_rules = rules.links();
-        let judge = |url: &str| links::process(url, &link_rules);
+        // The same link often comes back (picture and button, the plain part repeating the
+        // HTML's links): each is judged once per message.
+        let judge = |url: &str| {
+            if let Some(hit) = self.link_memo.borrow().get(url) {
+                return hit.clone();
+            }
+            let result = links::process(url, &link_rules);
+            let mut memo = self.link_memo.borrow_mut();
+            if memo.len() < LINK_MEMO_MAX {
+                memo.insert(url.to_string(), result.clone());
+            }
+            result
+        };
         let result = if is_html {
             let ctx = html::rewrite::PartCtx {
                 part: path,

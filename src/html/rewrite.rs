@@ -10,7 +10,7 @@ use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
 use crate::mail::rule::UrlRuleSet;
 use crate::mail::url::UrlView;
 use lol_html::html_content::{ContentType, Element};
-use lol_html::{element, text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Settings};
+use lol_html::{text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Selector, Settings};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -418,6 +418,54 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     Ok(())
 }
 
+/// The selectors of the handlers, parsed once per process (parsing them was a tenth of the
+/// cost of a small part).
+struct Selectors {
+    images: Selector,
+    hidden_images: Selector,
+    srcsets: Selector,
+    hidden_srcsets: Selector,
+    background: Selector,
+    style: Selector,
+    link: Selector,
+    anchors: Selector,
+}
+
+fn selectors() -> &'static Selectors {
+    static SELECTORS: std::sync::OnceLock<Selectors> = std::sync::OnceLock::new();
+    SELECTORS.get_or_init(|| {
+        #[allow(clippy::expect_used)]
+        let parse = |s: &str| s.parse::<Selector>().expect("a valid built-in selector");
+        Selectors {
+            images: parse("img[src], input[src]"),
+            hidden_images: parse(&hidden_wrapper_selector(&["img[src]", "input[src]"])),
+            srcsets: parse("img[srcset], source[srcset]"),
+            hidden_srcsets: parse(&hidden_wrapper_selector(&["img[srcset]"])),
+            background: parse("[background]"),
+            style: parse("[style]"),
+            link: parse("link[href]"),
+            anchors: parse("a[href], area[href]"),
+        }
+    })
+}
+
+/// `element!` with a selector parsed beforehand.
+macro_rules! handler {
+    ($selector:expr, $handler:expr) => {{
+        #[inline(always)]
+        const fn type_hint<'h, T, H: lol_html::HandlerTypes>(h: T) -> T
+        where
+            T: FnMut(&mut lol_html::html_content::Element<'_, '_, H>) -> HandlerResult + 'h,
+        {
+            h
+        }
+        (
+            std::borrow::Cow::Borrowed($selector),
+            lol_html::ElementContentHandlers::default().element(type_hint($handler)),
+        )
+    }};
+}
+
 /// Rewrite one decoded HTML part. `Ok(None)`: nothing to change (findings such as opaque
 /// links are still appended). On error nothing is appended.
 pub fn rewrite(
@@ -440,27 +488,18 @@ pub fn rewrite(
         maybe_spacers: Vec::new(),
     });
     let st = &state;
-    // The selector texts are the same for every part: built once per process.
-    static HIDDEN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (hidden_images, hidden_srcsets) = HIDDEN.get_or_init(|| {
-        (
-            hidden_wrapper_selector(&["img[src]", "input[src]"]),
-            hidden_wrapper_selector(&["img[srcset]"]),
-        )
-    });
+    let sel = selectors();
     let mut out = Vec::with_capacity(html.len());
     let settings = Settings {
         element_content_handlers: vec![
-            element!("img[src], input[src]", move |el| on_image(el, st, false)),
-            element!(hidden_images, move |el| on_image(el, st, true)),
-            element!("img[srcset], source[srcset]", move |el| on_srcset(
-                el, st, false
-            )),
-            element!(hidden_srcsets, move |el| on_srcset(el, st, true)),
-            element!("[background]", move |el| on_background(el, st)),
-            element!("[style]", move |el| on_style_attr(el, st)),
-            element!("link[href]", move |el| on_link(el, st)),
-            element!("a[href], area[href]", move |el| { on_link_href(el, st) }),
+            handler!(&sel.images, move |el| on_image(el, st, false)),
+            handler!(&sel.hidden_images, move |el| on_image(el, st, true)),
+            handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
+            handler!(&sel.hidden_srcsets, move |el| on_srcset(el, st, true)),
+            handler!(&sel.background, move |el| on_background(el, st)),
+            handler!(&sel.style, move |el| on_style_attr(el, st)),
+            handler!(&sel.link, move |el| on_link(el, st)),
+            handler!(&sel.anchors, move |el| on_link_href(el, st)),
             text!("style", move |t| {
                 let mut s = st.borrow_mut();
                 s.style_buf.push_str(t.as_str());

@@ -31,12 +31,14 @@ impl ParamRules {
 
     /// Is this (percent-decoded) parameter name a tracking parameter?
     pub fn is_tracking(&self, key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(&key))
+        let key = key.as_bytes();
+        self.names
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(key))
             || self
                 .prefixes
                 .iter()
-                .any(|p| key.starts_with(&p.to_ascii_lowercase()))
+                .any(|p| key.len() >= p.len() && key[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
     }
 
     /// `url` without tracking parameters, and the names removed; `None` when nothing changes.
@@ -52,6 +54,11 @@ pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec
         Some((a, f)) => (a, Some(f)),
         None => (url, None),
     };
+    // Most URLs carry nothing to drop: answer that before building anything.
+    let query = before_frag.split_once('?').map_or("", |(_, q)| q);
+    if !any_dropped(query, drop) && !frag.is_some_and(|f| any_dropped(frag_params(f), drop)) {
+        return None;
+    }
     let mut removed = Vec::new();
     let mut out = String::with_capacity(url.len());
     match before_frag.split_once('?') {
@@ -66,12 +73,7 @@ pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec
         None => out.push_str(before_frag),
     }
     if let Some(frag) = frag {
-        // Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`.
-        let (head, params) = match frag.split_once('?') {
-            Some((h, p)) => (Some(h), p),
-            None if frag.contains('=') => (None, frag),
-            None => (Some(frag), ""),
-        };
+        let (head, params) = split_frag(frag);
         let before = removed.len();
         let kept = if params.is_empty() {
             String::new()
@@ -98,11 +100,43 @@ pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec
     (!removed.is_empty()).then_some((out, removed))
 }
 
+/// Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`: (the part before them, them).
+fn split_frag(frag: &str) -> (Option<&str>, &str) {
+    match frag.split_once('?') {
+        Some((h, p)) => (Some(h), p),
+        None if frag.contains('=') => (None, frag),
+        None => (Some(frag), ""),
+    }
+}
+
+fn frag_params(frag: &str) -> &str {
+    split_frag(frag).1
+}
+
+/// Does any `&`-separated pair of `s` have a name `drop` accepts (what `filter_pairs` would
+/// remove)?
+fn any_dropped(s: &str, drop: &dyn Fn(&str) -> bool) -> bool {
+    !s.is_empty()
+        && s.split('&').any(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            !key.is_empty()
+                && if key.contains('%') {
+                    drop(&percent_encoding::percent_decode_str(key).decode_utf8_lossy())
+                } else {
+                    drop(key)
+                }
+        })
+}
+
 fn filter_pairs(s: &str, drop: &dyn Fn(&str) -> bool, removed: &mut Vec<String>) -> String {
     let mut kept: Vec<&str> = Vec::new();
     for pair in s.split('&') {
         let key = pair.split('=').next().unwrap_or("");
-        let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+        let decoded = if key.contains('%') {
+            percent_encoding::percent_decode_str(key).decode_utf8_lossy()
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        };
         if !key.is_empty() && drop(&decoded) {
             removed.push(key.to_string());
         } else {
