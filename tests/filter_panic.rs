@@ -41,7 +41,9 @@ fn caught_panic_passes_the_original_through_and_warns() {
             .any(|l| l.starts_with("trackless filter: passed through unchanged: internal-error")),
         "{stderr}"
     );
-    let conn = rusqlite::Connection::open(&log).expect("log");
+    // The one-shot filter spools its records; opening the log imports them.
+    let store = trackless::log::Store::open(&log).expect("log");
+    let conn = store.conn();
     let skipped: Vec<Option<String>> = conn
         .prepare("SELECT skipped FROM messages ORDER BY id")
         .expect("prepare")

@@ -73,16 +73,22 @@ fn hands_the_rewritten_message_to_sendmail() {
     let expected = trackless::neutralise(&raw, &trackless::Policy::default());
     assert!(expected.changed);
     assert_eq!(handed, expected.bytes.as_ref());
-    // Pipe logs like every adapter: one row for the message.
-    let rows: Vec<(String, Option<String>)> =
-        rusqlite::Connection::open(dir.join("trackless/log.sqlite"))
-            .expect("pipe wrote no log")
-            .prepare("SELECT mode, envelope_sender FROM messages")
-            .expect("prepare")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
+    // Pipe logs like every adapter: one row for the message (spooled beside the log, which
+    // the next open imports).
+    let log = dir.join("trackless/log.sqlite");
+    assert!(
+        trackless::log::spool::path(&log).exists(),
+        "pipe spooled no record"
+    );
+    let rows: Vec<(String, Option<String>)> = trackless::log::Store::open(&log)
+        .expect("open the log")
+        .conn()
+        .prepare("SELECT mode, envelope_sender FROM messages")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
     assert_eq!(
         rows,
         [("pipe".to_string(), Some("bounce@esp.example".to_string()))]

@@ -41,10 +41,11 @@ impl LogTarget {
         }
     }
 
-    /// Does the log exist yet? (A database is assumed to; connecting tells.)
+    /// Does the log exist yet? (A database is assumed to; connecting tells.) A SQLite log
+    /// whose only records are still spooled by the one-shot commands counts.
     pub fn exists(&self) -> bool {
         match self {
-            LogTarget::Sqlite(p) => p.exists(),
+            LogTarget::Sqlite(p) => p.exists() || super::spool::path(p).exists(),
             LogTarget::Postgres(_) => true,
         }
     }

@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod record;
 pub mod report;
 pub mod schema;
+pub mod spool;
 pub mod sql;
 pub mod store;
 pub mod time;
@@ -28,9 +29,20 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    /// Write one record synchronously (the one-shot commands: filter, pipe, inspect).
+    /// Write one record (the one-shot commands: filter, pipe, inspect). To a SQLite log it is
+    /// appended to the log's spool, which the next open of the log imports (`spool.rs`):
+    /// opening SQLite once per message cost more than the rewrite.
     pub fn write_one(&self, record: &Record) -> Result<(), DbError> {
-        self.write(std::slice::from_ref(record))
+        match &self.path {
+            Some(LogTarget::Sqlite(p)) if p.as_os_str() != ":memory:" => spool::append(p, record)
+                .map_err(|source| {
+                    DbError::Sqlite(StoreError::Io {
+                        path: spool::path(p).display().to_string(),
+                        source,
+                    })
+                }),
+            _ => self.write(std::slice::from_ref(record)),
+        }
     }
 
     /// Write records in one transaction.

@@ -329,6 +329,15 @@ fn columns_of(t: &schema::Table) -> Vec<&'static str> {
 /// Insert records in one transaction (all or none). Batch and IMAP runs are repeatable: a
 /// message an earlier run of the same mode already logged is not logged twice.
 pub fn insert<B: Backend>(b: &mut B, records: &[Record]) -> Result<(), B::Error> {
+    insert_and(b, records, |_| Ok(()))
+}
+
+/// [`insert`], and `also` in the same transaction.
+pub fn insert_and<B: Backend>(
+    b: &mut B,
+    records: &[Record],
+    also: impl FnOnce(&mut B) -> Result<(), B::Error>,
+) -> Result<(), B::Error> {
     let d = B::DIALECT;
     let messages = format!(
         "{} RETURNING id",
@@ -392,7 +401,7 @@ pub fn insert<B: Backend>(b: &mut B, records: &[Record]) -> Result<(), B::Error>
                 b.execute(&headers, &[id.into(), h.as_str().into()])?;
             }
         }
-        Ok(())
+        also(b)
     })
 }
 

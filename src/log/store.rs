@@ -2,6 +2,7 @@
 //!
 //! The schema and every statement are in `schema.rs` and `sql.rs`, shared with PostgreSQL.
 
+use super::record::Record;
 use super::schema::Dialect;
 use super::sql::{Arg, Backend, Cell};
 use rusqlite::Connection;
@@ -43,6 +44,11 @@ pub fn default_path(daemon: bool) -> PathBuf {
     state.join("trackless").join("log.sqlite")
 }
 
+/// The spool files already imported, by name: SQLite only, outside the shared schema (the
+/// one-shot writers spool only to a SQLite log).
+const SPOOL_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS spool_import (name TEXT PRIMARY KEY, ts INTEGER NOT NULL)";
+
 /// An open tracking log.
 pub struct Store {
     conn: Connection,
@@ -73,6 +79,7 @@ impl Store {
         let mut store = Store { conn, path: shown };
         store.setup()?;
         give_to_directory_owner(path);
+        super::spool::import(&mut store, path)?;
         Ok(store)
     }
 
@@ -120,6 +127,31 @@ impl Store {
             return Ok(());
         }
         self.migrate(super::schema::VERSION)
+    }
+
+    /// Was the spool file `name` imported already (see `spool.rs`)?
+    pub fn spool_imported(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.batch(SPOOL_TABLE)?;
+        let mut found = false;
+        self.query(
+            "SELECT 1 FROM spool_import WHERE name = ?1",
+            &[Arg::Text(name)],
+            &mut |_| found = true,
+        )?;
+        Ok(found)
+    }
+
+    /// Insert spooled records and, in the same transaction, the name of the file they came
+    /// from.
+    pub fn insert_spooled(&mut self, records: &[Record], name: &str) -> Result<(), StoreError> {
+        self.batch(SPOOL_TABLE)?;
+        super::sql::insert_and(self, records, |b| {
+            b.execute(
+                "INSERT OR IGNORE INTO spool_import (name, ts) VALUES (?1, ?2)",
+                &[Arg::Text(name), Arg::Int(super::time::now())],
+            )
+            .map(|_| ())
+        })
     }
 
     pub fn conn(&self) -> &Connection {
@@ -198,7 +230,7 @@ impl Backend for Store {
 /// Run as root on a log in someone else's directory (`sudo trackless filter` or `report` on the
 /// daemons' /var/lib/trackless/log.sqlite), the files root creates — the log itself, its -wal and
 /// -shm — go to the directory's owner, or the daemons could no longer write their own log.
-fn give_to_directory_owner(path: &Path) {
+pub(super) fn give_to_directory_owner(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

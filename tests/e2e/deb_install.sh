@@ -363,11 +363,16 @@ ok "sudo -u trackless trackless report: the milter's message from $SENDER_DOMAIN
 mv "$STATE/log.sqlite" "$work/log.sqlite.milter"
 "${CLEAN_ENV[@]}" /usr/bin/trackless filter <"$MESSAGE" >/dev/null 2>"$work/root-filter.err" ||
   fail "trackless filter as root failed: $(cat "$work/root-filter.err")"
+# (filter spools its record beside the log; report, as root too, moves it into the log)
+expect_eq "owner and mode of $STATE/log.sqlite.spool created by root" \
+  "$(stat -c '%U:%G %a' "$STATE/log.sqlite.spool")" "trackless:trackless 600"
+"${CLEAN_ENV[@]}" /usr/bin/trackless report >/dev/null 2>"$work/root-report.err" ||
+  fail "trackless report as root failed: $(cat "$work/root-report.err")"
 expect_eq "owner and mode of $STATE/log.sqlite created by root" \
   "$(stat -c '%U:%G %a' "$STATE/log.sqlite")" "trackless:trackless 600"
 leftover=$(find "$STATE" -user root | head -n 1)
 [[ -z "$leftover" ]] || fail "root left $leftover in $STATE"
-rm -f "$STATE/log.sqlite"
+rm -f "$STATE/log.sqlite" "$STATE/log.sqlite.spool"
 mv "$work/log.sqlite.milter" "$STATE/log.sqlite"
 ok "root running trackless with the shipped config leaves the log owned by trackless"
 
@@ -383,9 +388,9 @@ grep -qi '^X-Trackless:.*pixels=1' "$work/filtered.eml" ||
   fail "the filtered message has no 'X-Trackless: pixels=1' header"
 ! grep -q 'email.mg.news.example/o/' "$work/filtered.eml" ||
   fail "the tracking pixel is still in the filtered message"
-[[ -f "$STATE/log.sqlite" ]] || fail "trackless filter did not write the log $STATE/log.sqlite"
-expect_eq "owner and mode of $STATE/log.sqlite" "$(stat -c '%U:%G %a' "$STATE/log.sqlite")" "trackless:trackless 600"
-ok "trackless filter (as trackless) removed the pixel and logged to $STATE/log.sqlite"
+[[ -f "$STATE/log.sqlite.spool" ]] || fail "trackless filter did not spool its record to $STATE/log.sqlite.spool"
+expect_eq "owner and mode of $STATE/log.sqlite.spool" "$(stat -c '%U:%G %a' "$STATE/log.sqlite.spool")" "trackless:trackless 600"
+ok "trackless filter (as trackless) removed the pixel and spooled its record beside $STATE/log.sqlite"
 
 if ! report=$(as_trackless /usr/bin/trackless report 2>"$work/report.err"); then
   cat "$work/report.err" >&2

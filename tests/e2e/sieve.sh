@@ -253,8 +253,9 @@ ok "Pigeonhole without the wrapper: a program exiting 1 after partial output lea
 # --- 2. `trackless report` as alice -----------------------------------------------------------
 ahome=$dir/dovecot-mail/alice
 log=$ahome/.local/state/trackless/log.sqlite
-[[ -f "$log" ]] || fail "no tracking log at $log"
-[[ $(stat -c '%U %a' "$log") == "$mail_user 600" ]] || fail "$log: $(stat -c '%U %a' "$log"), expected $mail_user 600"
+# The filter spools its records beside the log; the first `report` moves them into it.
+[[ -f "$log.spool" ]] || fail "no spooled tracking records at $log.spool"
+[[ $(stat -c '%U %a' "$log.spool") == "$mail_user 600" ]] || fail "$log.spool: $(stat -c '%U %a' "$log.spool"), expected $mail_user 600"
 for u in bob carol dave fay erin; do
   [[ ! -e "$dir/dovecot-mail/$u/.local/state/trackless" ]] || fail "$u has a tracking log"
 done
@@ -271,13 +272,16 @@ as_alice report evidence beanbarrel.example >"$dir/evidence.txt" 2>&1 || fail "r
 grep -Eq "^$n message\(s\), [1-9][0-9]* tracked" "$dir/report.txt" || fail "report: not $n messages with trackers: $(tail -n 3 "$dir/report.txt")"
 grep -Eq '^beanbarrel\.example .* Mailchimp ' "$dir/report.txt" || fail "report lists no beanbarrel.example/Mailchimp row"
 grep -q 'on beanbarrel.us6.list-manage.com (rule mailchimp.click' "$dir/evidence.txt" || fail "evidence names no list-manage.com tracker"
+[[ $(stat -c '%U %a' "$log" 2>/dev/null) == "$mail_user 600" ]] || fail "$log: not the mail user's, 0600, after report"
+[[ ! -e "$log.spool" ]] || fail "report left the spool $log.spool behind"
 ok "trackless report as alice (uid $E2E_MAIL_UID, no root): $(grep -E '^[0-9]+ message\(s\)' "$dir/report.txt"), Mailchimp's list-manage.com click trackers in the evidence"
 
 # --- 3. inspect only: `execute :pipe "trackless"` ---------------------------------------------
 expect_originals kim
 klog=$dir/dovecot-mail/kim/.local/state/trackless/log.sqlite
-[[ $(stat -c '%U %a' "$klog" 2>/dev/null) == "$mail_user 600" ]] || fail "kim: no tracking log of the mail user, 0600, at $klog"
+[[ $(stat -c '%U %a' "$klog.spool" 2>/dev/null) == "$mail_user 600" ]] || fail "kim: no spooled tracking records of the mail user, 0600, at $klog.spool"
 as_user kim report >"$dir/report-kim.txt" 2>&1 || fail "trackless report as kim failed: $(cat "$dir/report-kim.txt")"
+[[ $(stat -c '%U %a' "$klog" 2>/dev/null) == "$mail_user 600" ]] || fail "kim: no tracking log of the mail user, 0600, at $klog"
 summary=$(grep -E '^[0-9]+ message\(s\)' "$dir/report.txt")
 [[ "$(grep -E '^[0-9]+ message\(s\)' "$dir/report-kim.txt")" == "$summary" ]] ||
   fail "kim's report ($(grep -E '^[0-9]+ message' "$dir/report-kim.txt")) does not count what alice's does ($summary)"
