@@ -111,7 +111,12 @@ pub fn run(
         }
     }
     if let Some(path) = &log.path {
-        let written = crate::log::Db::open(path).and_then(|mut s| s.insert(&records));
+        // One message (from Sieve's `execute :pipe`, a process per message) is spooled like
+        // `filter`'s; many go into the log in one transaction.
+        let written = match records.as_slice() {
+            [one] => log.write_one(one),
+            _ => crate::log::Db::open(path).and_then(|mut s| s.insert(&records)),
+        };
         written.map_err(|e| super::Error::Failed(e.to_string()))?;
     }
     status
