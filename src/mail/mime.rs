@@ -477,6 +477,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn body<'a>(buf: &'a [u8], p: &Part) -> &'a [u8] {
         &buf[p.body.clone()]
@@ -618,6 +619,70 @@ mod tests {
             parse(&flat(MAX_PARTS), 8).unwrap_err(),
             MimeError::TooManyParts
         );
+    }
+
+    /// Every range lies inside the buffer, a part's header ends before its body, and children
+    /// lie inside their parent's body, on the corpus and on mangled copies of it.
+    #[test]
+    fn ranges_nest_inside_their_parents_on_mangled_corpus_messages() {
+        fn check(p: &Part, outer: &Range<usize>, len: usize) {
+            assert!(p.header.start <= p.header.end && p.header.end <= p.body.start);
+            assert!(p.body.start <= p.body.end && p.body.end <= len);
+            assert!(outer.start <= p.header.start && p.body.end <= outer.end);
+            for (r, _) in &p.cte {
+                assert!(p.header.start <= r.start && r.end <= p.header.end);
+            }
+            match &p.kind {
+                Kind::Multipart(kids) => kids.iter().for_each(|k| check(k, &p.body, len)),
+                Kind::Message(Some(inner)) => check(inner, &p.body, len),
+                _ => {}
+            }
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "eml"))
+        {
+            let raw = std::fs::read(f).unwrap();
+            for round in 0..20 {
+                let mut m = raw.clone();
+                // Cut, duplicate or overwrite a few stretches: boundaries and headers break.
+                for _ in 0..round % 5 {
+                    if m.is_empty() {
+                        break;
+                    }
+                    let at = (next() as usize) % m.len();
+                    let n = ((next() as usize) % 64).min(m.len() - at);
+                    match next() % 3 {
+                        0 => {
+                            m.drain(at..at + n);
+                        }
+                        1 => {
+                            let dup = m[at..at + n].to_vec();
+                            m.splice(at..at, dup);
+                        }
+                        _ => m[at..at + n]
+                            .iter_mut()
+                            .for_each(|b| *b = b"-\n\r=\";"[next() as usize % 6]),
+                    }
+                }
+                if let Ok(p) = parse(&m, 32) {
+                    check(&p, &(0..m.len()), m.len());
+                }
+            }
+        }
     }
 
     #[test]
