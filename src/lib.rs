@@ -42,5 +42,6 @@ pub mod internals {
     pub use crate::links::clearurls::ClearUrls;
     pub use crate::links::process;
     pub use crate::mail::header::top_block;
+    pub use crate::mail::mime;
     pub use crate::mail::trace::Headers;
 }

@@ -360,7 +360,7 @@ impl Walker<'_> {
     fn transfer_encoding(&mut self, part: &Part, path: &str) -> Option<Cte> {
         let value = match part.transfer_encoding() {
             Ok(v) => v,
-            Err(()) => {
+            Err(mime::ConflictingEncodings) => {
                 self.skip(
                     SkipReason::UnknownTransferEncoding,
                     path,

@@ -39,6 +39,11 @@ pub enum MimeError {
     TooManyParts,
 }
 
+/// A part's Content-Transfer-Encoding fields disagree (which one a reader believes is not
+/// ours to guess).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictingEncodings;
+
 /// One MIME entity: a header block and a body.
 #[derive(Debug)]
 pub struct Part {
@@ -83,8 +88,8 @@ impl Part {
     }
 
     /// The transfer encoding, `None` when the part has no such field. When several fields
-    /// disagree (7bit, 8bit and binary agree: none of them encodes), `Err(())`.
-    pub fn transfer_encoding(&self) -> Result<Option<&str>, ()> {
+    /// disagree (7bit, 8bit and binary agree: none of them encodes), `Err(ConflictingEncodings)`.
+    pub fn transfer_encoding(&self) -> Result<Option<&str>, ConflictingEncodings> {
         let mut values = self.cte.iter().map(|(_, v)| v.as_str());
         let Some(first) = values.next() else {
             return Ok(None);
@@ -93,7 +98,7 @@ impl Part {
         if values.all(|v| same(v, first)) {
             Ok(Some(first))
         } else {
-            Err(())
+            Err(ConflictingEncodings)
         }
     }
 
@@ -102,7 +107,7 @@ impl Part {
         match self.transfer_encoding() {
             Ok(None) => true,
             Ok(Some(v)) => is_identity(v),
-            Err(()) => false,
+            Err(ConflictingEncodings) => false,
         }
     }
 }
