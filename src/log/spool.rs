@@ -79,10 +79,7 @@ pub fn import(store: &mut Store, log: &Path) -> Result<usize, StoreError> {
     let mut imported = 0;
     // Files earlier importers left behind, then the spool itself.
     for leftover in leftovers(&spool) {
-        imported += import_file(store, &leftover).map_err(|e| match e {
-            Fail::Io(e) => io(e),
-            Fail::Store(e) => e,
-        })?;
+        imported += import_file(store, &leftover)?;
     }
     let Ok(f) = File::open(&spool) else {
         return Ok(imported); // no spool: the usual case
@@ -103,16 +100,8 @@ pub fn import(store: &mut Store, log: &Path) -> Result<usize, StoreError> {
         Err(e) => return Err(io(e)),
     }
     drop(f);
-    imported += import_file(store, &mine).map_err(|e| match e {
-        Fail::Io(e) => io(e),
-        Fail::Store(e) => e,
-    })?;
+    imported += import_file(store, &mine)?;
     Ok(imported)
-}
-
-enum Fail {
-    Io(std::io::Error),
-    Store(StoreError),
 }
 
 fn leftovers(spool: &Path) -> Vec<PathBuf> {
@@ -145,11 +134,15 @@ fn leftovers(spool: &Path) -> Vec<PathBuf> {
 
 /// Import one renamed spool file unless another importer holds it or it was imported already,
 /// then remove it.
-fn import_file(store: &mut Store, file: &Path) -> Result<usize, Fail> {
+fn import_file(store: &mut Store, file: &Path) -> Result<usize, StoreError> {
+    let io = |source| StoreError::Io {
+        path: file.display().to_string(),
+        source,
+    };
     let mut f = match File::open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Fail::Io(e)),
+        Err(e) => return Err(io(e)),
     };
     if !lock(&f, false) {
         return Ok(0); // another importer's, in progress
@@ -158,12 +151,12 @@ fn import_file(store: &mut Store, file: &Path) -> Result<usize, Fail> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if store.spool_imported(&name).map_err(Fail::Store)? {
+    if store.spool_imported(&name)? {
         let _ = std::fs::remove_file(file);
         return Ok(0);
     }
     let mut text = Vec::new();
-    f.read_to_end(&mut text).map_err(Fail::Io)?;
+    f.read_to_end(&mut text).map_err(io)?;
     let mut records = Vec::new();
     let mut bad = 0;
     for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -179,7 +172,7 @@ fn import_file(store: &mut Store, file: &Path) -> Result<usize, Fail> {
             "spooled lines that are not records were skipped"
         );
     }
-    store.insert_spooled(&records, &name).map_err(Fail::Store)?;
+    store.insert_spooled(&records, &name)?;
     let _ = std::fs::remove_file(file);
     Ok(records.len())
 }

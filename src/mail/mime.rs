@@ -484,6 +484,13 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    fn children(p: &Part) -> &[Part] {
+        match &p.kind {
+            Kind::Multipart(kids) => kids,
+            _ => panic!("not multipart"),
+        }
+    }
+
     fn body<'a>(buf: &'a [u8], p: &Part) -> &'a [u8] {
         &buf[p.body.clone()]
     }
@@ -502,9 +509,7 @@ mod tests {
     fn multipart_bodies_end_before_the_delimiters_line_break() {
         let m = b"Content-Type: multipart/alternative; boundary=b1\n\npreamble\n--b1\nContent-Type: text/plain\n\nplain\n\n--b1 \nContent-Transfer-Encoding: quoted-printable\n (folded)\nContent-Type: text/html\n\n<a>\n--b1--\nepilogue\n";
         let p = parse(m, 10).unwrap();
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(kids.len(), 2);
         assert_eq!(body(m, &kids[0]), b"plain\n");
         assert_eq!(body(m, &kids[1]), b"<a>");
@@ -518,9 +523,7 @@ mod tests {
     fn a_boundary_prefix_or_mid_line_is_not_a_delimiter() {
         let m = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\nx --b\r\n--bb\r\n--b--\r\n";
         let p = parse(m, 10).unwrap();
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(kids.len(), 1);
         assert_eq!(body(m, &kids[0]), b"x --b\r\n--bb");
         assert_eq!(kids[0].ctype, "text");
@@ -530,9 +533,7 @@ mod tests {
     fn unterminated_and_missing_delimiters() {
         let m = b"Content-Type: multipart/mixed; boundary=q\n\n--q\n\nlast part\n";
         let p = parse(m, 10).unwrap();
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(body(m, &kids[0]), b"last part\n");
         let m = b"Content-Type: multipart/mixed; boundary=q\n\nno parts\n";
         assert!(matches!(parse(m, 10).unwrap().kind, Kind::Leaf));
@@ -544,9 +545,7 @@ mod tests {
     fn nested_message_in_place_and_digest_default() {
         let m = b"Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: inner\nContent-Type: text/html\n\n<p>in</p>\n--d--\n";
         let p = parse(m, 10).unwrap();
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(kids[0].ctype, "message");
         let Kind::Message(Some(inner)) = &kids[0].kind else {
             panic!("not a message")
@@ -590,9 +589,7 @@ mod tests {
         let m = b"Content-Type: multipart/alternativ=;*\n\tboundary=\"b\"\n\n--b\nContent-Type: text/html\n\n<p>\n--b--\n";
         let p = parse(m, 10).unwrap();
         assert_eq!(p.subtype, "alternativ=");
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(kids[0].subtype, "html");
         let p = parse(b"Content-Type: text\n\nx", 10).unwrap();
         assert_eq!((p.ctype.as_str(), p.subtype.as_str()), ("text", ""));
@@ -694,9 +691,7 @@ mod tests {
     fn part_without_headers_or_blank_line() {
         let m = b"Content-Type: multipart/mixed; boundary=x\n\n--x\n\nbody only\n--x\nSubject: all header\n--x--\n";
         let p = parse(m, 10).unwrap();
-        let Kind::Multipart(kids) = &p.kind else {
-            panic!("not multipart")
-        };
+        let kids = children(&p);
         assert_eq!(body(m, &kids[0]), b"body only");
         assert_eq!(body(m, &kids[1]), b"");
         assert_eq!(&m[kids[1].header.clone()], b"Subject: all header");
