@@ -72,6 +72,10 @@ pub enum Fault {
     Before(usize),
     /// The n-th command is carried out, then the connection drops before the answer.
     After(usize),
+    /// The server dies in the middle of the n-th command: a MOVE has copied its messages but
+    /// not yet removed them (Dovecot's MOVE is a copy, then an expunge); any other command
+    /// is carried out, as with `After`.
+    Halfway(usize),
 }
 
 pub struct Conn {
@@ -110,7 +114,7 @@ impl Conn {
 
     /// The server acted: drop the answer if that is the plan.
     fn end<T>(&mut self, n: usize, v: T) -> Result<T> {
-        if self.fault == Some(Fault::After(n)) {
+        if self.fault == Some(Fault::After(n)) || self.fault == Some(Fault::Halfway(n)) {
             self.dead = true;
             return Err(ImapError::fatal("connection reset (after)"));
         }
@@ -332,12 +336,17 @@ impl Session for Conn {
     async fn uid_move(&mut self, uids: &[u32], to: &str) -> Result<()> {
         let n = self.begin()?;
         let sel = self.sel()?;
+        let halfway = self.fault == Some(Fault::Halfway(n));
         let mut srv = self.server.borrow_mut();
         let from = srv.folders.get_mut(&sel).expect("selected");
-        let (moved, stay) = std::mem::take(&mut from.msgs)
+        let (moved, stay): (Vec<Msg>, Vec<Msg>) = std::mem::take(&mut from.msgs)
             .into_iter()
             .partition(|m| uids.contains(&m.uid));
         from.msgs = stay;
+        if halfway {
+            from.msgs.extend(moved.iter().cloned());
+            from.msgs.sort_by_key(|m| m.uid);
+        }
         for m in moved {
             let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect::<Vec<_>>();
             srv.add(to, &flags, &m.date, &m.body);

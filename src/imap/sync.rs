@@ -565,10 +565,10 @@ async fn replace<S: Session>(s: &mut S, run: &mut Run<'_>, todo: &mut [Todo<'_>]
     {
         match &run.opts.originals {
             Originals::Folder(to) => {
-                // Without MOVE the original is copied, then deleted: a run stopped in between
-                // left the copy, which is not made twice.
+                // A run stopped between copying and deleting (COPY, then STORE \Deleted; or
+                // a MOVE cut short by the server dying — Dovecot copies, then expunges) left
+                // the copy, which is not made twice.
                 if t.recovered
-                    && !s.caps().moves
                     && already_kept(s, folder, to, t.meta, t.message_id.as_deref(), t.raw).await?
                 {
                     delete.push(t.meta.uid);

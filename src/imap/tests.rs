@@ -204,8 +204,9 @@ fn a_dry_run_changes_nothing() {
     assert!(!state.path().exists(), "a dry run writes no state");
 }
 
-/// Kill the connection at each command of a run in turn — before the server acts on it, and
-/// after it acted but before the answer — on a fresh copy of the mailbox each time, with
+/// Kill the connection at each command of a run in turn — before the server acts on it, after
+/// it acted but before the answer, and with the server dying halfway through it (a MOVE that
+/// copied but did not expunge, as Dovecot's does when killed) — on a fresh copy of the mailbox each time, with
 /// rounds of 4 messages (and of 1): right after the interruption nothing is lost and at most
 /// the round in flight shows twice; the next run leaves every message exactly once, replaced
 /// or not, with no second APPEND.
@@ -246,7 +247,7 @@ fn a_connection_lost_at_any_command_loses_and_duplicates_nothing() {
             let _ = std::fs::remove_dir_all(state.path());
             let mut tried = 0;
             for k in 0..commands {
-                for fault in [Fault::Before(k), Fault::After(k)] {
+                for fault in [Fault::Before(k), Fault::After(k), Fault::Halfway(k)] {
                     let server = fresh();
                     let state = scratch("fault");
                     let result = run(&server, Some(fault), &state, &opts);
@@ -286,7 +287,7 @@ fn a_connection_lost_at_any_command_loses_and_duplicates_nothing() {
                 }
             }
             assert!(
-                tried >= 2 * commands && commands > 8,
+                tried >= 3 * commands && commands > 8,
                 "{tried} faults over {commands} commands"
             );
         }
@@ -367,7 +368,7 @@ fn restore_puts_the_originals_back_and_sync_leaves_them() {
         let _ = std::fs::remove_dir_all(state.path());
 
         for k in 0..commands {
-            for fault in [Fault::Before(k), Fault::After(k)] {
+            for fault in [Fault::Before(k), Fault::After(k), Fault::Halfway(k)] {
                 let server = fresh();
                 let state = scratch("restore-fault");
                 run(&server, None, &state, &options()).expect("sync");
