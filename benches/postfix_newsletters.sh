@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Postfix throughput with trackless vs without, on the hard case: generated 51 KB newsletters,
+# every one of them rewritten, with trackless' default tracking log on (a SQLite file).
+#   benches/postfix_newsletters.sh [N] [CONCURRENCY] [MODES...]    (run as root)
+# N messages (default 2000, generated once per run with the newsletter example), sent over
+# CONCURRENCY SMTP sessions (default 20) to a throwaway Postfix that relays them to an
+# smtp-sink on loopback, so that Postfix alone is the baseline ("none", always run first).
+# MODES: milter (unix socket) milter-inet smtp lmtp (after-queue content filters that
+# re-inject; default: all four). For each run: seconds from the first SMTP connection until
+# the sink accepted the N-th message (its "status=sent" line in the maillog), messages/s, the
+# ratio to the baseline of the same round, trackless' CPU per message (user and system, from
+# /proc/PID/stat), its peak RSS (VmHWM) and the records in its log after a graceful stop.
+# Environment:
+#   REPEAT=2       run the baseline and the modes twice, alternating (this machine's speed
+#                  drifts by up to +-30 % within minutes); default 1
+#   SINK_DUMP=1    the sink keeps every message, and the summary counts how many carry
+#                  trackless' X-Trackless header (costs disk writes, in every mode alike)
+#   TIMEOUT=600    seconds to wait for the deliveries of one run
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$repo/tests/e2e/lib.sh"
+N=${1:-2000}
+C=${2:-20}
+shift 2 || shift $# || true
+MODES=("$@")
+((${#MODES[@]})) || MODES=(milter milter-inet smtp lmtp)
+REPEAT=${REPEAT:-1}
+SINK_DUMP=${SINK_DUMP:-0}
+TIMEOUT=${TIMEOUT:-600}
+SIZE_KB=51
+for m in "${MODES[@]}"; do
+  case "$m" in
+    milter | milter-inet | smtp | lmtp) ;;
+    *) e2e_die "unknown mode $m (milter, milter-inet, smtp, lmtp)"; exit 2 ;;
+  esac
+done
+
+e2e_install_packages
+(cd "$repo" && cargo build --release --quiet && cargo build --release --quiet --example newsletter)
+T="$repo/target/release/trackless"
+TICK=$(getconf CLK_TCK)
+SINK_USER=$(id -un "$E2E_MAIL_UID")
+
+# The mail: generated once per run, in this run's scratch directory (removed on exit).
+mkdir -p "$E2E_RUN_TMP"
+mail=$(mktemp -d "$E2E_RUN_TMP/newsletters.XXXXXX")
+e2e_log "generating $N newsletters of $SIZE_KB KB in $mail"
+"$repo/target/release/examples/newsletter" "$mail" "$N" "$SIZE_KB"
+files=("$mail"/*.eml)
+((${#files[@]} == N)) || { e2e_die "expected $N generated messages, found ${#files[@]}"; exit 1; }
+
+# cpu_ticks PID: prints "UTIME STIME" (clock ticks, all threads) from /proc/PID/stat.
+cpu_ticks() {
+  local st
+  st=$(cat "/proc/$1/stat")
+  st=${st##*) }
+  # fields 14 and 15 of stat are 12 and 13 after "pid (comm) "
+  awk '{ print $12, $13 }' <<<"$st"
+}
+
+# sent_count MAILLOG SINKPORT: prints how many deliveries to the sink the maillog shows.
+sent_count() {
+  grep -c "relay=127\.0\.0\.1\[127\.0\.0\.1\]:$2, .*status=sent" "$1" || true
+}
+
+# wait_sent MAILLOG SINKPORT: waits until N messages reached the sink; fails after TIMEOUT.
+wait_sent() {
+  local deadline=$((SECONDS + TIMEOUT)) have
+  while :; do
+    have=$(sent_count "$1" "$2")
+    ((have >= N)) && return 0
+    if ((SECONDS >= deadline)); then
+      e2e_die "only $have of $N messages reached the sink after ${TIMEOUT}s"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# stop_graceful PID: SIGTERM (trackless finishes the messages in flight and writes the rest
+# of its log), then waits up to 60 s for it to exit before SIGKILL.
+stop_graceful() {
+  local pid=$1 i
+  e2e_unregister pid "$(e2e_proc_id "$pid")"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 600; i++)); do
+    e2e_alive "$pid" || break
+    sleep 0.1
+  done
+  if e2e_alive "$pid"; then
+    e2e_log "trackless (pid $pid) still runs 60 s after SIGTERM; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# log_records LOG: prints "RECORDS CHANGED" of a tracking log (CHANGED: records of rewritten
+# messages; "?" without the sqlite3 command, which then counts the report's messages).
+log_records() {
+  if command -v sqlite3 >/dev/null; then
+    sqlite3 "$1" 'SELECT count(*), coalesce(sum(changed), 0) FROM messages' | tr '|' ' '
+  else
+    "$T" --log "$1" report --by domain --format csv |
+      awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "messages") c = i; next } c { n += $c } END { print n + 0, "?" }'
+  fi
+}
+
+# run ROUND MODE: one measurement; appends a line to $RESULTS.
+run() {
+  local round=$1 mode=$2 dir extra_main extra_master port reinj sink tpid=
+  local start end secs cpu0 cpu1 hwm=- user=- sys=- recs=- changed=- dumped=- deferred errs=- ok=1
+  dir=$(e2e_tmpdir "newsletters-$mode-$round")
+  extra_main="$dir/main.extra"; extra_master="$dir/master.extra"
+  : >"$extra_main"; : >"$extra_master"
+
+  # The sink: Postfix relays every message for sink.test to it.
+  sink=$(e2e_free_port)
+  local dump=()
+  if [[ $SINK_DUMP == 1 ]]; then
+    mkdir -p "$dir/sink"; chown "$E2E_MAIL_UID" "$dir/sink"
+    dump=(-d "$dir/sink/m.")
+  fi
+  e2e_spawn "$dir/sink.log" smtp-sink -u "$SINK_USER" "${dump[@]}" "127.0.0.1:$sink" 256
+  local sink_pid=$E2E_LAST_PID
+  e2e_wait_port "$sink"
+
+  case "$mode" in
+    none) ;;
+    milter)
+      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" milter --listen "unix:$dir/milter.sock" --socket-mode 0666
+      tpid=$E2E_LAST_PID
+      e2e_wait_socket "$dir/milter.sock"
+      printf 'smtpd_milters = unix:%s/milter.sock\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$dir" >"$extra_main"
+      ;;
+    milter-inet)
+      port=$(e2e_free_port)
+      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" milter --listen "inet:127.0.0.1:$port"
+      tpid=$E2E_LAST_PID
+      e2e_wait_port "$port"
+      printf 'smtpd_milters = inet:127.0.0.1:%s\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$port" >"$extra_main"
+      ;;
+    smtp | lmtp)
+      port=$(e2e_free_port); reinj=$(e2e_free_port)
+      if [[ $mode == smtp ]]; then
+        e2e_content_filter_config "$extra_main" "$extra_master" "[127.0.0.1]:$port" "$reinj" smtp
+      else
+        e2e_content_filter_config "$extra_main" "$extra_master" "inet:127.0.0.1:$port" "$reinj" lmtp
+      fi
+      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" "$mode" --listen "inet:127.0.0.1:$port" --forward "smtp://127.0.0.1:$reinj"
+      tpid=$E2E_LAST_PID
+      e2e_wait_port "$port"
+      ;;
+  esac
+  printf 'transport_maps = inline:{ sink.test=smtp:[127.0.0.1]:%s }\n' "$sink" >>"$extra_main"
+  e2e_postfix_start "$dir" "$extra_main" "$extra_master"
+
+  [[ -n $tpid ]] && cpu0=$(cpu_ticks "$tpid")
+  start=$(date +%s.%N)
+  python3 "$here/smtp_load.py" 127.0.0.1 "$E2E_SMTP_PORT" "$N" "$C" alice@sink.test "${files[@]}" >"$dir/load.txt" 2>"$dir/load.err" || ok=0
+  wait_sent "$dir/maillog" "$sink" || ok=0
+  end=$(date +%s.%N)
+  secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+  if [[ -n $tpid ]]; then
+    if cpu1=$(cpu_ticks "$tpid"); then
+      read -r user sys < <(awk -v a="$cpu0" -v b="$cpu1" -v t="$TICK" -v n="$N" \
+        'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.2f %.2f\n", (y[1] - x[1]) * 1000 / t / n, (y[2] - x[2]) * 1000 / t / n }')
+      hwm=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$tpid/status")
+    else
+      e2e_log "trackless (pid $tpid) died during the run; see $dir/trackless.log"
+      ok=0
+    fi
+    stop_graceful "$tpid"
+    if [[ -s "$dir/log.sqlite" ]]; then
+      read -r recs changed < <(log_records "$dir/log.sqlite")
+    else
+      recs=0; changed=0
+    fi
+    errs=$(grep -cE '^[^ ]+ +(WARN|ERROR) ' "$dir/trackless.log" || true)
+  fi
+  deferred=$(grep -cE 'status=(deferred|bounced)' "$dir/maillog" || true)
+  e2e_postfix_stop "$dir"
+  e2e_unregister pid "$(e2e_proc_id "$sink_pid")"
+  e2e_kill "$sink_pid"
+  if [[ $SINK_DUMP == 1 ]]; then
+    dumped=$({ grep -lr '^X-Trackless:' "$dir/sink" || true; } | wc -l)
+  fi
+  ((ok)) || e2e_log "$mode (round $round) did not complete: $dir/load.txt, $dir/load.err, $dir/maillog"
+  echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok" >>"$RESULTS"
+  printf '%-11s round %s: %7.2f s  %6.1f messages/s  (%s)\n' "$mode" "$round" "$secs" \
+    "$(awk -v n="$N" -v s="$secs" 'BEGIN { print n / s }')" "$(cat "$dir/load.txt" 2>/dev/null)"
+}
+
+RESULTS=$(e2e_mktemp)
+echo "$N generated ${SIZE_KB} KB newsletters (all rewritten), $C concurrent SMTP sessions, relayed to smtp-sink; $(nproc) cores"
+for ((r = 1; r <= REPEAT; r++)); do
+  run "$r" none
+  for m in "${MODES[@]}"; do run "$r" "$m"; done
+done
+
+echo
+echo "Summary (ratio: the baseline's seconds over the mode's, same round; CPU: trackless' per message;"
+echo "records: rows in the tracking log after SIGTERM / of them rewritten; sink: messages with X-Trackless at the sink;"
+echo "deferred: Postfix deferrals and bounces; warn+err: WARN and ERROR lines in trackless' own log)"
+awk -v n="$N" '
+  { round[NR] = $1; mode[NR] = $2; secs[NR] = $3; line[NR] = $0; if ($2 == "none") base[$1] = $3 }
+  END {
+    printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %6s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err"
+    for (i = 1; i <= NR; i++) {
+      split(line[i], f, " ")
+      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %6s%s\n", f[1], f[2], f[3], n / f[3], base[f[1]] / f[3],
+        f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], (f[12] ? "" : "  INCOMPLETE")
+    }
+  }' "$RESULTS"
