@@ -77,19 +77,14 @@ fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
         .filter_map(|f| Some((f.vendor.clone()?, f.url.clone()?)))
         .collect();
     outcome.esp = esp::attribute(&headers, &vendors, &policy.rules.esp, &policy.trust);
-    if let Some((bytes, head_end)) = spliced {
+    if let Some((mut bytes, head_end)) = spliced {
         let value = super::stamp::summary(
             &outcome.counts,
             &outcome.findings,
             &esp::summary(&outcome.esp),
         );
-        let nl = encode::line_ending(raw);
-        outcome.bytes = Cow::Owned(header::restamp(
-            &bytes[..head_end],
-            &bytes[head_end..],
-            &value,
-            nl,
-        ));
+        header::restamp(&mut bytes, head_end, &value, encode::line_ending(raw));
+        outcome.bytes = Cow::Owned(bytes);
         outcome.header = Some(value);
         outcome.changed = true;
     }
@@ -176,15 +171,18 @@ struct Edit {
 
 fn splice(buf: &[u8], edits: &mut [Edit]) -> Vec<u8> {
     edits.sort_by_key(|e| e.start);
-    let grow: usize = edits.iter().map(|e| e.bytes.len()).sum();
-    let mut out = Vec::with_capacity(buf.len() + grow);
+    // The output's size, and room for the `X-Trackless` field added afterwards in place.
+    let added: usize = edits.iter().map(|e| e.bytes.len()).sum();
+    let removed: usize = edits.iter().map(|e| e.end.saturating_sub(e.start)).sum();
+    let mut out = Vec::with_capacity((buf.len() + added).saturating_sub(removed) + 1024);
     let mut pos = 0;
-    for e in edits.iter() {
+    for e in edits.iter_mut() {
         if e.start < pos {
             continue; // overlapping edits cannot come from disjoint leaves; be safe anyway
         }
         out.extend_from_slice(&buf[pos..e.start]);
-        out.extend_from_slice(&e.bytes);
+        // Freed once copied: a large message is not held in the edits and the output at once.
+        out.extend_from_slice(&std::mem::take(&mut e.bytes));
         pos = e.end;
     }
     out.extend_from_slice(&buf[pos..]);
@@ -481,8 +479,16 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
+        // The decoded text is not needed any more: freed before the output is encoded (with a
+        // 64 MiB part, one copy fewer held at the peak).
+        let longest_before = if cte == Cte::Identity {
+            longest_line(&decoded)
+        } else {
+            0
+        };
+        drop(decoded);
         let mut out_cte = cte;
-        if cte == Cte::Identity && longest_line(&content) > 998.max(longest_line(&decoded)) {
+        if cte == Cte::Identity && longest_line(&content) > 998.max(longest_before) {
             // The rewrite made a line too long for SMTP (RFC 5322 §2.1.1): re-encode this part
             // as quoted-printable, which changes its Content-Transfer-Encoding field and
             // nothing else.

@@ -82,10 +82,13 @@ pub fn block_end(raw: &[u8], body_offset: usize) -> usize {
     }
 }
 
-/// Build the output: `raw` header block without any `X-Trackless` field, our field appended,
-/// then `rest` (the blank line and the body).
-pub fn restamp(head: &[u8], rest: &[u8], value: &str, nl: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + rest.len() + value.len() + 32);
+/// Stamp a rewritten message in place: its header block `msg[..head_end]` loses any
+/// `X-Trackless` field and gets ours appended; the rest (the blank line and the body) is
+/// moved, not copied into a second buffer (a 64 MiB message is held once, not twice).
+pub fn restamp(msg: &mut Vec<u8>, head_end: usize, value: &str, nl: &[u8]) {
+    let head_end = head_end.min(msg.len());
+    let head = &msg[..head_end];
+    let mut out = Vec::with_capacity(head.len() + value.len() + 32);
     for (a, b) in fields(head) {
         let field = &head[a..b];
         if !field_name(field).eq_ignore_ascii_case(HEADER.as_bytes()) {
@@ -97,8 +100,7 @@ pub fn restamp(head: &[u8], rest: &[u8], value: &str, nl: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&fold(HEADER, value, nl));
     out.extend_from_slice(nl);
-    out.extend_from_slice(rest);
-    out
+    msg.splice(..head_end, out);
 }
 
 /// `Name: value` folded at "; " so that lines stay within 78 characters (no line ending).
@@ -145,7 +147,8 @@ mod tests {
     fn a_leading_continuation_line_is_kept() {
         let head = b" stray continuation\r\nFrom: a\r\n x\r\nX-Trackless: forged\r\n";
         assert_eq!(fields(head), vec![(0, 21), (21, 34), (34, 55)]);
-        let out = restamp(head, b"\r\nbody", "pixels=1", b"\r\n");
+        let mut out = [&head[..], b"\r\nbody"].concat();
+        restamp(&mut out, head.len(), "pixels=1", b"\r\n");
         assert!(
             out.starts_with(b" stray continuation\r\nFrom: a\r\n x\r\n"),
             "{}",
@@ -166,7 +169,8 @@ mod tests {
     #[test]
     fn restamp_replaces_and_appends() {
         let head = b"From: a\r\nx-trackless : pixels=9\r\n  more\r\nTo: b\r\n";
-        let out = restamp(head, b"\r\nbody", "pixels=1; fonts=0", b"\r\n");
+        let mut out = [&head[..], b"\r\nbody"].concat();
+        restamp(&mut out, head.len(), "pixels=1; fonts=0", b"\r\n");
         assert_eq!(
             out,
             b"From: a\r\nTo: b\r\nX-Trackless: pixels=1; fonts=0\r\n\r\nbody".to_vec()
