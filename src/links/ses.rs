@@ -15,7 +15,17 @@ pub fn decode(raw: &str) -> Result<String, &'static str> {
     let dest = percent_encoding::percent_decode_str(seg)
         .decode_utf8()
         .map_err(|_| "segment is not UTF-8")?;
-    let _ = Url::parse(&dest).map_err(|_| "segment is not a URL")?;
+    // An http(s) destination is parsed by the caller's check of every decoded destination;
+    // anything else must at least be a URL.
+    let web = dest
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || dest
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    if !web {
+        let _ = Url::parse(&dest).map_err(|_| "segment is not a URL")?;
+    }
     Ok(dest.into_owned())
 }
 

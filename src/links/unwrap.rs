@@ -128,13 +128,18 @@ fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
         final_url = u;
         removed.extend(r);
     }
+    let mut cleaned = false;
     if let Some((u, r)) = rules.clearurls.and_then(|c| c.clean(&final_url)) {
         final_url = u;
         removed.extend(r);
+        cleaned = true;
     }
     // Only an absolute URL is written into a link: parameters are not stripped from a string
     // that, once stripped, no longer parses as one (a broken link stays as the sender wrote it).
-    if !removed.is_empty() && valid_destination(&final_url).is_none() {
+    // A decoded destination was checked already, and taking query parameters out of an
+    // absolute http(s) URL leaves one.
+    let checked = !chain.is_empty() && !cleaned;
+    if !removed.is_empty() && !checked && valid_destination(&final_url).is_none() {
         final_url = current.clone();
         removed.clear();
     }
