@@ -257,13 +257,22 @@ async fn oversized_and_malformed_are_accepted_unchanged() {
     let (actions, status) = send(&mut conn, &junk).await;
     assert_eq!(status, Status::Accept);
     assert!(actions.is_empty());
-    // Both counted as messages left alone (the oversized one with its reason); the junk
+    // Header fields alone over the limit (and no body): not buffered past it either.
+    let mut padded = b"From: a@b.example\r\nTo: c@d.example\r\nSubject: padded\r\n".to_vec();
+    for i in 0..100 {
+        padded.extend(format!("X-Pad-{i}: {}\r\n", "p".repeat(60)).as_bytes());
+    }
+    padded.extend(b"\r\n");
+    let (actions, status) = send(&mut conn, &padded).await;
+    assert_eq!(status, Status::Accept);
+    assert!(actions.is_empty(), "{actions:?}");
+    // All counted as messages left alone (the oversized ones with their reason); the junk
     // did not crash the core.
-    m.assert_counted(2, 2);
+    m.assert_counted(3, 3);
     let page = m.shared.render_metrics();
     assert!(
         page.lines()
-            .any(|l| l == "trackless_passthrough_total{reason=\"too-large\"} 1"),
+            .any(|l| l == "trackless_passthrough_total{reason=\"too-large\"} 2"),
         "{page}"
     );
     conn.close().await.expect("close");

@@ -46,6 +46,7 @@ fn text(c: &CString) -> String {
 /// Build the callbacks for a milter sharing `shared`.
 pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
     let s_eom = shared.clone();
+    let s_header = shared.clone();
     let s_body = shared;
     Callbacks::new()
         .on_negotiate(|cx, actions, opts| Box::pin(negotiate(cx, actions, opts)))
@@ -67,7 +68,8 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
                 Status::Continue
             })
         })
-        .on_header(|cx, name, value| {
+        .on_header(move |cx, name, value| {
+            let max = s_header.policy().limits.max_size;
             Box::pin(async move {
                 let Some(s) = cx.data.as_mut() else {
                     return Status::Continue;
@@ -75,6 +77,17 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
                 let name = name.as_bytes();
                 if name.eq_ignore_ascii_case(HEADER.as_bytes()) {
                     s.x_trackless += 1;
+                }
+                // Header fields count towards the size limit too: past it nothing more is
+                // buffered (what is kept still names the message in the log), and end of
+                // message accepts it unchanged.
+                if s.oversize || s.headers.len() + name.len() + value.as_bytes().len() > max {
+                    s.oversize = true;
+                    return if s.noreply_header {
+                        Status::Noreply
+                    } else {
+                        Status::Continue
+                    };
                 }
                 s.headers.extend_from_slice(name);
                 s.headers.push(b':');
