@@ -108,6 +108,33 @@ fn esp_values(file: &toml::Value) -> Set {
     }
 }
 
+/// The shipped providers as a table the crate reads without parsing them all: each one's
+/// name and aliases, and its entry as JSON (parsed when a message first names it).
+fn providers_index(providers: &toml::Value, out: &Path) {
+    let list = providers
+        .get("provider")
+        .and_then(toml::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut src = String::from("&[\n");
+    for p in &list {
+        let name = text(p, "name").unwrap_or_else(|| panic!("a provider without a name: {p:?}"));
+        let aliases: Vec<&str> = p
+            .get("aliases")
+            .and_then(toml::Value::as_array)
+            .map(|a| a.iter().filter_map(toml::Value::as_str).collect())
+            .unwrap_or_default();
+        let json = serde_json::to_string(p).expect("a provider as JSON");
+        writeln!(
+            src,
+            "    EmbeddedProvider {{ name: {name:?}, aliases: &{aliases:?}, json: {json:?} }},"
+        )
+        .expect("write to a string");
+    }
+    src.push_str("]\n");
+    std::fs::write(out, src).expect("write the providers' index");
+}
+
 fn read(path: &str) -> toml::Value {
     println!("cargo::rerun-if-changed={path}");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -151,14 +178,11 @@ fn main() {
     let providers = read("rules/providers.toml");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     // The shipped files as JSON, which the crate reads much faster than TOML.
-    for (name, value) in [
-        ("default", &rules),
-        ("esp", &esp),
-        ("providers", &providers),
-    ] {
+    for (name, value) in [("default", &rules), ("esp", &esp)] {
         let json = serde_json::to_string(value).expect("rules as JSON");
         std::fs::write(out.join(format!("{name}.json")), json).expect("write the rules");
     }
+    providers_index(&providers, &out.join("providers_index.rs"));
     let mut sets = Vec::new();
     for name in ["open", "font", "decoder", "click"] {
         sets.push(url_section(&rules, name));

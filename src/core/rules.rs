@@ -3,7 +3,7 @@
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
 
-use crate::esp::providers::{Provider, ProviderFile, Providers};
+use crate::esp::providers::{EmbeddedProvider, Provider, ProviderFile, Providers};
 use crate::esp::{EspRule, EspRules};
 use crate::links::clearurls::ClearUrls;
 pub use crate::links::params::ParamRules;
@@ -13,9 +13,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// The rules files shipped with trackless (`rules/default.toml`: tracker URLs, `esp.toml`: ESP
-/// fingerprints, `providers.toml`: provider facts) as JSON, written by build.rs: a process
-/// started per message reads them ~10 times faster than the TOML.
-const EMBEDDED_JSON: [(&str, &str); 3] = [
+/// fingerprints) as JSON, written by build.rs: a process started per message reads them ~10
+/// times faster than the TOML. `providers.toml` is an index with one JSON entry per provider
+/// (`EMBEDDED_PROVIDERS`).
+const EMBEDDED_JSON: [(&str, &str); 2] = [
     (
         include_str!(concat!(env!("OUT_DIR"), "/default.json")),
         "<embedded rules/default.toml>",
@@ -24,11 +25,11 @@ const EMBEDDED_JSON: [(&str, &str); 3] = [
         include_str!(concat!(env!("OUT_DIR"), "/esp.json")),
         "<embedded rules/esp.toml>",
     ),
-    (
-        include_str!(concat!(env!("OUT_DIR"), "/providers.json")),
-        "<embedded rules/providers.toml>",
-    ),
 ];
+
+/// The shipped providers (`rules/providers.toml`), one JSON entry each, read on first use.
+static EMBEDDED_PROVIDERS: &[EmbeddedProvider] =
+    include!(concat!(env!("OUT_DIR"), "/providers_index.rs"));
 
 /// A rules file as written (before merging and compiling).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,6 +51,9 @@ pub struct RuleFile {
     pub esp: Vec<EspRule>,
     #[serde(default)]
     pub provider: Vec<Provider>,
+    /// Starts from the shipped rules: their providers come with it (see `EMBEDDED_PROVIDERS`).
+    #[serde(skip)]
+    pub shipped: bool,
 }
 
 impl RuleFile {
@@ -192,9 +196,16 @@ impl Rules {
             clearurls: None,
             esp: EspRules::compile(
                 file.esp,
-                Providers::new(ProviderFile {
-                    provider: file.provider,
-                }),
+                Providers::new(
+                    if file.shipped {
+                        EMBEDDED_PROVIDERS
+                    } else {
+                        &[]
+                    },
+                    ProviderFile {
+                        provider: file.provider,
+                    },
+                ),
             )
             .map_err(|message| RulesError::Parse {
                 path: origin.to_string(),
@@ -209,6 +220,7 @@ impl Rules {
         for (json, origin) in rest {
             file.merge(RuleFile::parse_embedded(json, origin)?);
         }
+        file.shipped = true;
         Ok(file)
     }
 
@@ -307,13 +319,50 @@ mod tests {
         let tomls = [
             include_str!("../../rules/default.toml"),
             include_str!("../../rules/esp.toml"),
-            include_str!("../../rules/providers.toml"),
         ];
         for ((json, origin), toml) in EMBEDDED_JSON.iter().zip(tomls) {
             let a = RuleFile::parse_embedded(json, origin).expect("json");
             let b = RuleFile::parse(toml, origin).expect("toml");
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{origin}");
         }
+    }
+
+    /// Every shipped provider, read from its own JSON entry on first use, is the TOML's, under
+    /// its name and each alias; a rules file's provider of the same name takes its place, and
+    /// a new one is added.
+    #[test]
+    fn shipped_providers_are_the_toml_and_can_be_replaced() {
+        let toml = RuleFile::parse(include_str!("../../rules/providers.toml"), "providers")
+            .expect("toml")
+            .provider;
+        assert!(toml.len() >= 20, "{}", toml.len());
+        assert_eq!(toml.len(), EMBEDDED_PROVIDERS.len());
+        let lazy = Rules::embedded();
+        for p in &toml {
+            for name in std::iter::once(&p.name).chain(&p.aliases) {
+                let got = lazy.esp.providers.get(&name.to_uppercase());
+                assert_eq!(got, Some(p), "{name}");
+            }
+        }
+        assert!(lazy.esp.providers.get("no such provider").is_none());
+        assert_eq!(lazy.esp.providers.all().len(), toml.len());
+        let user = RuleFile::parse(
+            "[[provider]]\nname = \"sendgrid\"\nlegal_entity = \"X\"\njurisdiction = \"FR\"\n\
+             [[provider]]\nname = \"Newco\"\nlegal_entity = \"Y\"\njurisdiction = \"DE\"\n",
+            "user",
+        )
+        .expect("user");
+        let mut file = Rules::default_file().expect("shipped");
+        file.merge(user);
+        let rules = Rules::compile(file, "rules").expect("compile");
+        let p = &rules.esp.providers;
+        assert_eq!(
+            p.get("SendGrid").map(|p| p.jurisdiction.as_str()),
+            Some("FR")
+        );
+        assert_eq!(p.get("Newco").map(|p| p.legal_entity.as_str()), Some("Y"));
+        assert_eq!(p.get("Mailgun"), lazy.esp.providers.get("Mailgun"));
+        assert_eq!(p.all().len(), toml.len() + 1);
     }
 
     #[test]
