@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Batch benchmark: a generated Maildir of N corpus-like messages (default 100 000), rewritten
-# with --dry-run, --jobs 1 and --jobs 2. Prints messages/s and MB/s for each.
+# with --dry-run, --jobs 1 and --jobs 2. Prints messages/s, MB/s and (with GNU time) the
+# peak RSS for each.
 #   benches/batch_maildir.sh [N] [WORKDIR]
 set -euo pipefail
 N=${1:-100000}
@@ -34,11 +35,16 @@ run() {
   bytes=$(du -sb "$WORK/Maildir" | cut -f1)
   local start end
   start=$(date +%s.%N)
-  "$BIN" --no-log batch "$@" "$WORK/Maildir" > "$WORK/out.txt"
+  # Peak RSS too, where GNU time is installed.
+  local timer=()
+  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -o "$WORK/rss" -f '%M')
+  echo 0 >"$WORK/rss"
+  "${timer[@]}" "$BIN" --no-log batch "$@" "$WORK/Maildir" > "$WORK/out.txt"
   end=$(date +%s.%N)
   python3 -c "
-n=$N; b=$bytes; t=$end-$start
-print(f'{\"$label\":<14} {t:7.1f} s  {n/t:8.0f} messages/s  {b/t/1e6:7.1f} MB/s')"
+n=$N; b=$bytes; t=$end-$start; kb=int(open('$WORK/rss').read().split()[-1])
+rss=f'  peak RSS {kb/1024:.0f} MiB' if kb else ''
+print(f'{\"$label\":<14} {t:7.1f} s  {n/t:8.0f} messages/s  {b/t/1e6:7.1f} MB/s{rss}')"
   tail -1 "$WORK/out.txt"
 }
 
