@@ -2,13 +2,13 @@
 # Batch benchmark: a generated Maildir of N corpus-like messages (default 100 000), rewritten
 # with --dry-run, --jobs 1 and --jobs 2. Prints messages/s, MB/s and (with GNU time) the
 # peak RSS for each.
-#   benches/batch_maildir.sh [N] [WORKDIR]
+#   benches/batch_maildir.sh [N] [WORKDIR]     (TRACKLESS_BIN=path: another build, for A/B)
 set -euo pipefail
 N=${1:-100000}
 WORK=${2:-/tmp/trackless-batch-bench}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN=target/release/trackless
+BIN=${TRACKLESS_BIN:-target/release/trackless}
 
 generate() {
   rm -rf "$WORK/Maildir"

@@ -16,6 +16,7 @@
 #   SINK_DUMP=1    the sink keeps every message, and the summary counts how many carry
 #                  trackless' X-Trackless header (costs disk writes, in every mode alike)
 #   TIMEOUT=600    seconds to wait for the deliveries of one run
+#   TRACKLESS_BIN  another trackless binary to run (A/B against an older build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -39,7 +40,7 @@ done
 
 e2e_install_packages
 (cd "$repo" && cargo build --release --quiet && cargo build --release --quiet --example newsletter)
-T="$repo/target/release/trackless"
+T="${TRACKLESS_BIN:-$repo/target/release/trackless}"
 TICK=$(getconf CLK_TCK)
 SINK_USER=$(id -un "$E2E_MAIL_UID")
 
