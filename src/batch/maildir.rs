@@ -55,18 +55,19 @@ pub fn renamed(name: &str, bytes: &[u8]) -> String {
         None => (name, None),
     };
     let size = bytes.len();
-    let bare_lf = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
-        .count();
-    let vsize = size + bare_lf;
+    // The size with CRLF line endings (W=), counted only when the name has that field.
+    let vsize = || {
+        let bare_lf = memchr::memchr_iter(b'\n', bytes)
+            .filter(|&i| i == 0 || bytes[i - 1] != b'\r')
+            .count();
+        size + bare_lf
+    };
     let mut parts: Vec<String> = base.split(',').map(str::to_string).collect();
     for p in parts.iter_mut().skip(1) {
         if p.starts_with("S=") && p[2..].bytes().all(|b| b.is_ascii_digit()) {
             *p = format!("S={size}");
         } else if p.starts_with("W=") && p[2..].bytes().all(|b| b.is_ascii_digit()) {
-            *p = format!("W={vsize}");
+            *p = format!("W={}", vsize());
         }
     }
     let base = parts.join(",");

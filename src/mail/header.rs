@@ -100,7 +100,14 @@ pub fn restamp(msg: &mut Vec<u8>, head_end: usize, value: &str, nl: &[u8]) {
     }
     out.extend_from_slice(&fold(HEADER, value, nl));
     out.extend_from_slice(nl);
-    msg.splice(..head_end, out);
+    // The rest moves by one memmove (Vec::splice would copy the new block byte by byte).
+    let tail = msg.len() - head_end;
+    if out.len() > head_end {
+        msg.resize(out.len() + tail, 0);
+    }
+    msg.copy_within(head_end..head_end + tail, out.len());
+    msg.truncate(out.len() + tail);
+    msg[..out.len()].copy_from_slice(&out);
 }
 
 /// `Name: value` folded at "; " so that lines stay within 78 characters (no line ending).
@@ -175,6 +182,28 @@ mod tests {
             out,
             b"From: a\r\nTo: b\r\nX-Trackless: pixels=1; fonts=0\r\n\r\nbody".to_vec()
         );
+    }
+
+    /// In place, the header block may grow or shrink (a long forged field replaced by a
+    /// short one); the body after it moves whole.
+    #[test]
+    fn restamp_in_place_grows_and_shrinks() {
+        let body = b"\r\nline one\r\nline two\r\n".repeat(50);
+        for forged in [
+            "",
+            "X-Trackless: x\r\n",
+            &format!("X-Trackless: {}\r\n", "f".repeat(900)),
+        ] {
+            let head = format!("From: a\r\n{forged}To: b\r\n");
+            let mut msg = [head.as_bytes(), &body].concat();
+            restamp(&mut msg, head.len(), "pixels=1; fonts=0", b"\r\n");
+            let want = [
+                &b"From: a\r\nTo: b\r\nX-Trackless: pixels=1; fonts=0\r\n"[..],
+                &body,
+            ]
+            .concat();
+            assert_eq!(msg, want, "{} bytes forged", forged.len());
+        }
     }
 
     #[test]
