@@ -13,6 +13,15 @@ use trackless::cli::Error;
     after_long_help = "Files:\n  /etc/trackless/trackless.toml   configuration, see trackless.toml(5) and `trackless check-config`\n  ~/.config/trackless/trackless.toml   a user's own configuration (read instead of the system one)\n  /var/lib/trackless/log.sqlite   the daemons' tracking log\n  ~/.local/state/trackless/log.sqlite   the tracking log of filter, pipe, batch and report\n\nEnvironment:\n  TRACKLESS_CONFIG   configuration file (like --config; /dev/null: built-in defaults)\n  TRACKLESS_LOG      log level of the daemons (error, warn, info, debug, trace, off)\n\nSignals (daemons): SIGHUP re-reads the configuration and rules; SIGTERM finishes the messages in flight and stops."
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every sub-command takes (the full command line's and the filter's alike).
+#[derive(Debug, clap::Args)]
+struct Globals {
     /// Configuration file [default: ~/.config/trackless/trackless.toml, else
     /// /etc/trackless/trackless.toml, if they exist]. Flags override it.
     #[arg(long, value_name = "FILE", global = true, env = "TRACKLESS_CONFIG")]
@@ -21,8 +30,6 @@ struct Cli {
     policy: trackless::cli::PolicyArgs,
     #[command(flatten)]
     log: trackless::cli::LogArgs,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,12 +107,8 @@ impl Command {
 #[derive(Parser)]
 #[command(name = "trackless", version)]
 struct FilterCli {
-    #[arg(long, value_name = "FILE", global = true, env = "TRACKLESS_CONFIG")]
-    config: Option<PathBuf>,
     #[command(flatten)]
-    policy: trackless::cli::PolicyArgs,
-    #[command(flatten)]
-    log: trackless::cli::LogArgs,
+    globals: Globals,
     #[command(subcommand)]
     command: FilterOnly,
 }
@@ -128,9 +131,7 @@ where
     let f = FilterCli::try_parse_from(args).ok()?;
     let FilterOnly::Filter = f.command;
     Some(Cli {
-        config: f.config,
-        policy: f.policy,
-        log: f.log,
+        globals: f.globals,
         command: Command::Filter,
     })
 }
@@ -163,7 +164,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         _ => {}
     }
-    let loaded = trackless::cli::Settings::load(cli.config.as_deref(), cli.policy, cli.log)
+    let Globals {
+        config,
+        policy,
+        log,
+    } = cli.globals;
+    let loaded = trackless::cli::Settings::load(config.as_deref(), policy, log)
         .and_then(|settings| Ok((settings.policy()?, settings)));
     let (policy, settings) = match loaded {
         Ok(p) => p,
