@@ -1,6 +1,7 @@
 //! Amazon SES click links: `<id>.r.<region>.awstrack.me/L0/<pct-encoded URL>/<n>/<ses id>/<sig>`
 //! and the custom-domain form `/CL0/…`. The destination is the percent-decoded segment.
 
+use crate::mail::url::percent_decode_utf8;
 use url::Url;
 
 pub fn decode(raw: &str) -> Result<String, &'static str> {
@@ -11,10 +12,11 @@ pub fn decode(raw: &str) -> Result<String, &'static str> {
         .or_else(|| raw.find("/CL0/").map(|p| p + 5))
         .ok_or("no /L0/ or /CL0/ segment")?;
     let seg = &raw[pos..];
-    let seg = &seg[..seg.find(['/', '?', '#']).unwrap_or(seg.len())];
-    let dest = percent_encoding::percent_decode_str(seg)
-        .decode_utf8()
-        .map_err(|_| "segment is not UTF-8")?;
+    let seg = &seg[..seg
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(seg.len())];
+    let dest = percent_decode_utf8(seg).map_err(|_| "segment is not UTF-8")?;
     // An http(s) destination is parsed by the caller's check of every decoded destination;
     // anything else must at least be a URL.
     let web = dest

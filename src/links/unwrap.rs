@@ -237,15 +237,20 @@ fn opaque_rule_view(
 /// `url` crate's serialisation (percent-encoded, punycode host).
 pub fn valid_destination(dest: &str) -> Option<String> {
     let dest = dest.trim();
-    let parsed = url::Url::parse(dest).ok()?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return None;
-    }
     let lower = dest.get(..8).unwrap_or(dest).to_ascii_lowercase();
     let plain = (lower.starts_with("http://") || lower.starts_with("https://"))
         && dest
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`'));
+    // Most destinations are plain with a plain host name: the url crate would accept them and
+    // the answer is the string itself. Anything else is the url crate's to judge.
+    if plain && plain_authority(dest) {
+        return Some(dest.to_string());
+    }
+    let parsed = url::Url::parse(dest).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
     Some(if plain {
         dest.to_string()
     } else {
@@ -253,9 +258,116 @@ pub fn valid_destination(dest: &str) -> Option<String> {
     })
 }
 
+/// Is the authority of `url` (which starts with `http://` or `https://`) one the url crate
+/// certainly accepts: a host name of ASCII letters, digits, `-` and `.` whose labels are not
+/// empty, none an IDNA label (`xn--`), the last one starting with a letter (so it is not read
+/// as an IPv4 address), with an optional port of 1 to 5 digits up to 65535; no user info.
+fn plain_authority(url: &str) -> bool {
+    let rest = &url.as_bytes()[url.find("//").map_or(url.len(), |i| i + 2)..];
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (host, port) = match authority.iter().position(|&b| b == b':') {
+        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+        None => (authority, None),
+    };
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+        if !digits || port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) > 65535 {
+            return false;
+        }
+    }
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    if host.is_empty()
+        || !host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return false;
+    }
+    let mut last = &host[..0];
+    for label in host.split(|&b| b == b'.') {
+        if label.is_empty() || label.len() >= 4 && label[..4].eq_ignore_ascii_case(b"xn--") {
+            return false;
+        }
+        last = label;
+    }
+    last[0].is_ascii_alphabetic()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `valid_destination` answered before its fast path: the url crate's judgement.
+    fn by_the_url_crate(dest: &str) -> Option<String> {
+        let dest = dest.trim();
+        let parsed = url::Url::parse(dest).ok()?;
+        if !matches!(parsed.scheme(), "http" | "https")
+            || parsed.host_str().is_none_or(str::is_empty)
+        {
+            return None;
+        }
+        let lower = dest.get(..8).unwrap_or(dest).to_ascii_lowercase();
+        let plain = (lower.starts_with("http://") || lower.starts_with("https://"))
+            && dest
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`'));
+        Some(if plain {
+            dest.to_string()
+        } else {
+            parsed.as_str().to_string()
+        })
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_url_crate() {
+        for d in [
+            "https://a.example/x",
+            "http://A.Example.:8080/x?y#z",
+            "https://1.2.3.4/x",
+            "https://1.2.3.999/x",
+            "https://a.0x7f/",
+            "https://a.b1/",
+            "https://xn--nxasmq6b.example/",
+            "https://xn--zz.example/",
+            "https://a..b/",
+            "https://.a/",
+            "https://a.-b-/",
+            "https://a.example:65535/",
+            "https://a.example:65536/",
+            "https://a.example:/",
+            "https://u@a.example/",
+            "https://a_b.example/",
+            "https://a.example%2F/",
+            &format!("https://{}.example/", "a".repeat(300)),
+        ] {
+            assert_eq!(valid_destination(d), by_the_url_crate(d), "{d}");
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/link");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let d = String::from_utf8_lossy(&bytes);
+            assert_eq!(valid_destination(&d), by_the_url_crate(&d), "{d}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_on_generated_hosts(
+            host in "[a-zA-Z0-9.\\-_%@]{0,24}",
+            port in proptest::option::of("[0-9]{0,6}"),
+            tail in "[/?#a-z=&.%]{0,12}",
+        ) {
+            let d = match port {
+                Some(p) => format!("https://{host}:{p}{tail}"),
+                None => format!("http://{host}{tail}"),
+            };
+            proptest::prop_assert_eq!(valid_destination(&d), by_the_url_crate(&d), "{}", d);
+        }
+    }
 
     #[test]
     fn destinations_are_validated() {
