@@ -493,21 +493,18 @@ pub fn rewrite(
     let settings = Settings {
         element_content_handlers: vec![
             handler!(&sel.images, move |el| on_image(el, st, false)),
+            handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
+            // Images inside a hidden wrapper: one selector list for both attributes (the VM
+            // runs each registered list on every element).
             handler!(&sel.hidden, move |el| {
                 let tag = el.tag_name();
                 if (tag == "img" || tag == "input") && el.has_attribute("src") {
-                    on_image(el, st, true)
-                } else {
-                    Ok(())
+                    on_image(el, st, true)?;
                 }
-            }),
-            handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
-            handler!(&sel.hidden, move |el| {
-                if el.tag_name() == "img" && el.has_attribute("srcset") {
-                    on_srcset(el, st, true)
-                } else {
-                    Ok(())
+                if tag == "img" && el.has_attribute("srcset") {
+                    on_srcset(el, st, true)?;
                 }
+                Ok(())
             }),
             handler!(&sel.background, move |el| on_background(el, st)),
             handler!(&sel.style, move |el| on_style_attr(el, st)),
