@@ -21,6 +21,7 @@ mod plain;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod dossier;
 pub mod imap;
 pub mod log;
 pub mod serve;
