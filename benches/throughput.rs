@@ -237,8 +237,16 @@ fn main() {
                 opaque_links: policy.opaque_links,
             };
             let mut findings = Vec::new();
+            let mut remote = Vec::new();
             black_box(
-                trackless::internals::rewrite(h, encoding_rs::UTF_8, &ctx, &mut findings).ok(),
+                trackless::internals::rewrite(
+                    h,
+                    encoding_rs::UTF_8,
+                    &ctx,
+                    &mut findings,
+                    &mut remote,
+                )
+                .ok(),
             );
         }
     });

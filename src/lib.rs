@@ -30,7 +30,9 @@ pub use crate::core::message::neutralise;
 pub use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
 pub use crate::core::rules::{RuleFile, Rules, RulesError};
 pub use crate::mail::attribution::{Attribution, Confidence, Evidence, Layer, Signal};
-pub use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
+pub use crate::mail::outcome::{
+    Action, Counts, Finding, Kind, Outcome, Remote, Resource, SkipReason, REMOTE_MAX,
+};
 pub use crate::mail::trust::Trust;
 
 /// Entry points below `neutralise` for the fuzz targets and tests (feature `test-hooks`; not

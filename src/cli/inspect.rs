@@ -3,7 +3,7 @@
 
 use crate::core::message::neutralise;
 use crate::core::policy::Policy;
-use crate::mail::outcome::{Finding, Kind, Outcome};
+use crate::mail::outcome::{Finding, Kind, Outcome, Remote};
 use mail_parser::MessageParser;
 use serde::Serialize;
 use std::io::Write;
@@ -25,6 +25,9 @@ pub struct Report<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trackers_not_sent_through: Vec<String>,
     pub findings: &'a [Finding],
+    /// Remote hosts the HTML would contact on opening, before the rewrite; `removed: false`
+    /// ones are still contacted after it.
+    pub remote: &'a [Remote],
 }
 
 pub fn report<'a>(
@@ -47,6 +50,7 @@ pub fn report<'a>(
         esp: &outcome.esp,
         trackers_not_sent_through,
         findings: &outcome.findings,
+        remote: &outcome.remote,
     }
 }
 
@@ -179,6 +183,21 @@ fn write_text(rep: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     }
     for f in rep.findings {
         write_finding(f, out)?;
+    }
+    for r in rep.remote {
+        writeln!(
+            out,
+            "  > {:<10} {:<8} {}x {}{}",
+            r.kind.as_str(),
+            if r.removed { "removed" } else { "loads" },
+            r.count,
+            r.host,
+            if r.token {
+                " (per-recipient token)"
+            } else {
+                ""
+            }
+        )?;
     }
     if let Some(h) = rep.header {
         writeln!(out, "  X-Trackless: {h}")?;

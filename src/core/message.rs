@@ -9,7 +9,9 @@ use crate::mail::encode::{self, Cte};
 use crate::mail::header;
 use crate::mail::link::{LinkJudge, LinkResult};
 use crate::mail::mime::{self, MimeError, Part};
-use crate::mail::outcome::{Action, Counts, Finding, Kind, Outcome, SkipReason};
+use crate::mail::outcome::{
+    merge_remote, Action, Counts, Finding, Kind, Outcome, Remote, SkipReason, REMOTE_MAX,
+};
 use crate::mail::trace::Headers;
 use crate::plain;
 use std::borrow::Cow;
@@ -42,6 +44,7 @@ fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
         header: None,
         changed: false,
         esp: Vec::new(),
+        remote: Vec::new(),
     }
 }
 
@@ -126,7 +129,8 @@ fn rewrite<'a>(
         nl: encode::line_ending(raw),
         findings: Vec::new(),
         nested: 0,
-        link_memo: RefCell::new(HashMap::new()),
+        link_memo: RefCell::new(HashMap::with_capacity(64)),
+        remote: Vec::new(),
     };
     let mut edits = Vec::new();
     if let Err(reason) = walker.part(&root, raw, "", 0, &mut edits) {
@@ -135,7 +139,9 @@ fn rewrite<'a>(
             None,
         );
     }
-    let outcome = pass_through(raw, walker.findings);
+    let mut outcome = pass_through(raw, walker.findings);
+    merge_remote(&mut walker.remote);
+    outcome.remote = walker.remote;
     if edits.is_empty() {
         return (outcome, None);
     }
@@ -206,6 +212,8 @@ struct Walker<'p> {
     nested: usize,
     /// Links already judged in this message.
     link_memo: RefCell<HashMap<String, Option<LinkResult>>>,
+    /// The remote resources of the HTML parts read so far.
+    remote: Vec<Remote>,
 }
 
 /// Links remembered per message at most (a hostile message may hold any number of distinct
@@ -429,6 +437,7 @@ impl Walker<'_> {
             return Ok(());
         }
         let mut found = Vec::new();
+        let mut remote = Vec::new();
         let rules = &self.policy.rules;
         let link_rules = rules.links();
         // The same link often comes back (picture and button, the plain part repeating the
@@ -455,7 +464,7 @@ impl Walker<'_> {
                 links: self.policy.links.then_some(&judge as LinkJudge<'_>),
                 opaque_links: self.policy.opaque_links,
             };
-            html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found)
+            html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found, &mut remote)
         } else {
             if self.policy.links {
                 let opaque = self.policy.opaque_links;
@@ -471,6 +480,7 @@ impl Walker<'_> {
             Ok(Some(c)) => c,
             Ok(None) => {
                 self.findings.extend(found);
+                self.add_remote(remote, true);
                 return Ok(());
             }
             Err(reason) if reason.is_message_wide() => return Err(reason),
@@ -499,17 +509,32 @@ impl Walker<'_> {
                 }
                 None => {
                     self.skip(SkipReason::LineTooLong, path, None);
+                    self.add_remote(remote, false);
                     return Ok(());
                 }
             }
         }
         self.findings.extend(found);
+        self.add_remote(remote, true);
         edits.push(Edit {
             start,
             end,
             bytes: out_cte.encode(&content, self.nl, body.ends_with(b"\n")),
         });
         Ok(())
+    }
+
+    /// The remote resources of a part that was read: what it loads is known whether or not
+    /// it changed (`applied` false: its rewrite was dropped, nothing was taken out). A part
+    /// that could not be read lists nothing.
+    fn add_remote(&mut self, mut remote: Vec<Remote>, applied: bool) {
+        if !applied {
+            remote.iter_mut().for_each(|r| r.removed = false);
+        }
+        self.remote.extend(remote);
+        if self.remote.len() > 2 * REMOTE_MAX {
+            merge_remote(&mut self.remote);
+        }
     }
 }
 

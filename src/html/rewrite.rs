@@ -6,7 +6,7 @@ use crate::html::pixel::{self, By, Heuristics, Shape};
 use crate::html::srcset;
 use crate::mail::entities::{decode, escape_attr};
 use crate::mail::link::{LinkJudge, OpaqueLinks, MARK_TEXT, MARK_TITLE};
-use crate::mail::outcome::{Action, Finding, Kind, SkipReason};
+use crate::mail::outcome::{merge_remote, Action, Finding, Kind, Remote, Resource, SkipReason};
 use crate::mail::rule::UrlRuleSet;
 use crate::mail::url::UrlView;
 use lol_html::html_content::{ContentType, Element};
@@ -47,9 +47,44 @@ struct State<'a> {
     /// Findings (indices) of invisible images with static URLs: pixels unless [`pixel::spacer`]
     /// says spacer once the whole part has been read.
     maybe_spacers: Vec<usize>,
+    /// The remote resources the part loads on opening (see [`Remote`]), merged as they grow.
+    remote: Vec<Remote>,
+    /// The current element's image URLs, as the first handler read them: (index in `remote`,
+    /// kind, URL). The last handler marks those the others took out.
+    element: Vec<(usize, Resource, String)>,
+    /// The inventory holds as many distinct entries as it may: nothing more is noted.
+    remote_full: bool,
 }
 
 impl State<'_> {
+    /// Note a URL the HTML loads on opening; `None` when it is not remote (data:, cid:,
+    /// relative) or the inventory is full.
+    fn note(&mut self, url: &str, kind: Resource, removed: bool) -> Option<usize> {
+        if self.remote_full {
+            return None;
+        }
+        let view = UrlView::parse(url)?;
+        if self.remote.len() >= 2 * REMOTE_BATCH {
+            // Merged only between elements: `element` holds indices into the list.
+            if !self.element.is_empty() {
+                return None;
+            }
+            merge_remote(&mut self.remote);
+            if self.remote.len() >= REMOTE_BATCH {
+                self.remote_full = true;
+                return None;
+            }
+        }
+        self.remote.push(Remote {
+            host: view.host().to_string(),
+            kind,
+            removed,
+            token: pixel::per_recipient_token(&view),
+            count: 1,
+        });
+        Some(self.remote.len() - 1)
+    }
+
     fn record(
         &mut self,
         kind: Kind,
@@ -100,6 +135,12 @@ impl State<'_> {
             UrlUse::FontFace => (Kind::Font, "@font-face", Self::matches(self.ctx.font, url)),
             UrlUse::Declaration => (Kind::Pixel, decl_context, self.beacon(url)),
         };
+        let resource = match (use_, kind) {
+            (UrlUse::FontFace, _) | (UrlUse::Import, Kind::Font) => Resource::Font,
+            (UrlUse::Import, _) => Resource::Stylesheet,
+            (UrlUse::Declaration, _) => Resource::Css,
+        };
+        self.note(url, resource, hit.is_some());
         match hit {
             Some((id, vendor)) => {
                 self.record(kind, context, url, Some((&id, vendor.as_deref())));
@@ -108,7 +149,24 @@ impl State<'_> {
             None => false,
         }
     }
+
+    /// CSS of an element another handler removed: its URLs are noted as removed, nothing is
+    /// judged.
+    fn css_gone(&mut self, css_text: &str, mode: css::Mode) {
+        let _ = css::rewrite(css_text, mode, &mut |use_, url| {
+            let resource = match use_ {
+                UrlUse::FontFace => Resource::Font,
+                UrlUse::Import => Resource::Stylesheet,
+                UrlUse::Declaration => Resource::Css,
+            };
+            self.note(url.trim(), resource, true);
+            false
+        });
+    }
 }
+
+/// Entries noted before they are merged; merged, at most this many are kept per part.
+const REMOTE_BATCH: usize = crate::mail::outcome::REMOTE_MAX;
 
 /// Input chunk size for lol_html.
 const CHUNK: usize = 16 << 10;
@@ -292,16 +350,19 @@ fn on_srcset(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResu
 }
 
 fn on_background(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
-    if el.removed() {
-        return Ok(());
-    }
     let mut st = st.borrow_mut();
     st.check_time()?;
     let Some(raw) = el.get_attribute("background") else {
         return Ok(());
     };
     let url = decode(&raw);
-    if let Some((id, vendor)) = st.beacon(&url) {
+    if el.removed() {
+        st.note(url.trim(), Resource::Background, true);
+        return Ok(());
+    }
+    let beacon = st.beacon(&url);
+    st.note(url.trim(), Resource::Background, beacon.is_some());
+    if let Some((id, vendor)) = beacon {
         st.record(
             Kind::Pixel,
             "background",
@@ -314,9 +375,6 @@ fn on_background(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
 }
 
 fn on_style_attr(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
-    if el.removed() {
-        return Ok(());
-    }
     let mut st = st.borrow_mut();
     st.check_time()?;
     let Some(raw) = el.get_attribute("style") else {
@@ -326,6 +384,10 @@ fn on_style_attr(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     }
     let style = decode(&raw);
+    if el.removed() {
+        st.css_gone(&style, css::Mode::Declarations);
+        return Ok(());
+    }
     let new = css::rewrite(&style, css::Mode::Declarations, &mut |u, url| {
         st.css_reject(u, url, "style-attr")
     });
@@ -346,7 +408,11 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         return Ok(());
     };
     let href = decode(&raw);
+    let stylesheet = el
+        .get_attribute("rel")
+        .is_some_and(|r| r.to_ascii_lowercase().contains("stylesheet"));
     if let Some((id, vendor)) = State::matches(st.ctx.font, &href) {
+        st.note(href.trim(), Resource::Font, true);
         st.record(
             Kind::Font,
             "link",
@@ -355,6 +421,7 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
         );
         el.remove();
     } else if let Some((id, vendor)) = st.beacon(&href) {
+        st.note(href.trim(), Resource::Stylesheet, true);
         st.record(
             Kind::Pixel,
             "link",
@@ -362,6 +429,72 @@ fn on_link(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
             Some((&id, vendor.as_deref())),
         );
         el.remove();
+    } else if stylesheet {
+        st.note(href.trim(), Resource::Stylesheet, false);
+    }
+    Ok(())
+}
+
+/// The image URLs of `<img>`, `<input type=image>`, `<picture><source>` and `<video>`, read
+/// before any other handler runs (`open`), and marked taken out after they all ran.
+fn inventory(el: &mut Element, st: &RefCell<State>, open: bool) -> HandlerResult {
+    let mut st = st.borrow_mut();
+    if open {
+        st.element.clear();
+        let tag = el.tag_name();
+        let image = tag == "img"
+            || tag == "input"
+                && el
+                    .get_attribute("type")
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("image"));
+        let mut urls: Vec<(Resource, String)> = Vec::new();
+        if image {
+            if let Some(src) = el.get_attribute("src") {
+                urls.push((Resource::Image, decode(&src).trim().to_string()));
+            }
+        }
+        if tag == "img" || tag == "source" {
+            if let Some(set) = el.get_attribute("srcset") {
+                let set = decode(&set);
+                for c in srcset::candidates(&set) {
+                    urls.push((Resource::Srcset, c.url.trim().to_string()));
+                }
+            }
+        }
+        if tag == "video" {
+            if let Some(poster) = el.get_attribute("poster") {
+                urls.push((Resource::Poster, decode(&poster).trim().to_string()));
+            }
+        }
+        for (kind, url) in urls {
+            if let Some(i) = st.note(&url, kind, false) {
+                st.element.push((i, kind, url));
+            }
+        }
+        return Ok(());
+    }
+    let gone = el.removed();
+    let srcset_now = (!gone)
+        .then(|| el.get_attribute("srcset"))
+        .flatten()
+        .map(|s| decode(&s).into_owned())
+        .unwrap_or_default();
+    let kept: Vec<&str> = srcset::candidates(&srcset_now)
+        .iter()
+        .map(|c| c.url.trim())
+        .collect();
+    let src_now = !gone && el.has_attribute("src");
+    let element = std::mem::take(&mut st.element);
+    for (i, kind, url) in &element {
+        let removed = gone
+            || match kind {
+                Resource::Image => !src_now,
+                Resource::Srcset => !kept.contains(&url.as_str()),
+                _ => false,
+            };
+        if let Some(entry) = st.remote.get_mut(*i) {
+            entry.removed |= removed;
+        }
     }
     Ok(())
 }
@@ -423,6 +556,8 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
 struct Selectors {
     images: Selector,
     srcsets: Selector,
+    /// Elements whose image URLs go into the inventory.
+    inventory: Selector,
     /// Every element inside a hidden wrapper: the handlers pick the images themselves (seven
     /// selectors rather than three times seven; lol_html's matching grows with their number).
     hidden: Selector,
@@ -440,6 +575,7 @@ fn selectors() -> &'static Selectors {
         Selectors {
             images: parse("img[src], input[src]"),
             srcsets: parse("img[srcset], source[srcset]"),
+            inventory: parse("img, input[src], source[srcset], video[poster]"),
             hidden: parse(&hidden_wrapper_selector(&["*"])),
             background: parse("[background]"),
             style: parse("[style]"),
@@ -473,6 +609,7 @@ pub fn rewrite(
     encoding: &'static encoding_rs::Encoding,
     ctx: &PartCtx<'_>,
     findings: &mut Vec<Finding>,
+    remote: &mut Vec<Remote>,
 ) -> Result<Option<Vec<u8>>, SkipReason> {
     let Some(enc) = AsciiCompatibleEncoding::new(encoding) else {
         return Err(SkipReason::UnsupportedCharset);
@@ -486,12 +623,16 @@ pub fn rewrite(
         stylesheets: String::new(),
         img_uses: HashMap::new(),
         maybe_spacers: Vec::new(),
+        remote: Vec::new(),
+        element: Vec::new(),
+        remote_full: false,
     });
     let st = &state;
     let sel = selectors();
     let mut out = Vec::with_capacity(html.len());
     let settings = Settings {
         element_content_handlers: vec![
+            handler!(&sel.inventory, move |el| inventory(el, st, true)),
             handler!(&sel.images, move |el| on_image(el, st, false)),
             handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
             // Images inside a hidden wrapper: one selector list for both attributes (the VM
@@ -510,6 +651,7 @@ pub fn rewrite(
             handler!(&sel.style, move |el| on_style_attr(el, st)),
             handler!(&sel.link, move |el| on_link(el, st)),
             handler!(&sel.anchors, move |el| on_link_href(el, st)),
+            handler!(&sel.inventory, move |el| inventory(el, st, false)),
             text!("style", move |t| {
                 let mut s = st.borrow_mut();
                 s.style_buf.push_str(t.as_str());
@@ -563,5 +705,6 @@ pub fn rewrite(
         }
     }
     findings.extend(state.findings);
+    remote.extend(state.remote);
     Ok(state.changed.then_some(out))
 }

@@ -20,6 +20,78 @@ pub enum Kind {
     Skip,
 }
 
+/// What a remote resource is to the HTML that loads it on opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resource {
+    /// `<img src>`, `<input type=image src>`.
+    Image,
+    /// A candidate of `srcset` (`<img>`, `<picture><source>`).
+    Srcset,
+    /// The `background` attribute.
+    Background,
+    /// CSS `url()` in a declaration (style attribute or stylesheet).
+    Css,
+    /// A stylesheet: `<link rel=stylesheet href>`, CSS `@import`.
+    Stylesheet,
+    /// A font: `@font-face` `src`, a font service's stylesheet.
+    Font,
+    /// `<video poster>`.
+    Poster,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Image => "image",
+            Resource::Srcset => "srcset",
+            Resource::Background => "background",
+            Resource::Css => "css",
+            Resource::Stylesheet => "stylesheet",
+            Resource::Font => "font",
+            Resource::Poster => "poster",
+        }
+    }
+}
+
+/// Remote hosts the message's HTML would contact on opening, as written by the sender: one
+/// entry per host, kind, fate and token, with how many URLs. `removed: false` entries are
+/// what the message still loads after the rewrite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    /// Lowercased, without port or user info.
+    pub host: String,
+    pub kind: Resource,
+    /// trackless took these URLs out.
+    pub removed: bool,
+    /// The URLs carry a per-recipient token (an e-mail address, or a long opaque value mixing
+    /// letters and digits in a parameter or the last path segment).
+    pub token: bool,
+    pub count: usize,
+}
+
+/// At most this many distinct entries per message (each names a host, kind, fate, token): a
+/// message with more is listed up to there.
+pub const REMOTE_MAX: usize = 1000;
+
+/// Merge entries with the same host, kind, fate and token (counts added), sorted by those.
+pub fn merge_remote(list: &mut Vec<Remote>) {
+    list.sort_by(|a, b| {
+        (&a.host, a.kind, a.removed, a.token).cmp(&(&b.host, b.kind, b.removed, b.token))
+    });
+    list.dedup_by(|next, kept| {
+        let same = next.host == kept.host
+            && next.kind == kept.kind
+            && next.removed == kept.removed
+            && next.token == kept.token;
+        if same {
+            kept.count += next.count;
+        }
+        same
+    });
+    list.truncate(REMOTE_MAX);
+}
+
 /// What was done about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -246,6 +318,8 @@ pub struct Outcome<'a> {
     pub changed: bool,
     /// Who sent it: ESP attribution with evidence.
     pub esp: Vec<crate::mail::attribution::Attribution>,
+    /// Every remote host the HTML would contact on opening (see [`Remote`]).
+    pub remote: Vec<Remote>,
 }
 
 impl Outcome<'_> {
@@ -261,6 +335,7 @@ impl Outcome<'_> {
             header: self.header,
             changed: self.changed,
             esp: self.esp,
+            remote: self.remote,
         }
     }
 }

@@ -439,6 +439,7 @@ mod tests {
             header: None,
             changed: false,
             esp: Vec::new(),
+            remote: Vec::new(),
         };
         let m = Metrics::new();
         m.message(

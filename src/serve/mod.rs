@@ -70,6 +70,7 @@ fn passed_on<'a>(head: &'a [u8], reason: SkipReason, detail: &str) -> Outcome<'a
         header: None,
         changed: false,
         esp: Vec::new(),
+        remote: Vec::new(),
     }
 }
 
