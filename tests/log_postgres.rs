@@ -74,6 +74,36 @@ fn round_trip_and_reports_match_sqlite() {
         sqlite.insert(part).expect("sqlite insert");
         pg.insert(part).expect("pg insert");
     }
+    // The remote-content inventory reached PostgreSQL row for row.
+    {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        let row = client
+            .query_one(
+                "SELECT COUNT(*), SUM(removed)::BIGINT, SUM(count)::BIGINT FROM remote",
+                &[],
+            )
+            .expect("remote rows");
+        let entries = recs.iter().map(|r| r.remote.len()).sum::<usize>() as i64;
+        let removed = recs
+            .iter()
+            .flat_map(|r| &r.remote)
+            .filter(|x| x.removed)
+            .count() as i64;
+        let urls = recs
+            .iter()
+            .flat_map(|r| &r.remote)
+            .map(|x| x.count)
+            .sum::<usize>() as i64;
+        assert!(entries > 20);
+        assert_eq!(
+            (
+                row.get::<_, i64>(0),
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2)
+            ),
+            (entries, removed, urls)
+        );
+    }
 
     // Split the messages in two by when they were sent (their Date header, mostly).
     let mut seen: Vec<i64> = recs.iter().map(Record::seen).collect();

@@ -79,6 +79,30 @@ fn round_trip_keeps_counts_and_minimises_data() {
         .expect("q");
     assert_eq!(with_personal, 0);
     assert_eq!(count(conn, "headers"), 0);
+    // The remote-content inventory: one row per entry, hosts only (no URL, no token value).
+    let entries: usize = records.iter().map(|r| r.remote.len()).sum();
+    assert!(entries > 20, "the corpus loads remote content ({entries})");
+    assert_eq!(count(conn, "remote"), entries as i64);
+    let logged: (i64, i64) = conn
+        .query_row("SELECT SUM(removed), SUM(count) FROM remote", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("sums");
+    let removed = records
+        .iter()
+        .flat_map(|r| &r.remote)
+        .filter(|x| x.removed)
+        .count();
+    let urls: usize = records
+        .iter()
+        .flat_map(|r| &r.remote)
+        .map(|x| x.count)
+        .sum();
+    assert_eq!(logged, (removed as i64, urls as i64));
+    assert!(
+        removed > 0 && removed < entries,
+        "some removed, some still loaded"
+    );
     // ESP rows carry evidence; the Klaviyo-over-SendGrid message has both layers.
     let layers: Vec<(String, String)> = conn
         .prepare("SELECT e.name, e.layer FROM esp e JOIN messages m ON m.id = e.message WHERE m.from_domain = 'glowco.example' ORDER BY e.layer")
@@ -154,6 +178,27 @@ fn migrates_from_empty_and_from_version_one() {
     );
     assert_eq!(count(store.conn(), "messages"), 1);
     assert_eq!(count(store.conn(), "headers"), 0, "v2 table exists");
+    assert_eq!(count(store.conn(), "remote"), 0, "v4 table exists");
+    drop(store);
+    // A file at version 3 (the schema before the inventory) takes a message with remote rows.
+    let v3 = tmp("migrate-v3");
+    {
+        let conn = Connection::open(&v3).expect("open raw");
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (3);")
+            .expect("v");
+        for v in 1..=3 {
+            conn.execute_batch(&trackless::log::schema::Dialect::Sqlite.migration(v))
+                .expect("old schema");
+        }
+    }
+    let mut store = Store::open(&v3).expect("migrate from 3");
+    assert_eq!(store.version().expect("version"), 4);
+    store
+        .insert(&corpus_records(1_790_000_000))
+        .expect("insert");
+    assert!(count(store.conn(), "remote") > 20);
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
     // Empty file → current.
     let mut fresh = Store::memory().expect("mem");
     assert_eq!(

@@ -2,7 +2,7 @@
 //! the message and its `Outcome`; holds no body and, by default, no recipient.
 
 use crate::mail::attribution::{Attribution, Confidence, Layer};
-use crate::mail::outcome::{Action, Kind, Outcome};
+use crate::mail::outcome::{Action, Kind, Outcome, Remote};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -106,6 +106,10 @@ pub struct Record {
     pub esps: Vec<EspRow>,
     pub trackers: Vec<Tracker>,
     pub headers: Option<String>,
+    /// The remote hosts the HTML would contact on opening (records written before this field
+    /// existed read back without it).
+    #[serde(default)]
+    pub remote: Vec<Remote>,
 }
 
 impl Record {
@@ -270,6 +274,7 @@ impl Record {
             esps,
             trackers,
             headers: None,
+            remote: outcome.remote.clone(),
         };
         let headers = (keep.headers && record.tracked())
             .then(|| String::from_utf8_lossy(&raw[..head_end]).into_owned());

@@ -10,7 +10,11 @@
 //! - `esp`: the providers named for a message, with layer, confidence and evidence (JSON);
 //! - `trackers`: each tracker found (kind, action, host, vendor, rule, url);
 //! - `headers` (v2): original header blocks of tracked messages, only with `--keep-headers`;
-//! - `messages.spacers` (v3): invisible layout images removed, counted apart from pixels.
+//! - `messages.spacers` (v3): invisible layout images removed, counted apart from pixels;
+//! - `remote` (v4): the remote hosts a message's HTML would contact on opening, one row per
+//!   host, kind (image, srcset, background, css, stylesheet, font, poster), fate (`removed`
+//!   1: trackless took those URLs out) and `token` (1: they carry a per-recipient value), with
+//!   `count` URLs. Only hosts, never the URLs: the trackers' URLs are in `trackers`.
 
 /// The SQL dialect of a log backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +71,7 @@ impl Table {
 }
 
 /// How many migrations there are: the schema version of a log this trackless writes.
-pub const VERSION: usize = 3;
+pub const VERSION: usize = 4;
 
 const fn col(name: &'static str, ty: Ty, required: bool) -> Column {
     Column {
@@ -199,7 +203,35 @@ pub const HEADERS: Table = Table {
     indexes: &[],
 };
 
-pub const TABLES: &[&Table] = &[&MESSAGES, &ESP, &TRACKERS, &HEADERS];
+const fn v4(c: Column) -> Column {
+    Column { since: 4, ..c }
+}
+
+pub const REMOTE: Table = Table {
+    name: "remote",
+    since: 4,
+    ordered: true,
+    columns: &[
+        v4(col("message", Ty::Ref("messages"), true)),
+        v4(col("host", Ty::Text, true)),
+        v4(col("kind", Ty::Text, true)),
+        v4(int("removed")),
+        v4(int("token")),
+        v4(int("count")),
+    ],
+    indexes: &[
+        Index {
+            name: "remote_message",
+            columns: "message",
+        },
+        Index {
+            name: "remote_host",
+            columns: "host",
+        },
+    ],
+};
+
+pub const TABLES: &[&Table] = &[&MESSAGES, &ESP, &TRACKERS, &HEADERS, &REMOTE];
 
 impl Dialect {
     /// The n-th (1-based) statement parameter.

@@ -346,6 +346,7 @@ pub fn insert_and<B: Backend>(
     let esp = insert_sql(d, "esp", &columns_of(&schema::ESP));
     let trackers = insert_sql(d, "trackers", &columns_of(&schema::TRACKERS));
     let headers = insert_sql(d, "headers", &columns_of(&schema::HEADERS));
+    let remote = insert_sql(d, "remote", &columns_of(&schema::REMOTE));
     let logged = format!(
         "SELECT 1 FROM messages WHERE message_id_hash = {} AND mode = {} LIMIT 1",
         d.placeholder(1),
@@ -399,6 +400,19 @@ pub fn insert_and<B: Backend>(
             }
             if let Some(h) = &r.headers {
                 b.execute(&headers, &[id.into(), h.as_str().into()])?;
+            }
+            for x in &r.remote {
+                b.execute(
+                    &remote,
+                    &[
+                        id.into(),
+                        x.host.as_str().into(),
+                        x.kind.as_str().into(),
+                        x.removed.into(),
+                        x.token.into(),
+                        (x.count.min(i64::MAX as usize) as i64).into(),
+                    ],
+                )?;
             }
         }
         also(b)
