@@ -27,6 +27,7 @@ pub mod log;
 pub mod serve;
 
 pub use crate::core::message::neutralise;
+pub use crate::core::operators::{Operator, Operators};
 pub use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
 pub use crate::core::rules::{RuleFile, Rules, RulesError};
 pub use crate::mail::attribution::{Attribution, Confidence, Evidence, Layer, Signal};

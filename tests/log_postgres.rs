@@ -133,6 +133,10 @@ fn round_trip_and_reports_match_sqlite() {
             sqlite.trackers_per_week(f).expect("weeks"),
             pg.trackers_per_week(f).expect("weeks")
         );
+        let ops = trackless::Operators::embedded();
+        let s = sqlite.by_operator(f, ops).expect("sqlite by operator");
+        assert!(!s.is_empty());
+        assert_eq!(s, pg.by_operator(f, ops).expect("pg by operator"), "{f:?}");
     }
     assert!(groups > 20, "the corpus gives many groups ({groups})");
 

@@ -398,3 +398,55 @@ fn report_without_a_log_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tracking log at"));
 }
+
+#[test]
+fn report_by_operator_names_who_runs_each_remote_host() {
+    let (dir, _log) = filled_log("by-operator");
+    let json = run(&dir, &["report", "--by", "operator", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("json");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["operator"] == name)
+            .unwrap_or_else(|| panic!("{name} in {json}"))
+    };
+    // Remote fonts are removed everywhere; Google is a US company.
+    let fonts = row("Google Fonts");
+    assert_eq!(fonts["known"], true);
+    assert_eq!(fonts["kind"], "fonts");
+    assert_eq!(fonts["jurisdiction"], "US");
+    assert_eq!(fonts["us_exposure"], true);
+    assert_eq!(fonts["still_loaded"], 0);
+    assert!(fonts["removed"].as_u64().unwrap_or(0) > 0);
+    // CloudFront images stay (visible, static): still loaded, not removed.
+    let aws = row("Amazon Web Services");
+    assert!(aws["still_loaded"].as_u64().unwrap_or(0) > 0);
+    // A host without a known operator is its own row.
+    assert!(rows
+        .iter()
+        .any(|r| r["known"] == false && r["kind"] == "unknown"));
+    for r in &rows {
+        let n = |k: &str| r[k].as_u64().unwrap_or(u64::MAX);
+        assert_eq!(n("removed") + n("still_loaded"), n("urls"), "{r}");
+        assert!(n("messages") >= 1 && n("hosts") >= 1 && n("urls") >= n("hosts"));
+    }
+    let table = run(&dir, &["report", "--by", "operator"]);
+    assert!(table.starts_with("OPERATOR (OR HOST)"), "{table}");
+    assert!(table.contains("Google Fonts"), "{table}");
+    let csv = run(&dir, &["report", "--by", "operator", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    // Only the sender asked for.
+    let one = run(
+        &dir,
+        &[
+            "report",
+            "--by",
+            "operator",
+            "--sender",
+            "northwind.example",
+            "--format",
+            "json",
+        ],
+    );
+    let one: Vec<serde_json::Value> = serde_json::from_str(&one).expect("json");
+    assert!(one.len() < rows.len());
+}

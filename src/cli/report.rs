@@ -1,6 +1,8 @@
 //! `trackless report …` and `trackless log prune`: read the tracking log.
 
+use crate::core::operators::Operators;
 use crate::log::evidence;
+use crate::log::remote;
 use crate::log::report::{self, By, Filter, Format};
 use crate::log::{html, time, Db, LogTarget};
 use std::io::Write;
@@ -14,9 +16,11 @@ use super::Error;
 pub struct ReportArgs {
     #[command(subcommand)]
     pub sub: Option<ReportSub>,
-    /// Group rows by sender domain, sender address or ESP.
+    /// Group rows by sender domain, sender address or ESP; or list the remote hosts the
+    /// messages make the reader's client contact, by their operator (CDN, cloud, font
+    /// service, ESP) with its country.
     #[arg(long, value_enum, default_value = "domain")]
-    pub by: By,
+    pub by: GroupBy,
     #[command(flatten)]
     pub period: Period,
     /// Only this sender address, or domain.
@@ -104,6 +108,15 @@ fn period_text(f: &Filter) -> String {
     }
 }
 
+/// How `report` groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    Domain,
+    Sender,
+    Esp,
+    Operator,
+}
+
 /// Run `report` (or `report evidence`).
 pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), Error> {
     let mut store = open_existing(log)?;
@@ -126,14 +139,35 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
         };
     }
     let f = filter(&args.period, args.sender.clone())?;
-    let rows = store.summarise(args.by, &f).map_err(failed)?;
+    let by = match args.by {
+        GroupBy::Domain => By::Domain,
+        GroupBy::Sender => By::Sender,
+        GroupBy::Esp => By::Esp,
+        GroupBy::Operator => {
+            if args.html.is_some() {
+                return Err(Error::Usage(
+                    "--html draws the sender and ESP tables: use it without --by operator".into(),
+                ));
+            }
+            let rows = store
+                .by_operator(&f, Operators::embedded())
+                .map_err(failed)?;
+            match args.format {
+                Format::Table => remote::write_table(&rows, out).map_err(io)?,
+                Format::Json => remote::write_json(&rows, out).map_err(io)?,
+                Format::Csv => remote::write_csv(&rows, out).map_err(io)?,
+            }
+            return Ok(());
+        }
+    };
+    let rows = store.summarise(by, &f).map_err(failed)?;
     match args.format {
-        Format::Table => report::write_table(&rows, args.by, out).map_err(io)?,
+        Format::Table => report::write_table(&rows, by, out).map_err(io)?,
         Format::Json => report::write_json(&rows, out).map_err(io)?,
         Format::Csv => report::write_csv(&rows, out).map_err(io)?,
     }
     if let Some(path) = &args.html {
-        let by_domain = if args.by == By::Domain {
+        let by_domain = if by == By::Domain {
             rows.clone()
         } else {
             store.summarise(By::Domain, &f).map_err(failed)?

@@ -2,6 +2,7 @@
 
 pub mod allow;
 pub mod message;
+pub mod operators;
 pub mod policy;
 pub mod rules;
 pub mod sender;

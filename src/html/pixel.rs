@@ -150,13 +150,28 @@ pub fn per_recipient_token(view: &UrlView) -> bool {
     let (path, query) = subject.split_once('?').unwrap_or((subject, ""));
     let query_token = query.split('&').any(|pair| {
         let value = pair.split_once('=').map_or("", |(_, v)| v);
-        value.contains('@') || value.to_ascii_lowercase().contains("%40") || opaque(value, 16)
+        email_address(value) || opaque(value, 16)
     });
     if query_token {
         return true;
     }
     let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
     !image_file(last) && opaque(last, 20)
+}
+
+/// Does a (still percent-encoded) parameter value hold an e-mail address: something, `@` (or
+/// `%40`), then a domain with a dot? (`wght@400;700` in a font URL holds none.)
+fn email_address(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let (local, domain) = match lower.split_once('@') {
+        Some(pair) => pair,
+        None => match lower.split_once("%40") {
+            Some(pair) => pair,
+            None => return false,
+        },
+    };
+    let dot = domain.find('.');
+    !local.is_empty() && dot.is_some_and(|d| d > 0 && d + 1 < domain.len())
 }
 
 /// A run of URL-safe characters at least `min` long with both letters and digits.
@@ -411,6 +426,11 @@ mod tests {
         assert!(t("https://h.example/i.gif?u=8d7f6e5d4c3b2a1f0e9d"));
         assert!(t("https://h.example/i.gif?e=jane%40example.net"));
         assert!(t("https://h.example/o/01HQ7ZK3M9V2XG5T8B4N6C1D0E"));
+        assert!(t("https://h.example/i.gif?e=jane@example.net&x=1"));
+        assert!(!t(
+            "https://fonts.googleapis.com/css2?family=Inter:wght@400;700"
+        ));
+        assert!(!t("https://h.example/i.gif?at=@&x=a@b"));
         assert!(!t("https://h.example/images/logo.png"));
         assert!(!t(
             "https://h.example/9f8e7d6c-1234-4abc-8def-0123456789ab/logo.png"

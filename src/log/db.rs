@@ -101,6 +101,17 @@ impl Db {
         }
     }
 
+    pub fn by_operator(
+        &mut self,
+        filter: &Filter,
+        operators: &crate::core::operators::Operators,
+    ) -> Result<Vec<super::remote::OperatorRow>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(s.by_operator(filter, operators)?),
+            Db::Postgres(p) => Ok(p.by_operator(filter, operators)?),
+        }
+    }
+
     pub fn trackers_per_week(&mut self, filter: &Filter) -> Result<Vec<(String, u64)>, DbError> {
         match self {
             Db::Sqlite(s) => Ok(s.trackers_per_week(filter)?),

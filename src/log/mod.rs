@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod html;
 pub mod postgres;
 pub mod record;
+pub mod remote;
 pub mod report;
 pub mod schema;
 pub mod spool;

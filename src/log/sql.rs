@@ -7,9 +7,11 @@ use super::evidence::{
     message_id_of, not_sent_through, EspEvidence, MessageEvidence, TrackerEvidence,
 };
 use super::record::Record;
+use super::remote::{self, OperatorRow};
 use super::report::{self, By, Filter, Param, Row, ScanRow, Summary};
 use super::schema::{self, Dialect};
 use super::time;
+use crate::core::operators::Operators;
 
 /// A statement parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +162,17 @@ pub trait Backend {
         Self: Sized,
     {
         trackers_per_week(self, filter)
+    }
+
+    fn by_operator(
+        &mut self,
+        filter: &Filter,
+        operators: &Operators,
+    ) -> Result<Vec<OperatorRow>, Self::Error>
+    where
+        Self: Sized,
+    {
+        by_operator(self, filter, operators)
     }
 
     fn evidence(
@@ -459,6 +472,31 @@ pub fn summarise<B: Backend>(b: &mut B, by: By, filter: &Filter) -> Result<Vec<R
         });
     })?;
     Ok(summary.finish())
+}
+
+/// The remote hosts the filtered messages contact, by operator (`report --by operator`).
+pub fn by_operator<B: Backend>(
+    b: &mut B,
+    filter: &Filter,
+    operators: &Operators,
+) -> Result<Vec<OperatorRow>, B::Error> {
+    let d = B::DIALECT;
+    let (cond, params) = filter.condition(|n| d.placeholder(n));
+    let args: Vec<Arg<'_>> = params.iter().map(Arg::from).collect();
+    let mut acc = remote::ByOperator::new(operators);
+    b.query(&remote::scan_sql(&cond), &args, &mut |c| {
+        let int = |i: usize| c.get(i).and_then(|c| c.int()).unwrap_or(0);
+        acc.add(&remote::ScanRow {
+            host: c.first().and_then(|c| c.text()).unwrap_or(""),
+            removed: int(1) != 0,
+            token: int(2) != 0,
+            count: int(3),
+            message: int(4),
+            from_domain: c.get(5).and_then(|c| c.text()),
+            seen: int(6),
+        });
+    })?;
+    Ok(acc.finish())
 }
 
 /// Trackers per ISO week (Monday) over the filter, for the HTML chart: (week start, count).
