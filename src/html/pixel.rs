@@ -183,10 +183,13 @@ fn opaque(s: &str, min: usize) -> bool {
         && s.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
+/// A file name the same in every copy of a campaign: an image, a font or a stylesheet.
 fn image_file(segment: &str) -> bool {
     let lower = segment.to_ascii_lowercase();
     [
         ".gif", ".png", ".jpg", ".jpeg", ".webp", ".svg", ".bmp", ".avif",
+        // Fonts and stylesheets are named by their content's hash: the same for everyone.
+        ".woff", ".woff2", ".ttf", ".otf", ".eot", ".css",
     ]
     .iter()
     .any(|ext| lower.ends_with(ext))
@@ -431,6 +434,7 @@ mod tests {
             "https://fonts.googleapis.com/css2?family=Inter:wght@400;700"
         ));
         assert!(!t("https://h.example/i.gif?at=@&x=a@b"));
+        assert!(!t("https://fonts.gstatic.com/s/inter/v13/UcCO3FwrK3iLTeHuS_fvQtMwCp50KnMw2boKoduKmMEVuLyfAZ9hiA.woff2"));
         assert!(!t("https://h.example/images/logo.png"));
         assert!(!t(
             "https://h.example/9f8e7d6c-1234-4abc-8def-0123456789ab/logo.png"
