@@ -59,6 +59,23 @@ pub enum ReportSub {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// A complaint-ready dossier for one sender address or domain, written to DIR: a
+    /// self-contained printable page (dossier.html), the same data as JSON (evidence.json) and,
+    /// when the log kept them (--keep-headers), the raw header blocks (headers/N.txt, N the
+    /// message's number in the dossier). Files readable by their owner only; the same log
+    /// gives the same bytes.
+    Dossier {
+        /// news@shop.example or shop.example
+        who: String,
+        /// The language of the page: en or fr.
+        #[arg(long, default_value = "en", value_name = "LANG")]
+        lang: crate::dossier::Lang,
+        /// The folder to write (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        period: Period,
+    },
 }
 
 /// `trackless log …`
@@ -121,6 +138,15 @@ pub enum GroupBy {
 pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), Error> {
     let mut store = open_existing(log)?;
     let io = Error::output;
+    if let Some(ReportSub::Dossier {
+        who,
+        lang,
+        out: dir,
+        period,
+    }) = &args.sub
+    {
+        return write_dossier(&mut store, log, who, *lang, dir, period, out);
+    }
     if let Some(ReportSub::Evidence {
         who,
         limit,
@@ -185,6 +211,107 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
             .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// `report dossier`: read the sender's messages, assemble, write the page and the evidence
+/// files into `dir`.
+fn write_dossier(
+    store: &mut Db,
+    log: &LogTarget,
+    who: &str,
+    lang: crate::dossier::Lang,
+    dir: &Path,
+    period: &Period,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let f = filter(period, Some(who.to_string()))?;
+    let messages = store.dossier(&f).map_err(failed)?;
+    if messages.is_empty() {
+        return Err(Error::Failed(format!(
+            "no message from {} in the log at {log} ({}): no dossier written",
+            who.trim(),
+            period_text(&f)
+        )));
+    }
+    let rules = crate::core::rules::Rules::embedded();
+    let facts = |name: &str| rules.provider_facts(name);
+    let mut from = format!(
+        "trackless {}, log {}",
+        env!("CARGO_PKG_VERSION"),
+        log.shown()
+    );
+    if f.since.is_some() || f.until.is_some() {
+        from.push_str(", ");
+        from.push_str(&period_text(&f));
+    }
+    let d = crate::dossier::assemble(who, &messages, Operators::embedded(), &facts, &from);
+    let page = crate::dossier::html(&d, lang);
+    let json = serde_json::to_string_pretty(&d).map_err(failed)? + "\n";
+    fn at(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |e| Error::Failed(format!("{}: {e}", p.display()))
+    }
+    create_private_dir(dir).map_err(at(dir))?;
+    let html_path = dir.join("dossier.html");
+    write_private(&html_path, page.as_bytes()).map_err(at(&html_path))?;
+    let json_path = dir.join("evidence.json");
+    write_private(&json_path, json.as_bytes()).map_err(at(&json_path))?;
+    // Header blocks as headers/N.txt; numbered files a previous dossier left there go.
+    let headers = dir.join("headers");
+    let mut written = std::collections::BTreeSet::new();
+    for (i, m) in d.messages.iter().enumerate() {
+        let Some(h) = &m.headers else { continue };
+        if written.is_empty() {
+            create_private_dir(&headers).map_err(at(&headers))?;
+        }
+        let name = format!("{}.txt", i + 1);
+        let path = headers.join(&name);
+        write_private(&path, h.as_bytes()).map_err(at(&path))?;
+        written.insert(name);
+    }
+    if let Ok(entries) = std::fs::read_dir(&headers) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let numbered = name
+                .strip_suffix(".txt")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if numbered && !written.contains(&name) {
+                std::fs::remove_file(e.path()).map_err(at(&e.path()))?;
+            }
+        }
+        if written.is_empty() {
+            // Only if nothing else is in it.
+            let _ = std::fs::remove_dir(&headers);
+        }
+    }
+    let tracked = messages.iter().filter(|m| m.tracked).count();
+    let mut files = format!("{}, {}", html_path.display(), json_path.display());
+    if !written.is_empty() {
+        files.push_str(&format!(
+            ", {} header block(s) in {}",
+            written.len(),
+            headers.display()
+        ));
+    }
+    writeln!(
+        out,
+        "dossier for {}: {} message(s), {tracked} with trackers; wrote {files}",
+        d.sender.address,
+        d.messages.len()
+    )
+    .map_err(Error::output)
+}
+
+/// A folder only its owner can enter (created with its parents if missing; an existing one is
+/// left as it is).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 /// Run `log prune`.

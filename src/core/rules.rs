@@ -291,6 +291,19 @@ impl Rules {
         }
     }
 
+    /// The legal facts `rules/providers.toml` gives a provider, found by name or alias
+    /// (case-insensitive): its legal entity, parent and parent's jurisdiction, as written
+    /// (`"unknown"` included). None for a provider the file does not list.
+    pub fn provider_facts(&self, name: &str) -> Option<(String, Option<String>, Option<String>)> {
+        self.esp.providers.get(name).map(|p| {
+            (
+                p.legal_entity.clone(),
+                p.parent.clone(),
+                p.parent_jurisdiction.clone(),
+            )
+        })
+    }
+
     pub fn empty() -> Rules {
         Rules {
             open: empty_set(),

@@ -4,10 +4,16 @@
 //!
 //! The legal texts the dossier cites are data, `texts.toml` beside this file, embedded in the
 //! binary: [`legal_texts`].
+//!
+//! [`assemble()`] fills a [`Dossier`] from what the log read (`log::dossier`), the operators
+//! table and the providers' facts; `trackless report dossier` writes the page and the evidence
+//! files.
 
+pub mod assemble;
 pub mod model;
 pub mod render;
 
+pub use assemble::{assemble, token_range};
 pub use model::{
     Dossier, EspEntry, Lang, MessageEntry, RemoteEntry, Sender, TrackerEntry, UnknownLang,
 };

@@ -4,12 +4,16 @@
 //! Strings that come from mail (addresses, subjects, URLs, header blocks, evidence lines) are
 //! attacker-controlled: the renderer escapes every one of them. Lists are rendered in the
 //! order given; the renderer sorts only what it aggregates, and says so.
+//!
+//! The same data is written as JSON beside the page (`evidence.json`): the field names below
+//! are that file's, a token range is `[start, end]` (bytes of the URL).
 
+use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
 /// Everything one dossier is about: one sender, its messages, the providers that carried them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dossier {
     pub sender: Sender,
     /// The first and the last message date, ISO (`2026-11-02` or `2026-11-02 09:14:00`).
@@ -27,7 +31,7 @@ pub struct Dossier {
 }
 
 /// Who the dossier is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sender {
     /// The From address (or a domain when the dossier covers a whole domain).
     pub address: String,
@@ -38,7 +42,7 @@ pub struct Sender {
 
 /// One email service provider (ESP) named for some of the messages, with its legal facts
 /// (`rules/providers.toml`). `None` and `"unknown"` both read as "not known".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EspEntry {
     pub name: String,
     /// `platform` (built and instrumented the mail) or `carrier` (delivered it).
@@ -57,7 +61,7 @@ pub struct EspEntry {
 }
 
 /// One message, with what was found in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageEntry {
     /// The message's date as recorded (the Date header, else when it was processed).
     pub date: String,
@@ -80,7 +84,7 @@ pub struct MessageEntry {
 }
 
 /// One tracker found in a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrackerEntry {
     /// `pixel`, `spacer`, `link`, `font`, … (`trackless::Kind` as text).
     pub kind: String,
@@ -97,7 +101,7 @@ pub struct TrackerEntry {
 }
 
 /// One remote host a message would make the mail client contact on opening.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RemoteEntry {
     pub host: String,
     /// `image`, `css`, `font`, `background`, `srcset`, `poster`, `stylesheet`.

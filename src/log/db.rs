@@ -130,6 +130,18 @@ impl Db {
         }
     }
 
+    /// Every message of a sender (the filter's), oldest first, with what `report dossier`
+    /// shows of it.
+    pub fn dossier(
+        &mut self,
+        filter: &Filter,
+    ) -> Result<Vec<super::dossier::LoggedMessage>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(super::dossier::messages(s, filter)?),
+            Db::Postgres(p) => Ok(super::dossier::messages(p.as_mut(), filter)?),
+        }
+    }
+
     /// Is the connection known to be gone (PostgreSQL restarted)? Then reopen.
     pub fn is_closed(&self) -> bool {
         match self {

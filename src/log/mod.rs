@@ -2,6 +2,7 @@
 //! one record per message; `report` reads them. SQLite by default (file 0600, WAL).
 
 pub mod db;
+pub mod dossier;
 pub mod evidence;
 pub mod html;
 pub mod postgres;

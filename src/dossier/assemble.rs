@@ -1,0 +1,454 @@
+//! A [`Dossier`] from what the log holds of one sender: the messages as
+//! [`crate::log::dossier::messages`] reads them (evidence and remote rows), the operators of
+//! remote hosts and the providers' legal facts. A pure function: the same input gives the same
+//! dossier (no clock, no I/O, nothing iterated in hash order).
+//!
+//! How each part is filled:
+//! - the sender is the address or domain asked for, its domain, no organisation (the log does
+//!   not know one);
+//! - messages in the order given (the log reads them oldest first), each dated by its Date
+//!   header, else by when trackless processed it; the period is the first and last of those;
+//! - each tracker URL with its per-recipient token located by [`token_range`];
+//! - each remote host with its operator, country and US exposure from `rules/operators.toml`
+//!   (by host suffix, never DNS; unknown stays unknown);
+//! - the ESPs once per name and layer over all messages, most messages first: the highest
+//!   confidence they were named with, the country and US exposure the log recorded, the legal
+//!   entity and parent from `rules/providers.toml`;
+//! - the ESP evidence lines of a message as logged (`signal: detail`), prefixed with the
+//!   provider's name when the message names more than one.
+
+use super::model::{Dossier, EspEntry, MessageEntry, RemoteEntry, Sender, TrackerEntry};
+use crate::core::operators::Operators;
+use crate::log::dossier::LoggedMessage;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A provider's legal facts: legal entity, parent, parent's jurisdiction
+/// (`Rules::provider_facts`).
+pub type ProviderFacts = (String, Option<String>, Option<String>);
+
+/// The dossier of `who` (an address or a domain) from its logged messages.
+pub fn assemble(
+    who: &str,
+    messages: &[LoggedMessage],
+    operators: &Operators,
+    provider_facts: &dyn Fn(&str) -> Option<ProviderFacts>,
+    generated_from: &str,
+) -> Dossier {
+    let address = who.trim().to_ascii_lowercase();
+    let domain = address
+        .rsplit_once('@')
+        .map_or(address.as_str(), |(_, d)| d)
+        .to_string();
+    let entries: Vec<MessageEntry> = messages.iter().map(|m| message(m, operators)).collect();
+    let period = entries
+        .iter()
+        .map(|m| m.date.as_str())
+        .min()
+        .zip(entries.iter().map(|m| m.date.as_str()).max())
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+    Dossier {
+        sender: Sender {
+            address,
+            domain,
+            organisation: None,
+        },
+        period,
+        esps: esps(messages, provider_facts),
+        keep_headers: entries.iter().any(|m| m.headers.is_some()),
+        messages: entries,
+        generated_from: generated_from.to_string(),
+    }
+}
+
+fn message(m: &LoggedMessage, operators: &Operators) -> MessageEntry {
+    let e = &m.evidence;
+    let several = e.esp.len() > 1;
+    let esp_evidence = e
+        .esp
+        .iter()
+        .flat_map(|p| {
+            p.evidence.iter().map(move |line| {
+                if several {
+                    format!("{}: {line}", p.name)
+                } else {
+                    line.clone()
+                }
+            })
+        })
+        .collect();
+    MessageEntry {
+        date: e.date.clone().unwrap_or_else(|| e.processed.clone()),
+        subject: e.subject.clone(),
+        message_id: e.message_id.clone(),
+        message_id_sha256: e.message_id_sha256.clone(),
+        original_sha256: None,
+        original_file: None,
+        trackers: e
+            .trackers
+            .iter()
+            .map(|t| TrackerEntry {
+                kind: t.kind.clone(),
+                token: token_range(&t.url),
+                url: t.url.clone(),
+                rule: t.rule.clone(),
+                vendor: t.vendor.clone(),
+                action: t.action.clone(),
+            })
+            .collect(),
+        remote: m
+            .remote
+            .iter()
+            .map(|r| {
+                let op = operators.of(&r.host.to_ascii_lowercase());
+                RemoteEntry {
+                    host: r.host.clone(),
+                    kind: r.kind.clone(),
+                    removed: r.removed,
+                    operator: op.map(|o| o.name.clone()),
+                    country: op.and_then(|o| o.jurisdiction.clone()),
+                    us_exposure: op.and_then(|o| o.us_exposure),
+                    token: r.token,
+                    count: usize::try_from(r.count).unwrap_or(usize::MAX),
+                }
+            })
+            .collect(),
+        esp_evidence,
+        headers: e.headers.clone(),
+    }
+}
+
+fn known(v: Option<&str>) -> Option<String> {
+    v.map(str::trim)
+        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("unknown"))
+        .map(str::to_string)
+}
+
+fn rank(confidence: &str) -> u8 {
+    match confidence {
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+/// The providers over all messages, one entry per name and layer.
+fn esps(
+    messages: &[LoggedMessage],
+    provider_facts: &dyn Fn(&str) -> Option<ProviderFacts>,
+) -> Vec<EspEntry> {
+    struct Acc {
+        confidence: String,
+        jurisdiction: Option<String>,
+        us_exposure: Option<bool>,
+        messages: BTreeSet<usize>,
+    }
+    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        for e in &m.evidence.esp {
+            let acc = by
+                .entry((e.name.clone(), e.layer.clone()))
+                .or_insert_with(|| Acc {
+                    confidence: e.confidence.clone(),
+                    jurisdiction: None,
+                    us_exposure: None,
+                    messages: BTreeSet::new(),
+                });
+            if rank(&e.confidence) > rank(&acc.confidence) {
+                acc.confidence = e.confidence.clone();
+            }
+            if acc.jurisdiction.is_none() {
+                acc.jurisdiction = known(e.jurisdiction.as_deref());
+            }
+            if acc.us_exposure.is_none() {
+                acc.us_exposure = e.us_exposure;
+            }
+            acc.messages.insert(i);
+        }
+    }
+    let mut out: Vec<EspEntry> = by
+        .into_iter()
+        .map(|((name, layer), a)| {
+            let facts = provider_facts(&name);
+            let (legal_entity, parent, parent_jurisdiction) = match &facts {
+                Some((entity, parent, pj)) => (
+                    known(Some(entity)),
+                    known(parent.as_deref()),
+                    known(pj.as_deref()),
+                ),
+                None => (None, None, None),
+            };
+            EspEntry {
+                name,
+                layer,
+                confidence: a.confidence,
+                legal_entity,
+                jurisdiction: a.jurisdiction,
+                parent,
+                parent_jurisdiction,
+                us_exposure: a.us_exposure,
+                messages: a.messages.len(),
+            }
+        })
+        .collect();
+    // Most messages first; then platform before carrier, then by name.
+    out.sort_by(|a, b| {
+        b.messages
+            .cmp(&a.messages)
+            .then_with(|| b.layer.cmp(&a.layer))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
+/// The byte range of the per-recipient token in a tracker URL, if it has one: the longest of
+/// its query values that holds an e-mail address or is a long opaque token (≥ 16 URL-safe
+/// characters mixing letters and digits), and of its last path segment when that is a long
+/// opaque token (≥ 20) and not a static file name (image, font, stylesheet). The same test the
+/// filter applies to remote resources (`html::pixel::per_recipient_token`), located. A
+/// heuristic: it marks what differs between recipients in practice, and can mark an account
+/// id of the same shape.
+pub fn token_range(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('#').map_or(url.len(), |i| start + i);
+    let rest = &url[start..end];
+    let authority = rest.find(['/', '?']).unwrap_or(rest.len());
+    let path_start = start + authority;
+    let query_start = url[path_start..end]
+        .find('?')
+        .map_or(end, |i| path_start + i);
+    let mut best: Option<(usize, usize)> = None;
+    let mut consider = |s: usize, e: usize| {
+        if best.is_none_or(|(bs, be)| e - s > be - bs) {
+            best = Some((s, e));
+        }
+    };
+    // Query values.
+    if query_start < end {
+        let mut pos = query_start + 1;
+        for pair in url[query_start + 1..end].split('&') {
+            if let Some(eq) = pair.find('=') {
+                let value = &pair[eq + 1..];
+                if email_address(value) || opaque(value, 16) {
+                    consider(pos + eq + 1, pos + pair.len());
+                }
+            }
+            pos += pair.len() + 1;
+        }
+    }
+    // The last non-empty path segment.
+    let path = &url[path_start..query_start];
+    let trimmed = path.trim_end_matches('/');
+    let seg_start = trimmed.rfind('/').map_or(0, |i| i + 1);
+    let segment = &trimmed[seg_start..];
+    if !static_file(segment) && opaque(segment, 20) {
+        consider(path_start + seg_start, path_start + trimmed.len());
+    }
+    best
+}
+
+/// Does a (still percent-encoded) value hold an e-mail address: something, `@` (or `%40`),
+/// then a domain with a dot?
+fn email_address(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let Some((local, domain)) = lower.split_once('@').or_else(|| lower.split_once("%40")) else {
+        return false;
+    };
+    let dot = domain.find('.');
+    !local.is_empty() && dot.is_some_and(|d| d > 0 && d + 1 < domain.len())
+}
+
+/// A run of URL-safe characters at least `min` long with both letters and digits.
+fn opaque(s: &str, min: usize) -> bool {
+    s.len() >= min
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~=%+".contains(&b))
+        && s.bytes().any(|b| b.is_ascii_digit())
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// A file name the same in every copy of a campaign: an image, a font or a stylesheet.
+fn static_file(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    [
+        ".gif", ".png", ".jpg", ".jpeg", ".webp", ".svg", ".bmp", ".avif", ".woff", ".woff2",
+        ".ttf", ".otf", ".eot", ".css",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::dossier::RemoteRow;
+    use crate::log::evidence::{EspEvidence, MessageEvidence, TrackerEvidence};
+
+    fn token(url: &str) -> Option<&str> {
+        token_range(url).map(|(s, e)| &url[s..e])
+    }
+
+    #[test]
+    fn the_longest_opaque_value_or_segment_is_the_token() {
+        assert_eq!(
+            token("https://u1.ct.sendgrid.net/ls/click?upn=u001.7o1HT2LBLKK8rwOk8shny4O-2B2M&x=1"),
+            Some("u001.7o1HT2LBLKK8rwOk8shny4O-2B2M")
+        );
+        assert_eq!(
+            token("https://t.example/o?e=jane.doe%40example.net&c=12"),
+            Some("jane.doe%40example.net")
+        );
+        assert_eq!(
+            token("https://t.example/open/a1b2c3d4e5f6a7b8c9d0e1f2?c=1#frag"),
+            Some("a1b2c3d4e5f6a7b8c9d0e1f2")
+        );
+        assert_eq!(
+            token("https://t.example/open/a1b2c3d4e5f6a7b8c9d0e1f2/"),
+            Some("a1b2c3d4e5f6a7b8c9d0e1f2")
+        );
+        // The longer of a query value and the path segment.
+        assert_eq!(
+            token("https://t.example/p/a1b2c3d4e5f6a7b8c9d0e1f2a3b4?u=0a1b2c3d4e5f6a7b8c9"),
+            Some("a1b2c3d4e5f6a7b8c9d0e1f2a3b4")
+        );
+    }
+
+    #[test]
+    fn static_names_short_and_plain_values_are_not_tokens() {
+        for url in [
+            "https://www.shop.example/fit-guide?utm_source=sendgrid&utm_medium=email",
+            "https://fonts.gstatic.com/s/a1b2c3d4e5f6a7b8c9d0e1f2a3b4.woff2",
+            "https://cdn.example/img/0a1b2c3d4e5f6a7b8c9d0e1f2.png",
+            "https://fonts.googleapis.com/css2?family=Inter:wght@400;700",
+            "https://t.example/o?id=12345",
+            "https://t.example/abcdefghijklmnopqrstuvwxyz",
+            "https://t.example/o#x?e=0a1b2c3d4e5f6a7b8c9d",
+            "not a url",
+            "",
+        ] {
+            assert_eq!(token(url), None, "{url}");
+        }
+        // Multi-byte text around does not break the range.
+        let url = "https://t.exémple/o?é=1&e=a1b2c3d4e5f6a7b8c9d0";
+        assert_eq!(token(url), Some("a1b2c3d4e5f6a7b8c9d0"));
+    }
+
+    fn logged(date: &str, esp: Vec<EspEvidence>, remote: Vec<RemoteRow>) -> LoggedMessage {
+        LoggedMessage {
+            id: 1,
+            tracked: true,
+            evidence: MessageEvidence {
+                processed: "2026-12-01 10:00 UTC".into(),
+                date: Some(date.into()),
+                from: Some("news@shop.example".into()),
+                envelope_sender: None,
+                message_id: None,
+                message_id_sha256: Some("ab".into()),
+                subject: None,
+                mode: "filter".into(),
+                esp,
+                trackers_not_sent_through: Vec::new(),
+                trackers: vec![TrackerEvidence {
+                    kind: "pixel".into(),
+                    action: "removed".into(),
+                    host: "u1.ct.sendgrid.net".into(),
+                    vendor: Some("SendGrid".into()),
+                    rule: Some("sendgrid.open".into()),
+                    url: "https://u1.ct.sendgrid.net/wf/open?upn=a1b2c3d4e5f6a7b8c9d0".into(),
+                }],
+                headers: None,
+            },
+            remote,
+        }
+    }
+
+    fn esp(name: &str, layer: &str, confidence: &str) -> EspEvidence {
+        EspEvidence {
+            name: name.into(),
+            layer: layer.into(),
+            confidence: confidence.into(),
+            jurisdiction: Some("US".into()),
+            us_exposure: Some(true),
+            evidence: vec!["dkim: d=sendgrid.net".into()],
+        }
+    }
+
+    #[test]
+    fn assembles_sender_period_esps_and_operators() {
+        let remote = vec![
+            RemoteRow {
+                host: "u1.ct.sendgrid.net".into(),
+                kind: "image".into(),
+                removed: true,
+                token: true,
+                count: 1,
+            },
+            RemoteRow {
+                host: "cdn.shop.example".into(),
+                kind: "image".into(),
+                removed: false,
+                token: false,
+                count: 4,
+            },
+        ];
+        let messages = vec![
+            logged(
+                "2026-03-01 09:00 UTC",
+                vec![esp("SendGrid", "carrier", "medium")],
+                remote,
+            ),
+            logged(
+                "2026-04-02 09:00 UTC",
+                vec![
+                    esp("SendGrid", "carrier", "high"),
+                    esp("Klaviyo", "platform", "low"),
+                ],
+                Vec::new(),
+            ),
+        ];
+        let facts = |name: &str| {
+            (name == "SendGrid").then(|| ("Twilio Inc.".to_string(), None, Some("unknown".into())))
+        };
+        let d = assemble(
+            " News@Shop.example ",
+            &messages,
+            Operators::embedded(),
+            &facts,
+            "trackless test",
+        );
+        assert_eq!(d.sender.address, "news@shop.example");
+        assert_eq!(d.sender.domain, "shop.example");
+        assert_eq!(
+            d.period,
+            Some((
+                "2026-03-01 09:00 UTC".to_string(),
+                "2026-04-02 09:00 UTC".to_string()
+            ))
+        );
+        assert!(!d.keep_headers);
+        assert_eq!(d.esps.len(), 2);
+        let sg = &d.esps[0];
+        assert_eq!(
+            (sg.name.as_str(), sg.confidence.as_str(), sg.messages),
+            ("SendGrid", "high", 2)
+        );
+        assert_eq!(sg.legal_entity.as_deref(), Some("Twilio Inc."));
+        assert_eq!(sg.parent_jurisdiction, None, "unknown reads as not known");
+        assert_eq!(d.esps[1].legal_entity, None);
+        let m = &d.messages[0];
+        assert_eq!(m.remote[0].operator.as_deref(), Some("SendGrid"));
+        assert_eq!(m.remote[0].country.as_deref(), Some("US"));
+        assert_eq!(m.remote[1].operator, None);
+        assert_eq!(m.esp_evidence, ["dkim: d=sendgrid.net"]);
+        assert_eq!(
+            d.messages[1].esp_evidence,
+            [
+                "SendGrid: dkim: d=sendgrid.net",
+                "Klaviyo: dkim: d=sendgrid.net"
+            ]
+        );
+        let t = &m.trackers[0];
+        let (s, e) = t.token.expect("token");
+        assert_eq!(&t.url[s..e], "a1b2c3d4e5f6a7b8c9d0");
+    }
+}
