@@ -6,7 +6,9 @@
 //! one tracker), `tracked_share` (0–1), `pixels`, `fonts`, `links_unwrapped`, `links_cleaned`,
 //! `links_opaque`, `spacers` (invisible layout images removed, not tracking), `esps` (platform/carrier combinations seen), `jurisdictions` (of the
 //! carriers), `us_exposure` (some message went through a US provider or US-owned one),
-//! `senders` (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC).
+//! `senders` (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC),
+//! `remote_hosts` (distinct remote hosts the messages' HTML would contact on opening),
+//! `remote_hosts_left` (those the rewritten messages still contact).
 
 use super::time;
 use serde::Serialize;
@@ -108,6 +110,17 @@ pub struct Row {
     pub senders: u64,
     pub first_seen: String,
     pub last_seen: String,
+    pub remote_hosts: u64,
+    pub remote_hosts_left: u64,
+}
+
+/// The remote rows a summary reads: group key, host, removed (shared by the backends).
+pub fn remote_sql(by: By, cond: &str) -> String {
+    format!(
+        "SELECT messages.{}, remote.host, remote.removed
+         FROM remote JOIN messages ON messages.id = remote.message WHERE {cond}",
+        by.column()
+    )
 }
 
 /// The columns a summary reads from each message, in this order (shared by the backends).
@@ -143,6 +156,8 @@ struct Acc {
     domains: std::collections::HashSet<String>,
     first: i64,
     last: i64,
+    hosts: std::collections::HashSet<String>,
+    hosts_left: std::collections::HashSet<String>,
 }
 
 /// Groups messages into report rows. Every backend feeds it the same [`ScanRow`]s, so
@@ -182,10 +197,14 @@ impl Summary {
                     senders: 0,
                     first_seen: String::new(),
                     last_seen: String::new(),
+                    remote_hosts: 0,
+                    remote_hosts_left: 0,
                 },
                 domains: std::collections::HashSet::new(),
                 first: i64::MAX,
                 last: i64::MIN,
+                hosts: std::collections::HashSet::new(),
+                hosts_left: std::collections::HashSet::new(),
             }),
         };
         let row = &mut acc.row;
@@ -218,6 +237,20 @@ impl Summary {
         acc.last = acc.last.max(r.seen);
     }
 
+    /// A remote host of a message of group `key` (`removed`: the rewrite took it out). Rows
+    /// of a group the message scan did not see are left out.
+    pub fn add_remote(&mut self, key: Option<&str>, host: &str, removed: bool) {
+        let Some(acc) = self.groups.get_mut(key.unwrap_or("(none)")) else {
+            return;
+        };
+        if !acc.hosts.contains(host) {
+            acc.hosts.insert(host.to_string());
+        }
+        if !removed && !acc.hosts_left.contains(host) {
+            acc.hosts_left.insert(host.to_string());
+        }
+    }
+
     /// The rows, most tracking first.
     pub fn finish(self) -> Vec<Row> {
         let mut out: Vec<Row> = self
@@ -234,6 +267,8 @@ impl Summary {
                 };
                 a.row.first_seen = time::date(a.first);
                 a.row.last_seen = time::date(a.last);
+                a.row.remote_hosts = a.hosts.len() as u64;
+                a.row.remote_hosts_left = a.hosts_left.len() as u64;
                 a.row
             })
             .collect();
@@ -263,16 +298,17 @@ fn fit(s: &str, width: usize) -> String {
 
 /// The human table: at most 100 columns (a test holds it to that).
 pub fn write_table(rows: &[Row], by: By, out: &mut dyn Write) -> std::io::Result<()> {
-    let key_w = 21;
+    let key_w = 17;
     writeln!(
         out,
-        "{:<key_w$} {:>5} {:>4} {:>6} {:>9} {:>5} {:<16} {:<4} {:<10} {:<10}",
+        "{:<key_w$} {:>4} {:>4} {:>6} {:>9} {:>5} {:>5} {:<16} {:<4} {:<10} {:<10}",
         fit(by.title(), key_w),
         "MSGS",
         "TRK%",
         "PIXELS",
         "LINKS U/O",
         "FONTS",
+        "HOSTS",
         if by == By::Esp { "SENDERS" } else { "ESP" },
         "JUR",
         "FIRST",
@@ -287,13 +323,14 @@ pub fn write_table(rows: &[Row], by: By, out: &mut dyn Write) -> std::io::Result
         let jur = jurisdiction_cell(r);
         writeln!(
             out,
-            "{:<key_w$} {:>5} {:>3.0}% {:>6} {:>9} {:>5} {:<16} {:<4} {:<10} {:<10}",
+            "{:<key_w$} {:>4} {:>3.0}% {:>6} {:>9} {:>5} {:>5} {:<16} {:<4} {:<10} {:<10}",
             fit(&r.key, key_w),
             r.messages,
             r.tracked_share * 100.0,
             r.pixels,
             fit(&format!("{}/{}", r.links_unwrapped, r.links_opaque), 9),
             r.fonts,
+            fit(&format!("{}/{}", r.remote_hosts_left, r.remote_hosts), 5),
             fit(if esp.is_empty() { "-" } else { &esp }, 16),
             fit(&jur, 4),
             r.first_seen,
@@ -310,6 +347,10 @@ pub fn write_table(rows: &[Row], by: By, out: &mut dyn Write) -> std::io::Result
     writeln!(
         out,
         "JUR: country of the carrier (? unknown); * = US provider or US-owned parent"
+    )?;
+    writeln!(
+        out,
+        "HOSTS: remote hosts the mail still makes the reader's client contact / before the rewrite"
     )?;
     writeln!(
         out,
@@ -371,12 +412,12 @@ pub(crate) fn csv_field(s: &str) -> String {
 pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "key,messages,tracked,tracked_share,pixels,fonts,links_unwrapped,links_cleaned,links_opaque,esps,jurisdictions,us_exposure,senders,first_seen,last_seen,spacers"
+        "key,messages,tracked,tracked_share,pixels,fonts,links_unwrapped,links_cleaned,links_opaque,esps,jurisdictions,us_exposure,senders,first_seen,last_seen,spacers,remote_hosts,remote_hosts_left"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&r.key),
             r.messages,
             r.tracked,
@@ -392,7 +433,9 @@ pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
             r.senders,
             r.first_seen,
             r.last_seen,
-            r.spacers
+            r.spacers,
+            r.remote_hosts,
+            r.remote_hosts_left
         )?;
     }
     Ok(())

@@ -471,6 +471,12 @@ pub fn summarise<B: Backend>(b: &mut B, by: By, filter: &Filter) -> Result<Vec<R
             spacers: int(12),
         });
     })?;
+    b.query(&report::remote_sql(by, &cond), &args, &mut |c| {
+        let removed = c.get(2).and_then(|c| c.int()).unwrap_or(0) != 0;
+        if let Some(host) = c.get(1).and_then(|c| c.text()) {
+            summary.add_remote(c.first().and_then(|c| c.text()), host, removed);
+        }
+    })?;
     Ok(summary.finish())
 }
 
