@@ -235,10 +235,15 @@ fn write_dossier(
     }
     let rules = crate::core::rules::Rules::embedded();
     let facts = |name: &str| rules.provider_facts(name);
+    // The kind of log, not its path: a dossier goes to third parties, and a path names the
+    // user's home (or a database host).
     let mut from = format!(
-        "trackless {}, log {}",
+        "trackless {}, {} log",
         env!("CARGO_PKG_VERSION"),
-        log.shown()
+        match log {
+            LogTarget::Sqlite(_) => "SQLite",
+            LogTarget::Postgres(_) => "PostgreSQL",
+        }
     );
     if f.since.is_some() || f.until.is_some() {
         from.push_str(", ");
