@@ -299,3 +299,48 @@ fn the_page_loads_in_headless_chromium() {
         assert!(dom.contains(needle), "{needle} not in the DOM");
     }
 }
+
+#[test]
+fn pdf_is_printed_by_chromium_or_refused_clearly() {
+    let root = common::scratch("dossier-pdf");
+    // Without a browser: a clear error, the HTML written all the same.
+    let dir = root.join("none");
+    let o = trackless()
+        .args(["report", "dossier", "northwind.example", "--pdf", "--out"])
+        .arg(&dir)
+        .env("XDG_STATE_HOME", state())
+        .env("TRACKLESS_CHROMIUM", root.join("no-such-browser"))
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("dossier.html was written"), "{err}");
+    assert!(dir.join("dossier.html").exists());
+    assert!(!dir.join("dossier.pdf").exists());
+    let has_chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .any(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if !has_chromium {
+        eprintln!("no headless Chromium: the PDF itself is not checked");
+        return;
+    }
+    let dir = root.join("pdf");
+    let o = dossier(&[
+        "northwind.example",
+        "--lang",
+        "fr",
+        "--pdf",
+        "--out",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pdf = std::fs::read(dir.join("dossier.pdf")).expect("dossier.pdf");
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert!(pdf.len() > 10_000, "{} bytes", pdf.len());
+    assert_eq!(mode(&dir.join("dossier.pdf")), 0o600);
+}

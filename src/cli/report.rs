@@ -73,6 +73,10 @@ pub enum ReportSub {
         /// The folder to write (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Also print the page to DIR/dossier.pdf with a headless Chromium (chromium,
+        /// chromium-browser or google-chrome on PATH, or TRACKLESS_CHROMIUM).
+        #[arg(long)]
+        pdf: bool,
         #[command(flatten)]
         period: Period,
     },
@@ -142,10 +146,20 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
         who,
         lang,
         out: dir,
+        pdf,
         period,
     }) = &args.sub
     {
-        return write_dossier(&mut store, log, who, *lang, dir, period, out);
+        write_dossier(&mut store, log, who, *lang, dir, period, out)?;
+        if *pdf {
+            let html = std::fs::canonicalize(dir.join("dossier.html"))
+                .map_err(|e| Error::Failed(format!("{}: {e}", dir.display())))?;
+            let pdf = html.with_file_name("dossier.pdf");
+            crate::dossier::pdf::print(&html, &pdf)
+                .map_err(|e| Error::Failed(format!("{e}; {} was written", html.display())))?;
+            writeln!(out, "printed {}", pdf.display()).map_err(io)?;
+        }
+        return Ok(());
     }
     if let Some(ReportSub::Evidence {
         who,

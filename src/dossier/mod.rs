@@ -11,6 +11,7 @@
 
 pub mod assemble;
 pub mod model;
+pub mod pdf;
 pub mod render;
 
 pub use assemble::{assemble, token_range};
