@@ -37,7 +37,7 @@ pub fn print(html: &Path, pdf: &Path) -> Result<(), String> {
             BROWSERS.join(", ")
         )
     })?;
-    let profile = std::env::temp_dir().join(format!("trackless-pdf-{}", std::process::id()));
+    let profile = private_dir()?;
     let mut cmd = Command::new(&browser);
     cmd.args([
         "--headless",
@@ -89,6 +89,33 @@ pub fn print(html: &Path, pdf: &Path) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", pdf.display()))?;
     }
     Ok(())
+}
+
+/// A new folder only we can enter, for Chromium's profile (a name given in advance in the
+/// shared temporary folder could be another user's folder or link).
+fn private_dir() -> Result<PathBuf, String> {
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = String::new();
+    for n in 0..16u32 {
+        let dir = base.join(format!(
+            "trackless-pdf-{}-{nanos:x}-{n}",
+            std::process::id()
+        ));
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        match b.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = format!("{}: {e}", dir.display()),
+        }
+    }
+    Err(format!("no folder for Chromium's profile: {last}"))
 }
 
 fn run(mut cmd: Command, browser: &Path) -> Result<(), String> {
