@@ -270,7 +270,7 @@ as_alice() { as_user alice "$@"; }
 as_alice report >"$dir/report.txt" 2>&1 || fail "trackless report as alice failed: $(cat "$dir/report.txt")"
 as_alice report evidence beanbarrel.example >"$dir/evidence.txt" 2>&1 || fail "report evidence as alice failed"
 grep -Eq "^$n message\(s\), [1-9][0-9]* tracked" "$dir/report.txt" || fail "report: not $n messages with trackers: $(tail -n 3 "$dir/report.txt")"
-grep -Eq '^beanbarrel\.example .* Mailchimp ' "$dir/report.txt" || fail "report lists no beanbarrel.example/Mailchimp row"
+grep -Eq '^beanbarrel\.ex[^ ]* .* Mailchimp ' "$dir/report.txt" || fail "report lists no beanbarrel.example/Mailchimp row"
 grep -q 'on beanbarrel.us6.list-manage.com (rule mailchimp.click' "$dir/evidence.txt" || fail "evidence names no list-manage.com tracker"
 [[ $(stat -c '%U %a' "$log" 2>/dev/null) == "$mail_user 600" ]] || fail "$log: not the mail user's, 0600, after report"
 [[ ! -e "$log.spool" ]] || fail "report left the spool $log.spool behind"
@@ -285,7 +285,7 @@ as_user kim report >"$dir/report-kim.txt" 2>&1 || fail "trackless report as kim 
 summary=$(grep -E '^[0-9]+ message\(s\)' "$dir/report.txt")
 [[ "$(grep -E '^[0-9]+ message\(s\)' "$dir/report-kim.txt")" == "$summary" ]] ||
   fail "kim's report ($(grep -E '^[0-9]+ message' "$dir/report-kim.txt")) does not count what alice's does ($summary)"
-grep -Eq '^beanbarrel\.example .* Mailchimp ' "$dir/report-kim.txt" || fail "kim's report lists no beanbarrel.example/Mailchimp row"
+grep -Eq '^beanbarrel\.ex[^ ]* .* Mailchimp ' "$dir/report-kim.txt" || fail "kim's report lists no beanbarrel.example/Mailchimp row"
 ok "kim (execute :pipe, packaging/dovecot/trackless-inspect): every original byte for byte, and her own report counts what alice's does ($summary)"
 
 # --- 4. everyone unless they opt out (sieve_before) --------------------------------------------
