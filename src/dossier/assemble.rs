@@ -20,6 +20,7 @@
 use super::model::{Dossier, EspEntry, MessageEntry, RemoteEntry, Sender, TrackerEntry};
 use crate::core::operators::Operators;
 use crate::log::dossier::LoggedMessage;
+use crate::mail::token::{email_address, opaque, static_file};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A provider's legal facts: legal entity, parent, parent's jurisdiction
@@ -245,37 +246,6 @@ pub fn token_range(url: &str) -> Option<(usize, usize)> {
         consider(path_start + seg_start, path_start + trimmed.len());
     }
     best
-}
-
-/// Does a (still percent-encoded) value hold an e-mail address: something, `@` (or `%40`),
-/// then a domain with a dot?
-fn email_address(value: &str) -> bool {
-    let lower = value.to_ascii_lowercase();
-    let Some((local, domain)) = lower.split_once('@').or_else(|| lower.split_once("%40")) else {
-        return false;
-    };
-    let dot = domain.find('.');
-    !local.is_empty() && dot.is_some_and(|d| d > 0 && d + 1 < domain.len())
-}
-
-/// A run of URL-safe characters at least `min` long with both letters and digits.
-fn opaque(s: &str, min: usize) -> bool {
-    s.len() >= min
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~=%+".contains(&b))
-        && s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes().any(|b| b.is_ascii_alphabetic())
-}
-
-/// A file name the same in every copy of a campaign: an image, a font or a stylesheet.
-fn static_file(segment: &str) -> bool {
-    let lower = segment.to_ascii_lowercase();
-    [
-        ".gif", ".png", ".jpg", ".jpeg", ".webp", ".svg", ".bmp", ".avif", ".woff", ".woff2",
-        ".ttf", ".otf", ".eot", ".css",
-    ]
-    .iter()
-    .any(|ext| lower.ends_with(ext))
 }
 
 #[cfg(test)]

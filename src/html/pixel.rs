@@ -7,6 +7,7 @@
 //! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
 use crate::mail::rule::{Beacon, UrlRule, UrlRuleSet};
+use crate::mail::token::{email_address, opaque, static_file};
 use crate::mail::url::UrlView;
 
 /// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
@@ -156,43 +157,7 @@ pub fn per_recipient_token(view: &UrlView) -> bool {
         return true;
     }
     let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    !image_file(last) && opaque(last, 20)
-}
-
-/// Does a (still percent-encoded) parameter value hold an e-mail address: something, `@` (or
-/// `%40`), then a domain with a dot? (`wght@400;700` in a font URL holds none.)
-fn email_address(value: &str) -> bool {
-    let lower = value.to_ascii_lowercase();
-    let (local, domain) = match lower.split_once('@') {
-        Some(pair) => pair,
-        None => match lower.split_once("%40") {
-            Some(pair) => pair,
-            None => return false,
-        },
-    };
-    let dot = domain.find('.');
-    !local.is_empty() && dot.is_some_and(|d| d > 0 && d + 1 < domain.len())
-}
-
-/// A run of URL-safe characters at least `min` long with both letters and digits.
-fn opaque(s: &str, min: usize) -> bool {
-    s.len() >= min
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~=%+".contains(&b))
-        && s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes().any(|b| b.is_ascii_alphabetic())
-}
-
-/// A file name the same in every copy of a campaign: an image, a font or a stylesheet.
-fn image_file(segment: &str) -> bool {
-    let lower = segment.to_ascii_lowercase();
-    [
-        ".gif", ".png", ".jpg", ".jpeg", ".webp", ".svg", ".bmp", ".avif",
-        // Fonts and stylesheets are named by their content's hash: the same for everyone.
-        ".woff", ".woff2", ".ttf", ".otf", ".eot", ".css",
-    ]
-    .iter()
-    .any(|ext| lower.ends_with(ext))
+    !static_file(last) && opaque(last, 20)
 }
 
 /// Is an invisible image with a static URL (verdict [`By::Invisible`]) a layout spacer rather

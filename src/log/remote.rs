@@ -10,7 +10,7 @@
 //! messages still load), `with_token` (URLs carrying a per-recipient value), `senders`
 //! (distinct sender domains), `first_seen`, `last_seen` (YYYY-MM-DD, UTC).
 
-use super::report::csv_field;
+use super::report::{csv_field, fit};
 use super::time;
 use crate::core::operators::Operators;
 use serde::Serialize;
@@ -146,14 +146,6 @@ impl<'o> ByOperator<'o> {
         });
         rows
     }
-}
-
-fn fit(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(width.saturating_sub(1)).collect();
-    format!("{cut}…")
 }
 
 pub fn write_table(rows: &[OperatorRow], out: &mut dyn Write) -> std::io::Result<()> {

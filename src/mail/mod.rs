@@ -12,6 +12,7 @@ pub mod mime;
 pub mod outcome;
 pub mod pattern;
 pub mod rule;
+pub mod token;
 pub mod trace;
 pub mod trust;
 pub mod url;
