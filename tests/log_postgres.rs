@@ -41,6 +41,7 @@ fn records(mode: Mode) -> Vec<Record> {
         subject: true,
         recipients: true,
         headers: true,
+        ..Default::default()
     };
     common::corpus_messages()
         .iter()
@@ -53,7 +54,7 @@ fn records(mode: Mode) -> Vec<Record> {
                 mode,
                 Some("bounce@esp.example"),
                 &["jane@example.net".to_string()],
-                keep,
+                keep.clone(),
                 1_795_132_800 + 2 * 86_400 * i as i64,
             )
         })
@@ -65,7 +66,18 @@ fn records(mode: Mode) -> Vec<Record> {
 fn round_trip_and_reports_match_sqlite() {
     let url = fresh_db("parity");
     let dir = common::scratch("parity");
-    let recs = records(Mode::Filter);
+    // Tracked messages with the SHA-256 of a kept original (schema v5), as `[log]
+    // keep_originals = "tracked"` logs them.
+    let recs: Vec<Record> = records(Mode::Filter)
+        .into_iter()
+        .map(|mut r| {
+            if r.tracked() {
+                let unique = format!("{} {:?}", r.ts, r.message_id_hash);
+                r.original_sha256 = Some(trackless::log::originals::sha256_hex(unique.as_bytes()));
+            }
+            r
+        })
+        .collect();
     let mut sqlite = Db::open(&LogTarget::Sqlite(dir.join("log.sqlite"))).expect("sqlite");
     let mut pg = Db::open(&LogTarget::parse(&url)).expect("postgres");
     // Two transactions, as the writer would make them.
@@ -104,6 +116,15 @@ fn round_trip_and_reports_match_sqlite() {
             (entries, removed, urls)
         );
     }
+
+    // So did the hashes of the kept originals.
+    let kept = recs.iter().filter(|r| r.original_sha256.is_some()).count();
+    assert!(kept > 20);
+    assert_eq!(sqlite.original_hashes().expect("hashes").len(), kept);
+    assert_eq!(
+        sqlite.original_hashes().expect("hashes"),
+        pg.original_hashes().expect("hashes")
+    );
 
     // Split the messages in two by when they were sent (their Date header, mostly).
     let mut seen: Vec<i64> = recs.iter().map(Record::seen).collect();
@@ -154,6 +175,10 @@ fn round_trip_and_reports_match_sqlite() {
         let p = serde_json::to_value(pg.evidence(&f, 50).expect("evidence")).expect("json");
         assert_eq!(s, p, "evidence for {}", row.key);
         assert!(s.to_string().contains("\"headers\":\""), "headers kept");
+        assert!(
+            s.to_string().contains("\"original_sha256\":\""),
+            "original kept"
+        );
         compared += 1;
     }
     assert!(compared > 5);
@@ -167,6 +192,21 @@ fn round_trip_and_reports_match_sqlite() {
         sqlite.summarise(By::Esp, &Filter::default()).expect("r"),
         pg.summarise(By::Esp, &Filter::default()).expect("r")
     );
+    // Half the messages by when they were processed: the hashes left are the same.
+    let mut processed: Vec<i64> = recs.iter().map(|r| r.ts).collect();
+    processed.sort_unstable();
+    let half = processed[processed.len() / 2];
+    assert_eq!(
+        sqlite.prune(half).expect("prune"),
+        pg.prune(half).expect("prune")
+    );
+    let left = sqlite.original_hashes().expect("hashes");
+    assert!(
+        !left.is_empty() && left.len() < kept,
+        "{} of {kept}",
+        left.len()
+    );
+    assert_eq!(left, pg.original_hashes().expect("hashes"));
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let orphans: i64 = client
         .query_one(

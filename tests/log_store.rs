@@ -136,6 +136,7 @@ fn opt_in_fields_are_stored_only_when_asked() {
         subject: true,
         recipients: true,
         headers: true,
+        ..Default::default()
     };
     let r = Record::new(
         &raw,
@@ -192,11 +193,46 @@ fn migrates_from_empty_and_from_version_one() {
         }
     }
     let mut store = Store::open(&v3).expect("migrate from 3");
-    assert_eq!(store.version().expect("version"), 4);
+    assert_eq!(
+        store.version().expect("version"),
+        trackless::log::schema::VERSION as i64
+    );
     store
         .insert(&corpus_records(1_790_000_000))
         .expect("insert");
     assert!(count(store.conn(), "remote") > 20);
+    drop(store);
+    // A file at version 4 (before kept originals) with a row: the row reads back without a
+    // hash, a new one stores its original's.
+    let v4 = tmp("migrate-v4");
+    {
+        let conn = Connection::open(&v4).expect("open raw");
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (4);")
+            .expect("v");
+        for v in 1..=4 {
+            conn.execute_batch(&trackless::log::schema::Dialect::Sqlite.migration(v))
+                .expect("old schema");
+        }
+        conn.execute(
+            "INSERT INTO messages (ts, seen, mode, from_domain) VALUES (1790000000, 1790000000, 'filter', 'old.example')",
+            [],
+        )
+        .expect("row");
+    }
+    let mut store = Store::open(&v4).expect("migrate from 4");
+    assert_eq!(store.version().expect("version"), 5);
+    let mut r = corpus_records(1_790_000_000).remove(0);
+    r.original_sha256 = Some("ab".repeat(32));
+    store.insert(&[r]).expect("insert");
+    let hashes: Vec<Option<String>> = store
+        .conn()
+        .prepare("SELECT original_sha256 FROM messages ORDER BY id")
+        .expect("prepare")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(hashes, [None, Some("ab".repeat(32))]);
     drop(store);
     let store = Store::open(&path).expect("reopen");
     // Empty file → current.
@@ -247,6 +283,7 @@ fn daemon_writer_batches_and_counts_drops() {
         path: LogTarget::Sqlite(path.clone()),
         capacity: 10_000,
         retention: None,
+        originals: None,
     });
     for _ in 0..20 {
         for r in &records {
@@ -264,6 +301,7 @@ fn daemon_writer_batches_and_counts_drops() {
         )),
         capacity: 4,
         retention: None,
+        originals: None,
     });
     let start = std::time::Instant::now();
     for _ in 0..1000 {
@@ -293,6 +331,7 @@ fn daemon_writer_batches_and_counts_drops() {
         )),
         capacity: 4,
         retention: None,
+        originals: None,
     });
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let one = records[0].clone();

@@ -324,7 +324,7 @@ fn maildir_group(
                 continue;
             }
         };
-        let (new, record) = process(&raw, policy, opts.keep);
+        let (new, record) = process(&raw, policy, opts.keep.clone());
         match new {
             Some(new) if !opts.dry_run => {
                 if let Some(b) = &opts.backup {
@@ -482,7 +482,7 @@ pub fn run_mbox(
                         .is_none_or(|d| d >= since)
                 });
                 let (bytes, done) = if date_ok {
-                    let (new, record) = process(&plain, policy, opts.keep);
+                    let (new, record) = process(&plain, policy, opts.keep.clone());
                     match new {
                         Some(n) => {
                             let mut bytes = mbox::escape(&n, flavor);
@@ -702,6 +702,7 @@ mod tests {
             subject: true,
             recipients: true,
             headers: true,
+            ..Default::default()
         };
         let policy = Policy::default();
         let records: Vec<Record> = files
@@ -715,7 +716,7 @@ mod tests {
                     Mode::Batch,
                     Some("<b@x.example>"),
                     &["r@y.example".into()],
-                    keep,
+                    keep.clone(),
                     1_790_000_000,
                 )
             })

@@ -64,7 +64,11 @@ pub fn run(
         jobs: setting(args.jobs, cfg.jobs.map(|n| n.get()), || {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         }),
-        keep: log_cfg.keep,
+        // A dry run keeps no original either: it logs nothing that would refer to one.
+        keep: crate::log::Keep {
+            originals: log_cfg.keep.originals.clone().filter(|_| !args.dry_run),
+            ..log_cfg.keep.clone()
+        },
     };
     // A dry run records nothing: it changed nothing.
     let log = log_cfg.path.filter(|_| !args.dry_run).map(|path| {
@@ -72,6 +76,7 @@ pub fn run(
             path,
             capacity: 4096,
             retention: None,
+            originals: None,
         })
     });
     batch::install_stop_handler();

@@ -205,6 +205,18 @@ fn check(settings: &Settings, policy: &Policy, w: &mut dyn Write) -> Result<Vec<
         .map_err(io)?;
     o.kv("headers", Value::Boolean(log.keep.headers))
         .map_err(io)?;
+    o.kv(
+        "keep_originals",
+        str(cfg.log.keep_originals.unwrap_or_default().as_str()),
+    )
+    .map_err(io)?;
+    if let Some(folder) = &log.keep.originals {
+        o.note(&format!(
+            "(originals of tracked messages kept in {}, by the daemons)",
+            folder.dir().display()
+        ))
+        .map_err(io)?;
+    }
     match cfg.log.retention {
         Some(d) => o.kv("retention", str(d)).map_err(io)?,
         None => o

@@ -100,9 +100,11 @@ pub fn shared(d: &DaemonSettings, settings: &Settings, policy: Policy) -> Arc<Sh
     let log_cfg = settings.log(true, false);
     let log = log_cfg.path.clone().map(|path| {
         LogWriter::spawn(WriterConfig {
-            path,
             capacity: settings.config.log.queue.map_or(10_000, |q| q.get()),
             retention: d.retention,
+            // Swept by retention whether or not originals are kept now (they may have been).
+            originals: crate::log::Originals::of(&path, true),
+            path,
         })
     });
     // SIGHUP re-reads the config file (policy, allow-list, limits, rules) and the rules files.

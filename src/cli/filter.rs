@@ -59,9 +59,20 @@ pub fn run(
                 Mode::Filter,
                 None,
                 &[],
-                log.keep,
+                log.keep.clone(),
                 time::now(),
             );
+            // Record::new logged why through tracing, which this one-shot command does not
+            // set up: say it here.
+            if let (Some(folder), Some(sha256)) = (&log.keep.originals, &record.original_sha256) {
+                if !folder.path(sha256).is_some_and(|p| p.is_file()) {
+                    let _ = writeln!(
+                        warn,
+                        "trackless filter: the original could not be kept in {} (message delivered)",
+                        folder.dir().display()
+                    );
+                }
+            }
             if let Err(e) = log.write_one(&record) {
                 let _ = writeln!(
                     warn,

@@ -116,6 +116,7 @@ pub fn run(
             path,
             capacity: 4096,
             retention: None,
+            originals: None,
         })
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -131,7 +132,7 @@ pub fn run(
                 Mode::Imap,
                 None,
                 &[],
-                log_cfg.keep,
+                log_cfg.keep.clone(),
                 time::now(),
             ));
         }

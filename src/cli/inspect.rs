@@ -109,7 +109,7 @@ pub fn run(
                 crate::log::Mode::Inspect,
                 None,
                 &[],
-                log.keep,
+                log.keep.clone(),
                 crate::log::time::now(),
             ));
         }

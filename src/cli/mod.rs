@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::core::policy::{AllowList, Heuristics, Limits, OpaqueLinks, Policy};
 use crate::core::rules::ParamRules;
 use crate::core::rules::Rules;
-use crate::log::{Keep, LogConfig, LogTarget};
+use crate::log::{Keep, KeepOriginals, LogConfig, LogTarget, Originals};
 use std::path::{Path, PathBuf};
 
 pub use error::{setting, Error};
@@ -115,12 +115,19 @@ impl Settings {
             } else {
                 a.log.is_some() || c.enabled != Some(false)
             };
+        let path = on.then(|| self.log_path(daemon));
+        // Originals only for a log that is written: they are bounded by its retention.
+        let originals = match (&path, c.keep_originals) {
+            (Some(p), Some(KeepOriginals::Tracked)) => Originals::of(p, daemon),
+            _ => None,
+        };
         LogConfig {
-            path: on.then(|| self.log_path(daemon)),
+            path,
             keep: Keep {
                 subject: a.log_subject || c.subject == Some(true),
                 recipients: a.log_recipients || c.recipients == Some(true),
                 headers: a.keep_headers || c.headers == Some(true),
+                originals,
             },
         }
     }

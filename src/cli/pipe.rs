@@ -80,7 +80,7 @@ pub fn run(
             Mode::Pipe,
             Some(&args.sender),
             &args.recipients,
-            log.keep,
+            log.keep.clone(),
             time::now(),
         );
         if let Err(e) = log.write_one(&record) {

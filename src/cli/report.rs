@@ -2,6 +2,7 @@
 
 use crate::core::operators::Operators;
 use crate::log::evidence;
+use crate::log::originals::{self, Originals};
 use crate::log::remote;
 use crate::log::report::{self, By, Filter, Format};
 use crate::log::{html, time, Db, LogTarget};
@@ -62,7 +63,8 @@ pub enum ReportSub {
     /// A complaint-ready dossier for one sender address or domain, written to DIR: a
     /// self-contained printable page (dossier.html), the same data as JSON (evidence.json) and,
     /// when the log kept them (--keep-headers), the raw header blocks (headers/N.txt, N the
-    /// message's number in the dossier). Files readable by their owner only; the same log
+    /// message's number in the dossier) and, when it kept them ([log] keep_originals), the
+    /// original messages (originals/N.eml). Files readable by their owner only; the same log
     /// gives the same bytes.
     Dossier {
         /// news@shop.example or shop.example
@@ -263,52 +265,65 @@ fn write_dossier(
         from.push_str(", ");
         from.push_str(&period_text(&f));
     }
-    let d = crate::dossier::assemble(who, &messages, Operators::embedded(), &facts, &from);
-    let page = crate::dossier::html(&d, lang);
-    let json = serde_json::to_string_pretty(&d).map_err(failed)? + "\n";
+    let mut d = crate::dossier::assemble(who, &messages, Operators::embedded(), &facts, &from);
     fn at(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
         move |e| Error::Failed(format!("{}: {e}", p.display()))
     }
     create_private_dir(dir).map_err(at(dir))?;
+    // The kept originals as originals/N.eml (N the message's number in the dossier), each
+    // checked against the SHA-256 the log holds, one at a time; numbered files a previous
+    // dossier left there go.
+    let folders = Originals::candidates(log);
+    let originals_dir = dir.join("originals");
+    let mut copied = Numbered::new(&originals_dir, "eml");
+    let mut missing = 0;
+    for (i, m) in d.messages.iter_mut().enumerate() {
+        let Some(sha256) = &m.original_sha256 else {
+            continue;
+        };
+        match read_original(&folders, sha256) {
+            Some(bytes) => {
+                m.original_file = Some(copied.write(i + 1, &bytes).map_err(|(p, e)| at(&p)(e))?);
+            }
+            None => missing += 1,
+        }
+    }
+    let copied = copied.finish().map_err(|(p, e)| at(&p)(e))?;
+    let page = crate::dossier::html(&d, lang);
+    let json = serde_json::to_string_pretty(&d).map_err(failed)? + "\n";
     let html_path = dir.join("dossier.html");
     write_private(&html_path, page.as_bytes()).map_err(at(&html_path))?;
     let json_path = dir.join("evidence.json");
     write_private(&json_path, json.as_bytes()).map_err(at(&json_path))?;
-    // Header blocks as headers/N.txt; numbered files a previous dossier left there go.
+    // Header blocks as headers/N.txt, the same way.
     let headers = dir.join("headers");
-    let mut written = std::collections::BTreeSet::new();
+    let mut blocks = Numbered::new(&headers, "txt");
     for (i, m) in d.messages.iter().enumerate() {
-        let Some(h) = &m.headers else { continue };
-        if written.is_empty() {
-            create_private_dir(&headers).map_err(at(&headers))?;
-        }
-        let name = format!("{}.txt", i + 1);
-        let path = headers.join(&name);
-        write_private(&path, h.as_bytes()).map_err(at(&path))?;
-        written.insert(name);
-    }
-    if let Ok(entries) = std::fs::read_dir(&headers) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let numbered = name
-                .strip_suffix(".txt")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if numbered && !written.contains(&name) {
-                std::fs::remove_file(e.path()).map_err(at(&e.path()))?;
-            }
-        }
-        if written.is_empty() {
-            // Only if nothing else is in it.
-            let _ = std::fs::remove_dir(&headers);
+        if let Some(h) = &m.headers {
+            blocks
+                .write(i + 1, h.as_bytes())
+                .map_err(|(p, e)| at(&p)(e))?;
         }
     }
+    let written = blocks.finish().map_err(|(p, e)| at(&p)(e))?;
     let tracked = messages.iter().filter(|m| m.tracked).count();
     let mut files = format!("{}, {}", html_path.display(), json_path.display());
-    if !written.is_empty() {
+    if written > 0 {
         files.push_str(&format!(
-            ", {} header block(s) in {}",
-            written.len(),
+            ", {written} header block(s) in {}",
             headers.display()
+        ));
+    }
+    if copied > 0 {
+        files.push_str(&format!(
+            ", {copied} original message(s) in {}",
+            originals_dir.display()
+        ));
+    }
+    if missing > 0 {
+        // Deleted by retention, or damaged: the page gives their SHA-256 only.
+        files.push_str(&format!(
+            " ({missing} original(s) no longer kept: SHA-256 only)"
         ));
     }
     writeln!(
@@ -318,6 +333,74 @@ fn write_dossier(
         d.messages.len()
     )
     .map_err(Error::output)
+}
+
+/// The original whose SHA-256 is `sha256` from the first folder that has it, if its bytes
+/// still have that SHA-256 (a file damaged since is not evidence).
+fn read_original(folders: &[Originals], sha256: &str) -> Option<Vec<u8>> {
+    folders.iter().find_map(|o| {
+        let bytes = std::fs::read(o.path(sha256)?).ok()?;
+        (originals::sha256_hex(&bytes) == sha256).then_some(bytes)
+    })
+}
+
+/// Numbered files `N.ext` written into a folder of the dossier (created owner-only with the
+/// first one); [`Numbered::finish`] removes the numbered `.ext` files a previous dossier left
+/// there that these did not replace, and the folder too when nothing else is in it.
+struct Numbered<'a> {
+    dir: &'a Path,
+    ext: &'a str,
+    written: std::collections::BTreeSet<String>,
+}
+
+type FileError = (PathBuf, std::io::Error);
+
+impl<'a> Numbered<'a> {
+    fn new(dir: &'a Path, ext: &'a str) -> Numbered<'a> {
+        Numbered {
+            dir,
+            ext,
+            written: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Write `dir/n.ext`; returns its path relative to the dossier (`folder/n.ext`).
+    fn write(&mut self, n: usize, bytes: &[u8]) -> Result<String, FileError> {
+        if self.written.is_empty() {
+            create_private_dir(self.dir).map_err(|e| (self.dir.to_path_buf(), e))?;
+        }
+        let name = format!("{n}.{}", self.ext);
+        let path = self.dir.join(&name);
+        write_private(&path, bytes).map_err(|e| (path.clone(), e))?;
+        let folder = self
+            .dir
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.written.insert(name.clone());
+        Ok(format!("{folder}/{name}"))
+    }
+
+    /// Remove what a previous dossier left; returns how many files this one wrote.
+    fn finish(self) -> Result<usize, FileError> {
+        if let Ok(entries) = std::fs::read_dir(self.dir) {
+            let suffix = format!(".{}", self.ext);
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let numbered = name
+                    .strip_suffix(&suffix)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if numbered && !self.written.contains(&name) {
+                    std::fs::remove_file(e.path()).map_err(|err| (e.path(), err))?;
+                }
+            }
+            if self.written.is_empty() {
+                // Only if nothing else is in it.
+                let _ = std::fs::remove_dir(self.dir);
+            }
+        }
+        Ok(self.written.len())
+    }
 }
 
 /// A folder only its owner can enter (created with its parents if missing; an existing one is
@@ -338,13 +421,19 @@ pub fn prune(cmd: &LogCmd, log: &LogTarget, out: &mut dyn Write) -> Result<(), E
     let LogCmd::Prune { older_than } = cmd;
     let before = time::parse_when(older_than, time::now())
         .map_err(|e| Error::Usage(format!("--older-than: {e}")))?;
-    let n = open_existing(log)?.prune(before).map_err(failed)?;
+    let folders = Originals::candidates(log);
+    let p = originals::prune(&mut open_existing(log)?, before, &folders).map_err(failed)?;
     writeln!(
         out,
-        "deleted {n} message(s) processed before {}",
+        "deleted {} message(s) processed before {}",
+        p.messages,
         time::datetime(before)
     )
-    .map_err(Error::output)
+    .map_err(Error::output)?;
+    if p.originals > 0 {
+        writeln!(out, "deleted {} kept original(s)", p.originals).map_err(Error::output)?;
+    }
+    Ok(())
 }
 
 /// Write a file readable by its owner only (reports hold personal data).

@@ -85,6 +85,8 @@ pub struct LogSection {
     pub subject: Option<bool>,
     pub recipients: Option<bool>,
     pub headers: Option<bool>,
+    /// Keep the original bytes of tracked messages beside the log (`"off"`, `"tracked"`).
+    pub keep_originals: Option<crate::log::KeepOriginals>,
     pub retention: Option<Dur>,
     pub queue: Option<NonZeroUsize>,
 }

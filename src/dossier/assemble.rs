@@ -82,7 +82,8 @@ fn message(m: &LoggedMessage, operators: &Operators) -> MessageEntry {
         subject: e.subject.clone(),
         message_id: e.message_id.clone(),
         message_id_sha256: e.message_id_sha256.clone(),
-        original_sha256: None,
+        original_sha256: e.original_sha256.clone(),
+        // Set by whoever copies the file beside the page (`report dossier`).
         original_file: None,
         trackers: e
             .trackers
@@ -316,6 +317,7 @@ mod tests {
                 message_id_sha256: Some("ab".into()),
                 subject: None,
                 mode: "filter".into(),
+                original_sha256: None,
                 esp,
                 trackers_not_sent_through: Vec::new(),
                 trackers: vec![TrackerEvidence {

@@ -94,6 +94,14 @@ impl Db {
         }
     }
 
+    /// The SHA-256 of every kept original a message of the log refers to.
+    pub fn original_hashes(&mut self) -> Result<std::collections::HashSet<String>, DbError> {
+        match self {
+            Db::Sqlite(s) => Ok(s.original_hashes()?),
+            Db::Postgres(p) => Ok(p.original_hashes()?),
+        }
+    }
+
     pub fn summarise(&mut self, by: By, filter: &Filter) -> Result<Vec<Row>, DbError> {
         match self {
             Db::Sqlite(s) => Ok(s.summarise(by, filter)?),

@@ -85,7 +85,7 @@ fn read<B: Backend>(b: &mut B, filter: &Filter) -> Result<Vec<LoggedMessage>, B:
     b.query(
         &format!(
             "SELECT id, ts, date, from_addr, envelope_sender, message_id_hash, subject, mode,
-                    tracked
+                    tracked, original_sha256
              FROM messages WHERE {cond} ORDER BY seen, id"
         ),
         &args,
@@ -102,6 +102,7 @@ fn read<B: Backend>(b: &mut B, filter: &Filter) -> Result<Vec<LoggedMessage>, B:
                     message_id_sha256: text(c, 5),
                     subject: text(c, 6),
                     mode: text(c, 7).unwrap_or_default(),
+                    original_sha256: text(c, 9),
                     esp: Vec::new(),
                     trackers_not_sent_through: Vec::new(),
                     trackers: Vec::new(),

@@ -41,6 +41,10 @@ pub struct MessageEvidence {
     pub message_id_sha256: Option<String>,
     pub subject: Option<String>,
     pub mode: String,
+    /// SHA-256 of the message as received, when its original was kept (`[log]
+    /// keep_originals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_sha256: Option<String>,
     pub esp: Vec<EspEvidence>,
     /// ESPs whose trackers the message carried but which did not send it (copied HTML).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +111,9 @@ pub fn write_text(
         }
         if let Some(s) = &m.subject {
             writeln!(out, "Subject:         {s}")?;
+        }
+        if let Some(h) = &m.original_sha256 {
+            writeln!(out, "Original:        kept, SHA-256 {h}")?;
         }
         for e in &m.esp {
             writeln!(
@@ -272,6 +279,7 @@ mod tests {
             message_id_sha256: Some("ab12".into()),
             subject: Some("Sale, \"50%\" off\r\nnow".into()),
             mode: "milter".into(),
+            original_sha256: None,
             trackers_not_sent_through: not_sent_through(&esp, &trackers),
             esp,
             trackers,

@@ -5,6 +5,7 @@ pub mod db;
 pub mod dossier;
 pub mod evidence;
 pub mod html;
+pub mod originals;
 pub mod postgres;
 pub mod record;
 pub mod remote;
@@ -17,6 +18,7 @@ pub mod time;
 pub mod writer;
 
 pub use db::{Db, DbError, LogTarget};
+pub use originals::{KeepOriginals, Originals};
 pub use record::{Keep, Mode, Record};
 pub use sql::Backend;
 pub use store::{Store, StoreError};

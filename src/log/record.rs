@@ -41,12 +41,15 @@ impl Mode {
 }
 
 /// What the log may keep beyond the minimum (all off by default: the log holds personal data).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Keep {
     pub subject: bool,
     pub recipients: bool,
     /// The original header block of tracked messages, for evidence.
     pub headers: bool,
+    /// Where to keep the original bytes of tracked messages (`[log] keep_originals =
+    /// "tracked"`); None: not kept, and not hashed.
+    pub originals: Option<super::originals::Originals>,
 }
 
 /// A tracker found in the message (pixel, font, link that was tracked).
@@ -110,6 +113,10 @@ pub struct Record {
     /// existed read back without it).
     #[serde(default)]
     pub remote: Vec<Remote>,
+    /// Hex SHA-256 of the message as received, when its original was kept (`[log]
+    /// keep_originals`; records written before this field existed read back without it).
+    #[serde(default)]
+    pub original_sha256: Option<String>,
 }
 
 impl Record {
@@ -128,6 +135,10 @@ impl Record {
     }
 
     /// Build the row for a message. `raw` is the message as received.
+    ///
+    /// With `keep.originals`, a message trackless rewrote or found a tracker in also has its
+    /// SHA-256 taken and its bytes stored in that folder (the only I/O here, so that every mode
+    /// keeps them the same way). A failure to store is logged and loses only that copy.
     pub fn new(
         raw: &[u8],
         outcome: &Outcome<'_>,
@@ -275,10 +286,29 @@ impl Record {
             trackers,
             headers: None,
             remote: outcome.remote.clone(),
+            original_sha256: None,
         };
         let headers = (keep.headers && record.tracked())
             .then(|| String::from_utf8_lossy(&raw[..head_end]).into_owned());
-        Record { headers, ..record }
+        let original_sha256 = match &keep.originals {
+            Some(folder) if record.changed || record.tracked() => {
+                let sha256 = super::originals::sha256_hex(raw);
+                if let Err(e) = folder.store(&sha256, raw) {
+                    tracing::warn!(
+                        folder = %folder.dir().display(),
+                        error = %e,
+                        "cannot keep the original message (mail is not affected)"
+                    );
+                }
+                Some(sha256)
+            }
+            _ => None,
+        };
+        Record {
+            headers,
+            original_sha256,
+            ..record
+        }
     }
 }
 

@@ -14,7 +14,10 @@
 //! - `remote` (v4): the remote hosts a message's HTML would contact on opening, one row per
 //!   host, kind (image, srcset, background, css, stylesheet, font, poster), fate (`removed`
 //!   1: trackless took those URLs out) and `token` (1: they carry a per-recipient value), with
-//!   `count` URLs. Only hosts, never the URLs: the trackers' URLs are in `trackers`.
+//!   `count` URLs. Only hosts, never the URLs: the trackers' URLs are in `trackers`;
+//! - `messages.original_sha256` (v5): the SHA-256 (hex) of the message as received, only for
+//!   tracked messages and only with `[log] keep_originals = "tracked"`, which also keeps the
+//!   bytes as `originals/<sha256>.eml` beside the log (`originals.rs`).
 
 /// The SQL dialect of a log backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +74,7 @@ impl Table {
 }
 
 /// How many migrations there are: the schema version of a log this trackless writes.
-pub const VERSION: usize = 4;
+pub const VERSION: usize = 5;
 
 const fn col(name: &'static str, ty: Ty, required: bool) -> Column {
     Column {
@@ -122,6 +125,10 @@ pub const MESSAGES: Table = Table {
         Column {
             since: 3,
             ..int("spacers")
+        },
+        Column {
+            since: 5,
+            ..text("original_sha256")
         },
     ],
     indexes: &[
@@ -381,5 +388,11 @@ mod tests {
             Dialect::Sqlite.migration(3),
             "ALTER TABLE messages ADD COLUMN spacers INTEGER NOT NULL DEFAULT 0;\n"
         );
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            assert_eq!(
+                d.migration(5),
+                "ALTER TABLE messages ADD COLUMN original_sha256 TEXT;\n"
+            );
+        }
     }
 }

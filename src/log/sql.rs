@@ -150,6 +150,14 @@ pub trait Backend {
         prune(self, before)
     }
 
+    /// The SHA-256 of every kept original a message refers to.
+    fn original_hashes(&mut self) -> Result<std::collections::HashSet<String>, Self::Error>
+    where
+        Self: Sized,
+    {
+        original_hashes(self)
+    }
+
     fn summarise(&mut self, by: By, filter: &Filter) -> Result<Vec<Row>, Self::Error>
     where
         Self: Sized,
@@ -317,6 +325,7 @@ pub fn message_args(r: &Record) -> Vec<(&'static str, Arg<'_>)> {
         ("jurisdiction", r.jurisdiction.as_deref().into()),
         ("us_exposure", r.us_exposure.into()),
         ("spacers", r.spacers.into()),
+        ("original_sha256", r.original_sha256.as_deref().into()),
     ]
 }
 
@@ -441,6 +450,24 @@ pub fn prune<B: Backend>(b: &mut B, before: i64) -> Result<usize, B::Error> {
     Ok(b.execute(&sql, &[Arg::Int(before)])? as usize)
 }
 
+/// The SHA-256 of every kept original a message of the log refers to (retention deletes the
+/// files of the others).
+pub fn original_hashes<B: Backend>(
+    b: &mut B,
+) -> Result<std::collections::HashSet<String>, B::Error> {
+    let mut out = std::collections::HashSet::new();
+    b.query(
+        "SELECT DISTINCT original_sha256 FROM messages WHERE original_sha256 IS NOT NULL",
+        &[],
+        &mut |c| {
+            if let Some(h) = c.first().and_then(|c| c.text()) {
+                out.insert(h.to_string());
+            }
+        },
+    )?;
+    Ok(out)
+}
+
 /// One row per group, most tracking first.
 ///
 /// One plain scan of the log, aggregated here: SQLite's GROUP BY with DISTINCT aggregates
@@ -533,7 +560,8 @@ pub fn evidence<B: Backend>(
     params.push(Param::Int(limit as i64));
     let args: Vec<Arg<'_>> = params.iter().map(Arg::from).collect();
     let sql = format!(
-        "SELECT id, ts, date, from_addr, envelope_sender, message_id_hash, subject, mode
+        "SELECT id, ts, date, from_addr, envelope_sender, message_id_hash, subject, mode,
+                original_sha256
          FROM messages WHERE {cond} AND tracked = 1 ORDER BY seen DESC, id DESC LIMIT {}",
         d.placeholder(params.len())
     );
@@ -593,6 +621,7 @@ pub fn evidence<B: Backend>(
             message_id_sha256: text_at(&m, 5),
             subject: text_at(&m, 6),
             mode: text_at(&m, 7).unwrap_or_default(),
+            original_sha256: text_at(&m, 8),
             trackers_not_sent_through: not_sent_through(&esp, &trackers),
             esp,
             trackers,

@@ -64,6 +64,8 @@ pub struct WriterConfig {
     pub capacity: usize,
     /// Delete messages older than this, checked at start and once a day.
     pub retention: Option<Duration>,
+    /// The folder of the log's kept originals, which retention sweeps too.
+    pub originals: Option<super::originals::Originals>,
 }
 
 /// Handle held by the daemon; cloneable senders go to the connection tasks.
@@ -238,10 +240,13 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
         if let Some(keep) = config.retention {
             if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400)) {
                 let before = super::time::now() - keep.as_secs() as i64;
-                match d.prune(before) {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(deleted = n, "tracking log retention applied")
-                    }
+                let folders = config.originals.as_slice();
+                match super::originals::prune(d, before, folders) {
+                    Ok(p) if p.messages + p.originals > 0 => tracing::info!(
+                        deleted = p.messages,
+                        originals = p.originals,
+                        "tracking log retention applied"
+                    ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "tracking log retention failed"),
                 }

@@ -208,7 +208,7 @@ impl Shared {
                 mode,
                 envelope.sender.as_deref(),
                 &envelope.recipients,
-                self.keep,
+                self.keep.clone(),
                 time::now(),
             ));
         }
@@ -239,7 +239,7 @@ impl Shared {
         };
         let policy = self.policy();
         let limit = policy.limits.max_time + Duration::from_secs(5);
-        let keep = self.keep;
+        let keep = self.keep.clone();
         let env = envelope.clone();
         let job_raw = raw.clone();
         let job = tokio::task::spawn_blocking(move || {

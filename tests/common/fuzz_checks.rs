@@ -53,6 +53,7 @@ pub fn message(data: &[u8]) {
         subject: true,
         recipients: true,
         headers: true,
+        ..Default::default()
     };
     let _ = trackless::log::Record::new(
         raw,
