@@ -1,13 +1,14 @@
 //! Golden tests over `corpus/`: every `NAME.eml` is neutralised and its findings compared with
 //! `NAME.json`; the output must re-parse with the same structure, keep every byte outside the
-//! rewritten parts, and be a fixed point (a second run changes nothing).
+//! rewritten parts, and be a fixed point (a second run changes nothing). The inventory of
+//! remote hosts (`inspect --json`'s `remote`) is compared with `expect.remote`, exactly.
 
 mod common;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use trackless::{neutralise, Finding, Kind, Policy};
+use trackless::{neutralise, Finding, Kind, Policy, Remote};
 
 fn corpus() -> Vec<PathBuf> {
     common::corpus_files()
@@ -267,6 +268,96 @@ fn corpus_esp_attribution_matches_golden_files() {
         }
     }
     eprintln!("{}", table.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// One inventory entry as `inspect --json` writes it: host, kind, removed, token, count.
+type Inventory = Vec<(String, String, bool, bool, usize)>;
+
+fn actual_inventory(remote: &[Remote]) -> Inventory {
+    let mut v: Inventory = remote
+        .iter()
+        .map(|r| {
+            (
+                r.host.clone(),
+                r.kind.as_str().to_string(),
+                r.removed,
+                r.token,
+                r.count,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected_inventory(v: &Value) -> Inventory {
+    let mut inv: Inventory = v["expect"]["remote"]
+        .as_array()
+        .expect("expect.remote (every corpus message lists its remote hosts, [] for none)")
+        .iter()
+        .map(|e| {
+            (
+                e["host"].as_str().expect("remote.host").to_string(),
+                e["kind"].as_str().expect("remote.kind").to_string(),
+                e["removed"].as_bool().expect("remote.removed"),
+                e["token"].as_bool().expect("remote.token"),
+                e["count"].as_u64().expect("remote.count") as usize,
+            )
+        })
+        .collect();
+    inv.sort();
+    inv
+}
+
+/// The inventory as it is to be written in `expect.remote`, one entry per line.
+fn inventory_json(inv: &Inventory) -> String {
+    if inv.is_empty() {
+        return "\"remote\": []".to_string();
+    }
+    let lines: Vec<String> = inv
+        .iter()
+        .map(|(host, kind, removed, token, count)| {
+            format!(
+                "      {{\"host\": {}, \"kind\": \"{kind}\", \"removed\": {removed}, \"token\": {token}, \"count\": {count}}}",
+                Value::from(host.as_str())
+            )
+        })
+        .collect();
+    format!("\"remote\": [\n{}\n    ]", lines.join(",\n"))
+}
+
+#[test]
+fn corpus_remote_inventory_matches_golden_files() {
+    let policy = Policy::default();
+    let mut failures = Vec::new();
+    let mut entries = 0;
+    for eml in corpus() {
+        let name = eml
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let raw = std::fs::read(&eml).expect("read");
+        let want = expected_inventory(&expected(&eml));
+        let got = actual_inventory(&neutralise(&raw, &policy).remote);
+        entries += want.len();
+        if got != want {
+            let missing: Vec<_> = want.iter().filter(|e| !got.contains(e)).collect();
+            let extra: Vec<_> = got.iter().filter(|e| !want.contains(e)).collect();
+            failures.push(format!(
+                "{name}: missing {missing:?}\n    unexpected {extra:?}\n    \
+                 (after a deliberate change, with the counts checked in the HTML:\n{})",
+                inventory_json(&got)
+            ));
+        }
+    }
+    eprintln!("corpus remote inventory: {entries} entries");
     assert!(
         failures.is_empty(),
         "{} problem(s):\n{}",
