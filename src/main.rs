@@ -207,6 +207,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Report(args) => trackless::cli::report::run(
             &args,
             &settings.log_path(false),
+            &policy.rules,
             &mut std::io::stdout().lock(),
         ),
         Command::Milter(args) => trackless::cli::daemon::milter(&args, &settings, policy),

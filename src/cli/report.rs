@@ -1,6 +1,7 @@
 //! `trackless report …` and `trackless log prune`: read the tracking log.
 
 use crate::core::operators::Operators;
+use crate::core::rules::Rules;
 use crate::log::evidence;
 use crate::log::originals::{self, Originals};
 use crate::log::remote;
@@ -140,8 +141,15 @@ pub enum GroupBy {
     Operator,
 }
 
-/// Run `report` (or `report evidence`).
-pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<(), Error> {
+/// Run `report` (or `report evidence`, `report dossier`). `rules` are the policy's: the
+/// operators of remote hosts and the providers' legal facts come from them (the shipped
+/// tables with the user's `[[operator]]` and `[[provider]]` entries on top).
+pub fn run(
+    args: &ReportArgs,
+    log: &LogTarget,
+    rules: &Rules,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let mut store = open_existing(log)?;
     let io = Error::output;
     if let Some(ReportSub::Dossier {
@@ -152,7 +160,13 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
         period,
     }) = &args.sub
     {
-        write_dossier(&mut store, log, who, *lang, dir, period, out)?;
+        let ask = Ask {
+            who,
+            lang: *lang,
+            dir,
+            period,
+        };
+        write_dossier(&mut store, log, rules, ask, out)?;
         if *pdf {
             let html = std::fs::canonicalize(dir.join("dossier.html"))
                 .map_err(|e| Error::Failed(format!("{}: {e}", dir.display())))?;
@@ -191,9 +205,8 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
                     "--html draws the sender and ESP tables: use it without --by operator".into(),
                 ));
             }
-            let rows = store
-                .by_operator(&f, Operators::embedded())
-                .map_err(failed)?;
+            let operators = Operators::with_user(rules).map_err(Error::Usage)?;
+            let rows = store.by_operator(&f, &operators).map_err(failed)?;
             match args.format {
                 Format::Table => remote::write_table(&rows, out).map_err(io)?,
                 Format::Json => remote::write_json(&rows, out).map_err(io)?,
@@ -229,17 +242,29 @@ pub fn run(args: &ReportArgs, log: &LogTarget, out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
+/// What `report dossier` was asked for.
+struct Ask<'a> {
+    who: &'a str,
+    lang: crate::dossier::Lang,
+    dir: &'a Path,
+    period: &'a Period,
+}
+
 /// `report dossier`: read the sender's messages, assemble, write the page and the evidence
 /// files into `dir`.
 fn write_dossier(
     store: &mut Db,
     log: &LogTarget,
-    who: &str,
-    lang: crate::dossier::Lang,
-    dir: &Path,
-    period: &Period,
+    rules: &Rules,
+    ask: Ask<'_>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    let Ask {
+        who,
+        lang,
+        dir,
+        period,
+    } = ask;
     let f = filter(period, Some(who.to_string()))?;
     let messages = store.dossier(&f).map_err(failed)?;
     if messages.is_empty() {
@@ -249,7 +274,7 @@ fn write_dossier(
             period_text(&f)
         )));
     }
-    let rules = crate::core::rules::Rules::embedded();
+    let operators = Operators::with_user(rules).map_err(Error::Usage)?;
     let facts = |name: &str| rules.provider_facts(name);
     // The kind of log, not its path: a dossier goes to third parties, and a path names the
     // user's home (or a database host).
@@ -265,7 +290,7 @@ fn write_dossier(
         from.push_str(", ");
         from.push_str(&period_text(&f));
     }
-    let mut d = crate::dossier::assemble(who, &messages, Operators::embedded(), &facts, &from);
+    let mut d = crate::dossier::assemble(who, &messages, &operators, &facts, &from);
     fn at(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
         move |e| Error::Failed(format!("{}: {e}", p.display()))
     }

@@ -24,36 +24,50 @@ pub struct Operator {
     pub note: Option<String>,
 }
 
+/// The shipped table.
+const EMBEDDED: &str = include_str!("../../rules/operators.toml");
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     version: u32,
     #[serde(default)]
-    operator: Vec<Entry>,
+    operator: Vec<OperatorEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One `[[operator]]` entry as written, in `rules/operators.toml` or in a user's rules file
+/// (`--rules`, `[policy] rules`), where it adds an operator, replaces the shipped one of the
+/// same `name` (case-insensitive) or, with `disabled = true`, removes it; and takes over from
+/// the shipped entries every suffix it lists.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Entry {
-    name: String,
-    kind: String,
+pub struct OperatorEntry {
+    pub name: String,
+    /// Required unless `disabled`.
     #[serde(default)]
-    provider: Option<String>,
-    suffixes: Vec<String>,
+    pub kind: String,
     #[serde(default)]
-    legal_entity: Option<String>,
+    pub provider: Option<String>,
+    /// Required unless `disabled`.
     #[serde(default)]
-    jurisdiction: Option<String>,
+    pub suffixes: Vec<String>,
     #[serde(default)]
-    parent: Option<String>,
+    pub legal_entity: Option<String>,
     #[serde(default)]
-    parent_jurisdiction: Option<String>,
+    pub jurisdiction: Option<String>,
     #[serde(default)]
-    us_exposure: Option<bool>,
+    pub parent: Option<String>,
     #[serde(default)]
-    sources: Vec<String>,
+    pub parent_jurisdiction: Option<String>,
     #[serde(default)]
-    note: Option<String>,
+    pub us_exposure: Option<bool>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Only in a user's file: drop the shipped operator of this name.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// The table: host suffix → operator, the longest suffix winning.
@@ -67,16 +81,79 @@ fn known(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty() && !s.trim().eq_ignore_ascii_case("unknown"))
 }
 
+fn suffix(s: &str) -> String {
+    s.trim().trim_start_matches('.').to_ascii_lowercase()
+}
+
+fn read(text: &str) -> Result<Vec<OperatorEntry>, String> {
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    if file.version != 1 {
+        return Err(format!("unknown operators file version {}", file.version));
+    }
+    Ok(file.operator)
+}
+
 impl Operators {
     /// Parse an operators file. An entry naming a `provider` takes its legal facts from
-    /// `rules`' ESP provider facts where it gives none itself.
+    /// `rules`' ESP provider facts where it gives none itself. A suffix given twice is an
+    /// error.
     pub fn parse(text: &str, rules: &Rules) -> Result<Operators, String> {
-        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        if file.version != 1 {
-            return Err(format!("unknown operators file version {}", file.version));
+        let entries = read(text)?;
+        if let Some(e) = entries.iter().find(|e| e.suffixes.is_empty() || e.disabled) {
+            return Err(format!("operator {}: no suffixes, or disabled", e.name));
         }
+        Operators::build(entries, rules)
+    }
+
+    /// The shipped table with the `[[operator]]` entries of the user's rules files merged on
+    /// top, in order (`rules.operators`): an entry replaces the shipped operator of the same
+    /// name (case-insensitive) in place, or is added; `disabled = true` removes that operator;
+    /// every suffix an entry lists is taken from whichever operator had it. Legal facts of a
+    /// `provider` come from `rules` (so from the user's `[[provider]]` entries too). With the
+    /// shipped rules, the table [`Operators::embedded`] holds.
+    pub fn with_user(rules: &Rules) -> Result<Operators, String> {
+        if std::ptr::eq(rules, Rules::embedded().as_ref()) {
+            return Ok(Operators::embedded().clone());
+        }
+        let mut entries = read(EMBEDDED)?;
+        for user in rules.operators.iter() {
+            if user.name.trim().is_empty() {
+                return Err("an [[operator]] without a name".into());
+            }
+            if !user.disabled && (user.kind.trim().is_empty() || user.suffixes.is_empty()) {
+                return Err(format!(
+                    "operator {}: needs a kind and suffixes (or disabled = true)",
+                    user.name
+                ));
+            }
+            let taken: Vec<String> = user.suffixes.iter().map(|s| suffix(s)).collect();
+            for e in &mut entries {
+                e.suffixes.retain(|s| !taken.contains(&suffix(s)));
+            }
+            let same = entries
+                .iter()
+                .position(|e| e.name.trim().eq_ignore_ascii_case(user.name.trim()));
+            match (same, user.disabled) {
+                (Some(i), true) => {
+                    entries.remove(i);
+                }
+                (None, true) => {}
+                (Some(i), false) => entries[i] = user.clone(),
+                (None, false) => entries.push(user.clone()),
+            }
+        }
+        Operators::build(entries, rules)
+    }
+
+    fn build(entries: Vec<OperatorEntry>, rules: &Rules) -> Result<Operators, String> {
         let mut ops = Operators::default();
-        for e in file.operator {
+        for e in entries {
+            if e.disabled {
+                continue;
+            }
+            if e.kind.trim().is_empty() {
+                return Err(format!("operator {}: no kind", e.name));
+            }
             let facts = e
                 .provider
                 .as_deref()
@@ -97,7 +174,7 @@ impl Operators {
             };
             let idx = ops.list.len();
             for s in e.suffixes {
-                let s = s.trim().trim_start_matches('.').to_ascii_lowercase();
+                let s = suffix(&s);
                 if s.is_empty() {
                     return Err(format!("operator {}: an empty suffix", op.name));
                 }
@@ -117,10 +194,9 @@ impl Operators {
     /// The shipped table, parsed on first use. Empty (and logged) if it does not parse: a unit
     /// test keeps that from happening.
     pub fn embedded() -> &'static Operators {
-        static EMBEDDED: OnceLock<Operators> = OnceLock::new();
-        EMBEDDED.get_or_init(|| {
-            let text = include_str!("../../rules/operators.toml");
-            Operators::parse(text, &Rules::embedded()).unwrap_or_else(|e| {
+        static TABLE: OnceLock<Operators> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            Operators::parse(EMBEDDED, &Rules::embedded()).unwrap_or_else(|e| {
                 tracing::error!("embedded operators table does not parse: {e}");
                 Operators::default()
             })
@@ -198,5 +274,94 @@ mod tests {
         let twice = "version = 1\n[[operator]]\nname = \"A\"\nkind = \"cdn\"\nsuffixes = [\"x.example\"]\n[[operator]]\nname = \"B\"\nkind = \"cdn\"\nsuffixes = [\"X.example\"]\n";
         assert!(Operators::parse(twice, &rules).is_err());
         assert!(Operators::parse("version = 2\n", &rules).is_err());
+    }
+
+    fn user(text: &str) -> Result<Operators, String> {
+        let file =
+            crate::core::rules::RuleFile::parse(text, "user.toml").map_err(|e| e.to_string())?;
+        let mut rules = (*Rules::embedded()).clone();
+        rules.operators = file.operator;
+        Operators::with_user(&rules)
+    }
+
+    #[test]
+    fn a_user_file_adds_replaces_takes_suffixes_and_disables() {
+        let ops = user(
+            r#"
+            [[operator]]
+            name = "Shop CDN"
+            kind = "cdn"
+            suffixes = ["cdn.shop.example", "storage.googleapis.com"]
+            legal_entity = "Shop SARL"
+            jurisdiction = "FR"
+            us_exposure = false
+
+            [[operator]]
+            name = "cloudflare"
+            kind = "hosting"
+            suffixes = ["cloudflare.com"]
+            legal_entity = "Someone else"
+
+            [[operator]]
+            name = "Google Fonts"
+            disabled = true
+            "#,
+        )
+        .expect("user operators");
+        let embedded = Operators::embedded();
+        let name = |h: &str| ops.of(h).map(|o| o.name.as_str());
+        // Added, with a suffix taken from Google Cloud.
+        assert_eq!(name("img.cdn.shop.example"), Some("Shop CDN"));
+        assert_eq!(name("storage.googleapis.com"), Some("Shop CDN"));
+        assert_eq!(
+            ops.of("cdn.shop.example")
+                .and_then(|o| o.jurisdiction.as_deref()),
+            Some("FR")
+        );
+        // Replaced by name (case-insensitive), in place: its other suffixes are gone with it.
+        let cf = ops.of("www.cloudflare.com").expect("replaced");
+        assert_eq!(
+            (cf.kind.as_str(), cf.legal_entity.as_deref()),
+            ("hosting", Some("Someone else"))
+        );
+        assert_eq!(name("imagedelivery.net"), None);
+        assert_eq!(
+            ops.all().iter().position(|o| o.name == "cloudflare"),
+            embedded.all().iter().position(|o| o.name == "Cloudflare")
+        );
+        // Disabled.
+        assert_eq!(
+            name("fonts.googleapis.com"),
+            Some("Google"),
+            "the shorter suffix now"
+        );
+        assert!(ops.all().iter().all(|o| o.name != "Google Fonts"));
+        // The rest as shipped.
+        assert_eq!(name("d1.cloudfront.net"), Some("Amazon Web Services"));
+        assert_eq!(ops.all().len(), embedded.all().len());
+    }
+
+    #[test]
+    fn a_bad_user_entry_is_refused() {
+        assert!(
+            user("[[operator]]\nname = \"X\"\nkind = \"cdn\"\n").is_err(),
+            "no suffixes"
+        );
+        assert!(
+            user("[[operator]]\nname = \"X\"\nsuffixes = [\"x.example\"]\n").is_err(),
+            "no kind"
+        );
+        assert!(user("[[operator]]\nname = \"X\"\nkind = \"cdn\"\nsuffixes = [\"\"]\n").is_err());
+        assert!(user(
+            "[[operator]]\nname = \"X\"\nkind = \"cdn\"\nsuffixes = [\"x.example\"]\nbogus = 1\n"
+        )
+        .is_err());
+        // Two user entries for one suffix: the later one has it.
+        let ops = user(
+            "[[operator]]\nname = \"A\"\nkind = \"cdn\"\nsuffixes = [\"x.example\"]\n\
+             [[operator]]\nname = \"B\"\nkind = \"cdn\"\nsuffixes = [\"x.example\"]\n",
+        )
+        .expect("parse");
+        assert_eq!(ops.of("x.example").map(|o| o.name.as_str()), Some("B"));
     }
 }

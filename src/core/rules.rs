@@ -3,6 +3,7 @@
 //! Each section of URL rules is compiled into one `RegexSet`, so a URL is checked against all
 //! rules of a section in a single pass.
 
+use crate::core::operators::OperatorEntry;
 use crate::esp::providers::{EmbeddedProvider, Provider, ProviderFile, Providers};
 use crate::esp::{EspRule, EspRules};
 use crate::links::clearurls::ClearUrls;
@@ -51,6 +52,10 @@ pub struct RuleFile {
     pub esp: Vec<EspRule>,
     #[serde(default)]
     pub provider: Vec<Provider>,
+    /// Operators of remote hosts (`rules/operators.toml` is not merged here: its entries are
+    /// read only by the reports, `Operators::with_user`).
+    #[serde(default)]
+    pub operator: Vec<OperatorEntry>,
     /// Starts from the shipped rules: their providers come with it (see `EMBEDDED_PROVIDERS`).
     #[serde(skip)]
     pub shipped: bool,
@@ -106,6 +111,8 @@ impl RuleFile {
                 None => self.esp.push(rule),
             }
         }
+        // In order: `Operators::with_user` applies them one after the other.
+        self.operator.extend(other.operator);
         for p in other.provider {
             match self
                 .provider
@@ -146,6 +153,9 @@ pub struct Rules {
     pub clearurls: Option<Arc<ClearUrls>>,
     /// ESP fingerprints and provider facts.
     pub esp: EspRules,
+    /// The `[[operator]]` entries of the user's rules files, in order, merged over
+    /// `rules/operators.toml` by `Operators::with_user` (the reports' table).
+    pub operators: Vec<OperatorEntry>,
 }
 
 impl Rules {
@@ -211,6 +221,7 @@ impl Rules {
                 path: origin.to_string(),
                 message,
             })?,
+            operators: file.operator,
         })
     }
 
@@ -278,6 +289,20 @@ impl Rules {
         }
         let mut rules = Rules::compile(file, "rules")?;
         rules.clearurls = clearurls;
+        // `[[operator]]` entries are read by the reports only; check them now all the same,
+        // so that a broken one is reported where the other rules' errors are.
+        if !rules.operators.is_empty() {
+            crate::core::operators::Operators::with_user(&rules).map_err(|message| {
+                RulesError::Parse {
+                    path: paths
+                        .iter()
+                        .map(|p| p.as_ref().display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    message,
+                }
+            })?;
+        }
         Ok(rules)
     }
 
@@ -313,6 +338,7 @@ impl Rules {
             params: ParamRules::default(),
             clearurls: None,
             esp: EspRules::empty(),
+            operators: Vec::new(),
         }
     }
 }
