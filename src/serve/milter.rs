@@ -21,8 +21,11 @@ pub struct Session {
     leading_space: bool,
     noreply_header: bool,
     noreply_body: bool,
+    /// The message as the MTA sends it: header fields, then (after end of headers) the body
+    /// chunks appended in place, so that end of message hands it to the rewrite uncopied.
     headers: Vec<u8>,
-    body: Vec<u8>,
+    /// Where the body starts in `headers` (its length at end of headers).
+    head_len: usize,
     oversize: bool,
     /// `X-Trackless` headers the message arrived with (to delete them by index).
     x_trackless: i32,
@@ -31,8 +34,8 @@ pub struct Session {
 
 impl Session {
     fn reset_message(&mut self) {
-        self.headers.clear();
-        self.body = Vec::new();
+        self.headers = Vec::new();
+        self.head_len = 0;
         self.oversize = false;
         self.x_trackless = 0;
         self.envelope = Envelope::default();
@@ -114,6 +117,7 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
             Box::pin(async move {
                 if let Some(s) = cx.data.as_mut() {
                     s.headers.extend_from_slice(b"\r\n");
+                    s.head_len = s.headers.len();
                 }
                 Status::Continue
             })
@@ -174,14 +178,20 @@ fn body(cx: &mut indymilter::Context<Session>, chunk: Bytes, shared: &Shared) ->
     if s.oversize {
         return noreply;
     }
+    if s.head_len == 0 {
+        // A body without end of headers first (the MTA skipped EOH): the fields end here.
+        s.head_len = s.headers.len();
+    }
     let max = shared.policy().limits.max_size;
-    if s.headers.len() + s.body.len() + chunk.len() > max {
-        // Too large to rewrite: stop buffering; end of message accepts it unchanged.
+    if s.headers.len() + chunk.len() > max {
+        // Too large to rewrite: stop buffering (the header fields stay, to name the message
+        // in the log); end of message accepts it unchanged.
         s.oversize = true;
-        s.body = Vec::new();
+        s.headers.truncate(s.head_len);
+        s.headers.shrink_to_fit();
         return noreply;
     }
-    s.body.extend_from_slice(&chunk);
+    s.headers.extend_from_slice(&chunk);
     noreply
 }
 
@@ -202,10 +212,7 @@ async fn eom(cx: &mut EomContext<Session>, shared: &Shared) -> Status {
         shared.passed_unread(&s.headers, &s.envelope, Mode::Milter, SkipReason::TooLarge);
         Status::Accept
     } else {
-        let mut raw = std::mem::take(&mut s.headers);
-        raw.extend_from_slice(&s.body);
-        s.body = Vec::new();
-        let raw = Arc::new(raw);
+        let raw = Arc::new(std::mem::take(&mut s.headers));
         match shared.rewrite(raw.clone(), &s.envelope, Mode::Milter).await {
             Rewrite::Changed { bytes, header } => apply(cx, &s, &raw, &bytes, &header).await,
             Rewrite::Unchanged | Rewrite::Failed(_) => Status::Accept,
