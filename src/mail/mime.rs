@@ -392,7 +392,7 @@ fn parse_content_type(value: &[u8]) -> (String, String, Vec<(String, String)>) {
                     v.as_str()
                 };
                 if *encoded {
-                    bytes.extend(percent_decode(v));
+                    bytes.extend_from_slice(&crate::mail::url::percent_decode(v));
                 } else {
                     bytes.extend_from_slice(v.as_bytes());
                 }
@@ -456,25 +456,6 @@ fn unquote(value: &str) -> String {
             '"' => break,
             _ => out.push(c),
         }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
     }
     out
 }
