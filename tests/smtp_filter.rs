@@ -415,3 +415,38 @@ async fn refused_data_downstream_does_not_poison_the_next_transaction() {
     );
     assert_eq!(mta.received().len(), 1);
 }
+
+/// A downstream connection kept between transactions that the downstream closed meanwhile (its
+/// idle timeout: a 421 at the next command, or the socket simply gone) is replaced by a new one
+/// for the next transaction instead of answering it 451.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downstream_closed_while_idle_is_reconnected_for_the_next_transaction() {
+    let msg = corpus("sendgrid-newsletter.eml");
+    for close in ["421 4.4.2 fake Error: timeout exceeded\r\n", ""] {
+        let mta = FakeMta::start(false).await;
+        mta.set_idle_close(Some(close));
+        let f = start_to(Proto::Smtp, "smtp", &mta).await;
+        let mut s = tokio::net::TcpStream::connect(f.addr)
+            .await
+            .expect("connect");
+        let first = to_jane(&msg);
+        let first = &first[..first.len() - b"QUIT\r\n".len()];
+        let replies = exchange(&mut s, first, 6).await;
+        assert!(replies[5].starts_with("250 2.0.0 queued"), "{replies:?}");
+        let mut second = transaction(
+            "MAIL FROM:<a@b.example>",
+            &["RCPT TO:<bob@example.net>"],
+            &msg,
+        );
+        second.extend_from_slice(b"QUIT\r\n");
+        let replies = exchange(&mut s, &second, 5).await;
+        assert!(replies[0].starts_with("250"), "{close:?}: {replies:?}");
+        assert!(
+            replies[3].starts_with("250 2.0.0 queued as FAKE"),
+            "{close:?}: {replies:?}"
+        );
+        let got = mta.received();
+        assert_eq!(got.len(), 2, "{close:?}");
+        assert_eq!(got[1].rcpts, ["RCPT TO:<bob@example.net>"], "{close:?}");
+    }
+}

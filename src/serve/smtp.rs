@@ -187,26 +187,44 @@ where
                 } else if from.size > cfg.max_size {
                     send(&mut wr, "552 5.3.4 message too big\r\n").await?;
                 } else {
-                    if down.is_none() {
-                        match Downstream::connect(
-                            &cfg.forward,
-                            &cfg.hostname,
-                            cfg.downstream_timeout,
-                        )
-                        .await
-                        {
-                            Ok(d) => down = Some(d),
-                            Err(r) => {
-                                send(&mut wr, &r.wire()).await?;
-                                continue;
+                    let params = raw_params(&text);
+                    // A connection kept from an earlier transaction may have been closed by
+                    // the downstream meanwhile (its idle timeout: a 421, or the socket gone):
+                    // then one new connection is tried before answering.
+                    let mut reply = Err(Reply::tempfail("not available"));
+                    for _ in 0..2 {
+                        let reused = down.is_some();
+                        if down.is_none() {
+                            match Downstream::connect(
+                                &cfg.forward,
+                                &cfg.hostname,
+                                cfg.downstream_timeout,
+                            )
+                            .await
+                            {
+                                Ok(d) => down = Some(d),
+                                Err(r) => {
+                                    reply = Err(r);
+                                    break;
+                                }
                             }
                         }
+                        reply = match down.as_mut() {
+                            Some(d) => d.mail(&from.address, &params).await,
+                            None => Err(Reply::tempfail("not available")),
+                        };
+                        let gone = match &reply {
+                            Err(_) => true,
+                            Ok(r) => r.code == 421,
+                        };
+                        if !gone {
+                            break;
+                        }
+                        down = None;
+                        if !reused {
+                            break;
+                        }
                     }
-                    let params = raw_params(&text);
-                    let reply = match down.as_mut() {
-                        Some(d) => d.mail(&from.address, &params).await,
-                        None => Err(Reply::tempfail("not available")),
-                    };
                     let reply = reply.unwrap_or_else(|r| {
                         down = None;
                         r

@@ -31,6 +31,10 @@ pub struct FakeMta {
     pub addr: std::net::SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
     pub final_reply: Arc<Mutex<Final>>,
+    /// Set: a connection that has finished a transaction is closed at its next command, as a
+    /// server whose idle timeout fired meanwhile does: with this reply first (Postfix says
+    /// "421 4.4.2 … Error: timeout exceeded"), or silently when empty.
+    pub idle_close: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl FakeMta {
@@ -39,15 +43,16 @@ impl FakeMta {
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let final_reply = Arc::new(Mutex::new(Final::Accept));
-        let (r, f) = (received.clone(), final_reply.clone());
+        let idle_close = Arc::new(Mutex::new(None));
+        let (r, f, i) = (received.clone(), final_reply.clone(), idle_close.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, f) = (r.clone(), f.clone());
+                let (r, f, i) = (r.clone(), f.clone(), i.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, lmtp, r, f).await;
+                    let _ = serve(stream, lmtp, r, f, i).await;
                 });
             }
         });
@@ -55,7 +60,12 @@ impl FakeMta {
             addr,
             received,
             final_reply,
+            idle_close,
         }
+    }
+
+    pub fn set_idle_close(&self, reply: Option<&'static str>) {
+        *self.idle_close.lock().expect("lock") = reply;
     }
 
     pub fn set_final(&self, f: Final) {
@@ -72,16 +82,25 @@ async fn serve(
     lmtp: bool,
     received: Arc<Mutex<Vec<Received>>>,
     final_reply: Arc<Mutex<Final>>,
+    idle_close: Arc<Mutex<Option<&'static str>>>,
 ) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     wr.write_all(b"220 fake ESMTP\r\n").await?;
     let mut cur = Received::default();
     let mut line = String::new();
+    let mut delivered = false;
     loop {
         line.clear();
         if rd.read_line(&mut line).await? == 0 {
             return Ok(());
+        }
+        if delivered {
+            let close = *idle_close.lock().expect("lock");
+            if let Some(reply) = close {
+                wr.write_all(reply.as_bytes()).await?;
+                return Ok(());
+            }
         }
         let upper = line.to_ascii_uppercase();
         // Like a real server: a greeting (EHLO/HELO/LHLO) or RSET ends any open transaction,
@@ -141,6 +160,7 @@ async fn serve(
             }
             // The CRLF before the terminating dot belongs to the message.
             cur.data = data;
+            delivered = true;
             let f = *final_reply.lock().expect("lock");
             let rcpts = cur.rcpts.clone();
             received
