@@ -142,4 +142,9 @@ cargo test --test imap_dovecot -- --ignored --test-threads=1 --skip bench_ || {
   tail -n 40 "$dir/dovecot.log" >&2
   exit 1
 }
-echo "== IMAP against Dovecot: passed"
+# A complaint dossier from the log alice's sync filled (tests/imap_dovecot.rs).
+TRACKLESS_CONFIG=/dev/null "$repo/target/debug/trackless" --log "$dir/alice-log.sqlite" \
+  report dossier news.maison-dupont.example --lang en --out "$dir/dossier"
+grep -q 'news\.maison-dupont\.example' "$dir/dossier/dossier.html" && grep -q 'Selligent' "$dir/dossier/dossier.html" ||
+  { echo "the dossier from the IMAP sync's log lacks news.maison-dupont.example or Selligent"; exit 1; }
+echo "== IMAP against Dovecot: passed (and report dossier from the sync's log)"

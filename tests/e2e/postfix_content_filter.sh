@@ -64,6 +64,13 @@ check_variant() {
   e2e_wait_queue_empty "$dir" 30
 }
 
+# A complaint dossier from the log the filter in DIR filled in this run: sender and ESP named.
+check_dossier() {
+  "$TRACKLESS" --log "$1/log.sqlite" report dossier glowco.example --lang en --out "$1/dossier"
+  grep -q 'glowco\.example' "$1/dossier/dossier.html" && grep -q 'Klaviyo' "$1/dossier/dossier.html" ||
+    { echo "the dossier from $1/log.sqlite lacks glowco.example or Klaviyo"; exit 1; }
+}
+
 for variant in smtp lmtp; do
   dir=$(e2e_tmpdir "content-filter-$variant")
   fport=$(e2e_free_port); rport=$(e2e_free_port)
@@ -76,6 +83,8 @@ for variant in smtp lmtp; do
   ok "$variant content filter: corpus rewritten like trackless filter, 2-recipient message delivered to each, queue empty"
   e2e_postfix_stop "$dir"
   e2e_kill "$E2E_LAST_PID"
+  check_dossier "$dir"
+  ok "$variant content filter: report dossier glowco.example from its log"
 done
 
 # 3. Postfix → trackless lmtp (unix socket, packaged main.cf.lmtp) → Dovecot.
@@ -108,6 +117,8 @@ ok "Postfix → trackless lmtp → Dovecot: corpus rewritten like trackless filt
 e2e_postfix_stop "$dir"
 e2e_kill "$E2E_LAST_PID"
 e2e_dovecot_stop "$dir"
+check_dossier "$dir"
+ok "LMTP proxy: report dossier glowco.example from its log"
 
 # 4. Fault test: downstream stopped for a while, filter stopped and restarted mid-run.
 dir=$(e2e_tmpdir content-filter-fault)

@@ -7,7 +7,8 @@
 #      that moment): every message is delivered exactly once (milter_default_action = accept),
 #      those accepted while the milter was down arrive unchanged, those accepted before the
 #      kill and after the restart are rewritten; the queue ends empty;
-#   3. the tracking log has a row per filtered message.
+#   3. the tracking log has a row per filtered message, and report dossier makes a dossier
+#      from it.
 # Run as root: bash tests/e2e/postfix_milter.sh [path/to/trackless]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -246,5 +247,11 @@ ok "burst phases: $(cat "$dir/burst-summary.txt"): unchanged while the milter wa
 e2e_kill "$MILTER_PID"
 [[ ! -e "$sockdir/milter.sock" ]] || { echo "socket left behind"; exit 1; }
 ok "SIGTERM: milter stopped and removed its socket"
+
+# 4. A complaint dossier from the log the milter filled in this run.
+"$TRACKLESS" --log "$dir/log.sqlite" report dossier northwind.example --lang en --out "$dir/dossier"
+grep -q 'northwind\.example' "$dir/dossier/dossier.html" && grep -q 'SendGrid' "$dir/dossier/dossier.html" ||
+  { echo "the dossier from the milter's log lacks northwind.example or SendGrid"; exit 1; }
+ok "report dossier northwind.example from the milter's log (sender and ESP named)"
 
 echo "postfix_milter: $pass passed, 0 failed"
