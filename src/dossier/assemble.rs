@@ -20,7 +20,6 @@
 use super::model::{Dossier, EspEntry, MessageEntry, RemoteEntry, Sender, TrackerEntry};
 use crate::core::operators::Operators;
 use crate::log::dossier::LoggedMessage;
-use crate::mail::token::{email_address, opaque, static_file};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A provider's legal facts: legal entity, parent, parent's jurisdiction
@@ -203,106 +202,16 @@ fn esps(
     out
 }
 
-/// The byte range of the per-recipient token in a tracker URL, if it has one: the longest of
-/// its query values that holds an e-mail address or is a long opaque token (≥ 16 URL-safe
-/// characters mixing letters and digits), and of its last path segment when that is a long
-/// opaque token (≥ 20) and not a static file name (image, font, stylesheet). The same test the
-/// filter applies to remote resources (`html::pixel::per_recipient_token`), located. A
-/// heuristic: it marks what differs between recipients in practice, and can mark an account
-/// id of the same shape.
-pub fn token_range(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..].find('#').map_or(url.len(), |i| start + i);
-    let rest = &url[start..end];
-    let authority = rest.find(['/', '?']).unwrap_or(rest.len());
-    let path_start = start + authority;
-    let query_start = url[path_start..end]
-        .find('?')
-        .map_or(end, |i| path_start + i);
-    let mut best: Option<(usize, usize)> = None;
-    let mut consider = |s: usize, e: usize| {
-        if best.is_none_or(|(bs, be)| e - s > be - bs) {
-            best = Some((s, e));
-        }
-    };
-    // Query values.
-    if query_start < end {
-        let mut pos = query_start + 1;
-        for pair in url[query_start + 1..end].split('&') {
-            if let Some(eq) = pair.find('=') {
-                let value = &pair[eq + 1..];
-                if email_address(value) || opaque(value, 16) {
-                    consider(pos + eq + 1, pos + pair.len());
-                }
-            }
-            pos += pair.len() + 1;
-        }
-    }
-    // The last non-empty path segment.
-    let path = &url[path_start..query_start];
-    let trimmed = path.trim_end_matches('/');
-    let seg_start = trimmed.rfind('/').map_or(0, |i| i + 1);
-    let segment = &trimmed[seg_start..];
-    if !static_file(segment) && opaque(segment, 20) {
-        consider(path_start + seg_start, path_start + trimmed.len());
-    }
-    best
-}
+/// The byte range of the per-recipient token in a tracker URL, if it has one: the part the
+/// filter judged by (`html::pixel::per_recipient_token`), located. The rule is
+/// [`crate::mail::token`]'s.
+pub use crate::mail::token::token_range;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::dossier::RemoteRow;
     use crate::log::evidence::{EspEvidence, MessageEvidence, TrackerEvidence};
-
-    fn token(url: &str) -> Option<&str> {
-        token_range(url).map(|(s, e)| &url[s..e])
-    }
-
-    #[test]
-    fn the_longest_opaque_value_or_segment_is_the_token() {
-        assert_eq!(
-            token("https://u1.ct.sendgrid.net/ls/click?upn=u001.7o1HT2LBLKK8rwOk8shny4O-2B2M&x=1"),
-            Some("u001.7o1HT2LBLKK8rwOk8shny4O-2B2M")
-        );
-        assert_eq!(
-            token("https://t.example/o?e=jane.doe%40example.net&c=12"),
-            Some("jane.doe%40example.net")
-        );
-        assert_eq!(
-            token("https://t.example/open/a1b2c3d4e5f6a7b8c9d0e1f2?c=1#frag"),
-            Some("a1b2c3d4e5f6a7b8c9d0e1f2")
-        );
-        assert_eq!(
-            token("https://t.example/open/a1b2c3d4e5f6a7b8c9d0e1f2/"),
-            Some("a1b2c3d4e5f6a7b8c9d0e1f2")
-        );
-        // The longer of a query value and the path segment.
-        assert_eq!(
-            token("https://t.example/p/a1b2c3d4e5f6a7b8c9d0e1f2a3b4?u=0a1b2c3d4e5f6a7b8c9"),
-            Some("a1b2c3d4e5f6a7b8c9d0e1f2a3b4")
-        );
-    }
-
-    #[test]
-    fn static_names_short_and_plain_values_are_not_tokens() {
-        for url in [
-            "https://www.shop.example/fit-guide?utm_source=sendgrid&utm_medium=email",
-            "https://fonts.gstatic.com/s/a1b2c3d4e5f6a7b8c9d0e1f2a3b4.woff2",
-            "https://cdn.example/img/0a1b2c3d4e5f6a7b8c9d0e1f2.png",
-            "https://fonts.googleapis.com/css2?family=Inter:wght@400;700",
-            "https://t.example/o?id=12345",
-            "https://t.example/abcdefghijklmnopqrstuvwxyz",
-            "https://t.example/o#x?e=0a1b2c3d4e5f6a7b8c9d",
-            "not a url",
-            "",
-        ] {
-            assert_eq!(token(url), None, "{url}");
-        }
-        // Multi-byte text around does not break the range.
-        let url = "https://t.exémple/o?é=1&e=a1b2c3d4e5f6a7b8c9d0";
-        assert_eq!(token(url), Some("a1b2c3d4e5f6a7b8c9d0"));
-    }
 
     fn logged(date: &str, esp: Vec<EspEvidence>, remote: Vec<RemoteRow>) -> LoggedMessage {
         LoggedMessage {

@@ -7,7 +7,7 @@
 //! (`spacer.gif`, the same URL repeated) is still removed but counted as a spacer, not a pixel.
 
 use crate::mail::rule::{Beacon, UrlRule, UrlRuleSet};
-use crate::mail::token::{email_address, opaque, static_file};
+use crate::mail::token;
 use crate::mail::url::UrlView;
 
 /// Pixel detection by shape (remote images nobody can see), besides the open-tracking rules.
@@ -141,23 +141,11 @@ pub fn beacon_url(url: &str, open: &UrlRuleSet) -> Option<Verdict> {
     })
 }
 
-/// Does the URL carry something that can tell one recipient from another? A query value that
-/// holds an e-mail address or is a long opaque token (≥ 16 characters mixing letters and
-/// digits), or a last path segment that is not an image file name and is a long opaque token
-/// (≥ 20). Directory names (account ids, upload folders) and file names of images are static:
-/// every copy of the campaign has them.
+/// Does the URL carry something that can tell one recipient from another? The rule (query
+/// values, opaque path segments and image names) is [`crate::mail::token`]'s, which the
+/// dossier highlights with.
 pub fn per_recipient_token(view: &UrlView) -> bool {
-    let subject = &view.subject[view.host().len()..];
-    let (path, query) = subject.split_once('?').unwrap_or((subject, ""));
-    let query_token = query.split('&').any(|pair| {
-        let value = pair.split_once('=').map_or("", |(_, v)| v);
-        email_address(value) || opaque(value, 16)
-    });
-    if query_token {
-        return true;
-    }
-    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    !static_file(last) && opaque(last, 20)
+    token::token_in(&view.subject[view.host().len()..]).is_some()
 }
 
 /// Is an invisible image with a static URL (verdict [`By::Invisible`]) a layout spacer rather
