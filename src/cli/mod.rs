@@ -187,6 +187,7 @@ pub fn policy(cfg: &Config, args: &PolicyArgs) -> Result<Policy, String> {
         max_depth: l.max_depth.map_or(d.max_depth, |n| n.get()),
         html_memory: l.html_memory.map_or(d.html_memory, |s| s.0),
         max_time: l.max_time.map_or(d.max_time, |t| t.0),
+        ..d
     };
     policy.allow = AllowList {
         senders: cfg.allow.senders.clone(),

@@ -57,7 +57,7 @@ fn pass_through(raw: &[u8], findings: Vec<Finding>) -> Outcome<'_> {
 pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
     if let Some(marker) = std::env::var_os(var) {
         let marker = marker.as_encoded_bytes();
-        if !marker.is_empty() && contains(raw, marker) {
+        if !marker.is_empty() && memchr::memmem::find(raw, marker).is_some() {
             panic!("{var} marker found");
         }
     }
@@ -177,13 +177,37 @@ struct Edit {
 
 fn splice(buf: &[u8], edits: &mut [Edit]) -> Vec<u8> {
     edits.sort_by_key(|e| e.start);
-    // The output's size, and room for the `X-Trackless` field added afterwards in place.
+    // A large rewritten part becomes the output itself, the rest of the message put around it:
+    // the message, that part and a copy of both are then never held at once.
+    let largest = (0..edits.len()).max_by_key(|&i| edits[i].bytes.len());
+    if let Some(i) = largest.filter(|&i| edits[i].bytes.len() >= IN_PLACE) {
+        let (head, rest) = edits.split_at_mut(i);
+        if let Some((mid, tail)) = rest.split_first_mut() {
+            let before = splice_range(buf, 0, mid.start, head, 0);
+            let after = splice_range(buf, mid.end, buf.len(), tail, 0);
+            let mut out = std::mem::take(&mut mid.bytes);
+            // Room for the `X-Trackless` field added afterwards in place.
+            out.reserve(before.len() + after.len() + 1024);
+            out.splice(0..0, before);
+            out.extend_from_slice(&after);
+            return out;
+        }
+    }
+    splice_range(buf, 0, buf.len(), edits, 1024)
+}
+
+/// A rewritten part at least this large is spliced in place (see [`splice`]).
+const IN_PLACE: usize = 1 << 20;
+
+/// `buf[from..to]` with `edits` (sorted, inside that range) applied, and `spare` bytes of
+/// room at the end.
+fn splice_range(buf: &[u8], from: usize, to: usize, edits: &mut [Edit], spare: usize) -> Vec<u8> {
     let added: usize = edits.iter().map(|e| e.bytes.len()).sum();
     let removed: usize = edits.iter().map(|e| e.end.saturating_sub(e.start)).sum();
-    let mut out = Vec::with_capacity((buf.len() + added).saturating_sub(removed) + 1024);
-    let mut pos = 0;
+    let mut out = Vec::with_capacity(((to - from) + added).saturating_sub(removed) + spare);
+    let mut pos = from;
     for e in edits.iter_mut() {
-        if e.start < pos {
+        if e.start < pos || e.end > to {
             continue; // overlapping edits cannot come from disjoint leaves; be safe anyway
         }
         out.extend_from_slice(&buf[pos..e.start]);
@@ -191,7 +215,7 @@ fn splice(buf: &[u8], edits: &mut [Edit]) -> Vec<u8> {
         out.extend_from_slice(&std::mem::take(&mut e.bytes));
         pos = e.end;
     }
-    out.extend_from_slice(&buf[pos..]);
+    out.extend_from_slice(&buf[pos..to]);
     out
 }
 
@@ -400,7 +424,17 @@ impl Walker<'_> {
         let Some(cte) = self.transfer_encoding(part, path) else {
             return Ok(());
         };
-        let decoded = match cte.decode(body) {
+        // A large encoded HTML part is decoded into pieces that the rewriter frees as it reads
+        // them, and its output encoded as it comes: the part is then held about twice (the
+        // message and the output), not four times (the decoded, rewritten and encoded copies).
+        let streamed =
+            is_html && cte != Cte::Identity && body.len() >= self.policy.limits.stream_above;
+        let decoded = if streamed {
+            cte.decode_pieces(body, PIECE).map(Decoded::Pieces)
+        } else {
+            cte.decode(body).map(Decoded::Whole)
+        };
+        let mut decoded = match decoded {
             Ok(d) => d,
             Err(reason) => {
                 self.skip(reason, path, None);
@@ -410,7 +444,7 @@ impl Walker<'_> {
         let label = part.param("charset").filter(|c| !c.trim().is_empty());
         let label = match label {
             Some(l) => Some(Cow::Borrowed(l)),
-            None if is_html => sniff_meta_charset(&decoded).map(Cow::Owned),
+            None if is_html => sniff_meta_charset(decoded.first()).map(Cow::Owned),
             None => None,
         };
         let encoding = match encode::charset(label.as_deref()) {
@@ -420,7 +454,7 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
-        if contains(&decoded, b"-----BEGIN PGP SIGNED MESSAGE-----") {
+        if decoded.contains(b"-----BEGIN PGP SIGNED MESSAGE-----") {
             self.skip(
                 SkipReason::Signed,
                 path,
@@ -428,7 +462,7 @@ impl Walker<'_> {
             );
             return Ok(());
         }
-        if contains(&decoded, b"-----BEGIN PGP MESSAGE-----") {
+        if decoded.contains(b"-----BEGIN PGP MESSAGE-----") {
             self.skip(
                 SkipReason::Encrypted,
                 path,
@@ -453,6 +487,7 @@ impl Walker<'_> {
             }
             result
         };
+        let trailing_newline = body.ends_with(b"\n");
         let result = if is_html {
             let ctx = html::rewrite::PartCtx {
                 part: path,
@@ -464,20 +499,40 @@ impl Walker<'_> {
                 links: self.policy.links.then_some(&judge as LinkJudge<'_>),
                 opaque_links: self.policy.opaque_links,
             };
-            html::rewrite::rewrite(&decoded, encoding, &ctx, &mut found, &mut remote)
+            match &mut decoded {
+                Decoded::Whole(d) => {
+                    html::rewrite::rewrite(d, encoding, &ctx, &mut found, &mut remote)
+                        .map(|c| c.map(Rewritten::Content))
+                }
+                Decoded::Pieces(pieces) => {
+                    let input = html::rewrite::Input::Pieces(std::mem::take(pieces));
+                    let mut enc = encode::Encoder::new(cte, self.nl, trailing_newline, body.len());
+                    let sink = |c: &[u8]| enc.write(c);
+                    html::rewrite::rewrite_to(input, sink, encoding, &ctx, &mut found, &mut remote)
+                        .map(|changed| changed.then(|| Rewritten::Encoded(enc.finish())))
+                }
+            }
         } else {
-            if self.policy.links {
-                let opaque = self.policy.opaque_links;
-                plain::rewrite(&decoded, encoding, &judge, opaque, path, &mut found)
-            } else {
-                Ok(None)
+            match &decoded {
+                Decoded::Whole(d) if self.policy.links => {
+                    let opaque = self.policy.opaque_links;
+                    plain::rewrite(d, encoding, &judge, opaque, path, &mut found)
+                        .map(|c| c.map(Rewritten::Content))
+                }
+                _ => Ok(None),
             }
         };
         if self.nested > 0 {
             found.iter_mut().for_each(|f| f.nested = true);
         }
         let content = match result {
-            Ok(Some(c)) => c,
+            Ok(Some(Rewritten::Encoded(bytes))) => {
+                self.findings.extend(found);
+                self.add_remote(remote, true);
+                edits.push(Edit { start, end, bytes });
+                return Ok(());
+            }
+            Ok(Some(Rewritten::Content(c))) => c,
             Ok(None) => {
                 self.findings.extend(found);
                 self.add_remote(remote, true);
@@ -491,10 +546,9 @@ impl Walker<'_> {
         };
         // The decoded text is not needed any more: freed before the output is encoded (with a
         // 64 MiB part, one copy fewer held at the peak).
-        let longest_before = if cte == Cte::Identity {
-            longest_line(&decoded)
-        } else {
-            0
+        let longest_before = match &decoded {
+            Decoded::Whole(d) if cte == Cte::Identity => longest_line(d),
+            _ => 0,
         };
         drop(decoded);
         let mut out_cte = cte;
@@ -519,7 +573,7 @@ impl Walker<'_> {
         edits.push(Edit {
             start,
             end,
-            bytes: out_cte.encode(&content, self.nl, body.ends_with(b"\n")),
+            bytes: out_cte.encode(&content, self.nl, trailing_newline),
         });
         Ok(())
     }
@@ -588,8 +642,48 @@ fn nested_root_path(root: &Part, path: &str) -> String {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
+/// Pieces a large part is decoded into (see `Limits::stream_above`): each is this size at least,
+/// so the first holds the part's first 2 KiB where a `<meta charset>` is looked for.
+const PIECE: usize = 1 << 20;
+
+/// A decoded part: whole (borrowed when it was not encoded), or in pieces.
+enum Decoded<'a> {
+    Whole(Cow<'a, [u8]>),
+    Pieces(Vec<Vec<u8>>),
+}
+
+impl Decoded<'_> {
+    /// The first bytes of the part (its first piece).
+    fn first(&self) -> &[u8] {
+        match self {
+            Decoded::Whole(d) => d,
+            Decoded::Pieces(p) => p.first().map_or(&[][..], Vec::as_slice),
+        }
+    }
+
+    /// Whether `needle` occurs in the part, across the pieces' edges too.
+    fn contains(&self, needle: &[u8]) -> bool {
+        let find = |hay: &[u8]| memchr::memmem::find(hay, needle).is_some();
+        match self {
+            Decoded::Whole(d) => find(d),
+            Decoded::Pieces(p) => {
+                let edge = needle.len().saturating_sub(1);
+                p.iter().any(|x| find(x))
+                    || p.windows(2).any(|w| {
+                        let mut seam = w[0][w[0].len().saturating_sub(edge)..].to_vec();
+                        seam.extend_from_slice(&w[1][..w[1].len().min(edge)]);
+                        find(&seam)
+                    })
+            }
+        }
+    }
+}
+
+/// What a part's rewrite gives: its new content, to be encoded, or (a streamed part) its
+/// new body already encoded.
+enum Rewritten {
+    Content(Vec<u8>),
+    Encoded(Vec<u8>),
 }
 
 fn longest_line(s: &[u8]) -> usize {

@@ -19,6 +19,10 @@ pub struct Limits {
     pub html_memory: usize,
     /// Wall-clock time for one message.
     pub max_time: Duration,
+    /// Encoded HTML parts at least this large are decoded, rewritten and encoded again a
+    /// piece at a time (less memory; the same bytes). Not a setting: tests lower it to run
+    /// every part through that path.
+    pub stream_above: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +32,7 @@ impl Default for Limits {
             max_depth: 32,
             html_memory: 32 << 20,
             max_time: Duration::from_secs(10),
+            stream_above: 4 << 20,
         }
     }
 }

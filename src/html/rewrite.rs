@@ -611,6 +611,36 @@ pub fn rewrite(
     findings: &mut Vec<Finding>,
     remote: &mut Vec<Remote>,
 ) -> Result<Option<Vec<u8>>, SkipReason> {
+    let mut out = Vec::with_capacity(html.len());
+    let input = Input::Whole(html);
+    let changed = rewrite_to(
+        input,
+        |c: &[u8]| out.extend_from_slice(c),
+        encoding,
+        ctx,
+        findings,
+        remote,
+    )?;
+    Ok(changed.then_some(out))
+}
+
+/// The decoded HTML of a part: whole, or in pieces that are freed as soon as they are read
+/// (a large part is then never held whole twice, decoded and rewritten).
+pub enum Input<'a> {
+    Whole(&'a [u8]),
+    Pieces(Vec<Vec<u8>>),
+}
+
+/// [`rewrite`], the output handed to `sink` as it is written; `Ok(true)` when it differs from
+/// the input (what `sink` got is then the rewritten part; otherwise it is to be dropped).
+pub fn rewrite_to(
+    input: Input<'_>,
+    sink: impl FnMut(&[u8]),
+    encoding: &'static encoding_rs::Encoding,
+    ctx: &PartCtx<'_>,
+    findings: &mut Vec<Finding>,
+    remote: &mut Vec<Remote>,
+) -> Result<bool, SkipReason> {
     let Some(enc) = AsciiCompatibleEncoding::new(encoding) else {
         return Err(SkipReason::UnsupportedCharset);
     };
@@ -629,7 +659,6 @@ pub fn rewrite(
     });
     let st = &state;
     let sel = selectors();
-    let mut out = Vec::with_capacity(html.len());
     let settings = Settings {
         element_content_handlers: vec![
             handler!(&sel.inventory, move |el| inventory(el, st, true)),
@@ -680,12 +709,16 @@ pub fn rewrite(
         ..Settings::new()
     };
     let result = {
-        let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+        let mut rewriter = HtmlRewriter::new(settings, sink);
         // Fed in chunks, as a stream: lol_html then buffers only what spans chunks, and the
         // memory limit bounds that.
-        html.chunks(CHUNK)
-            .try_for_each(|c| rewriter.write(c))
-            .and_then(|()| rewriter.end())
+        match input {
+            Input::Whole(html) => html.chunks(CHUNK).try_for_each(|c| rewriter.write(c)),
+            Input::Pieces(pieces) => pieces
+                .into_iter()
+                .try_for_each(|p| p.chunks(CHUNK).try_for_each(|c| rewriter.write(c))),
+        }
+        .and_then(|()| rewriter.end())
     };
     let mut state = state.into_inner();
     if let Err(e) = result {
@@ -706,5 +739,5 @@ pub fn rewrite(
     }
     findings.extend(state.findings);
     remote.extend(state.remote);
-    Ok(state.changed.then_some(out))
+    Ok(state.changed)
 }

@@ -45,6 +45,18 @@ impl Cte {
         }
     }
 
+    /// [`Cte::decode`] into pieces of at least `size` bytes each (the last one excepted): the
+    /// same bytes, the same errors.
+    pub fn decode_pieces(self, body: &[u8], size: usize) -> Result<Vec<Vec<u8>>, SkipReason> {
+        let mut out = Pieces::new(size);
+        match self {
+            Cte::Identity => out.extend_from_slice(body),
+            Cte::QuotedPrintable => qp_decode_to(body, &mut out)?,
+            Cte::Base64 => b64_decode_to(body, &mut out, B64_RUN)?,
+        }
+        Ok(out.finish())
+    }
+
     /// Encode `content`; `trailing_newline` says whether the original encoded body ended with
     /// a line break (it does for a top-level body, not for a part before its boundary).
     pub fn encode(self, content: &[u8], nl: &[u8], trailing_newline: bool) -> Vec<u8> {
@@ -83,6 +95,70 @@ fn hex_val(b: u8) -> Option<u8> {
 /// digits or a line break is an error.
 pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
     let mut out = Vec::with_capacity(body.len());
+    qp_decode_to(body, &mut out)?;
+    Ok(out)
+}
+
+/// Where a decoder writes: one buffer, or [`Pieces`].
+trait Sink {
+    fn extend_from_slice(&mut self, b: &[u8]);
+    fn push(&mut self, b: u8);
+}
+
+impl Sink for Vec<u8> {
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        Vec::extend_from_slice(self, b);
+    }
+    fn push(&mut self, b: u8) {
+        Vec::push(self, b);
+    }
+}
+
+/// Decoded content in pieces of about `size` bytes (each at least `size` but the last), so
+/// that a large part can be handed to the HTML rewriter a piece at a time and every piece freed
+/// once read: the decoded part and the rewritten one are then never held whole at once.
+struct Pieces {
+    done: Vec<Vec<u8>>,
+    cur: Vec<u8>,
+    size: usize,
+}
+
+impl Pieces {
+    fn new(size: usize) -> Pieces {
+        Pieces {
+            done: Vec::new(),
+            cur: Vec::with_capacity(size),
+            size: size.max(1),
+        }
+    }
+
+    fn rotate(&mut self) {
+        if self.cur.len() >= self.size {
+            let full = std::mem::replace(&mut self.cur, Vec::with_capacity(self.size));
+            self.done.push(full);
+        }
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        if !self.cur.is_empty() {
+            self.done.push(self.cur);
+        }
+        self.done
+    }
+}
+
+impl Sink for Pieces {
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.cur.extend_from_slice(b);
+        self.rotate();
+    }
+    fn push(&mut self, b: u8) {
+        self.cur.push(b);
+        self.rotate();
+    }
+}
+
+fn qp_decode_to(body: &[u8], out: &mut impl Sink) -> Result<(), SkipReason> {
     let mut rest = body;
     while !rest.is_empty() {
         let (line, nl, next) = match memchr::memchr(b'\n', rest) {
@@ -122,7 +198,7 @@ pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
         }
         rest = next;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Quoted-printable encoding with lines of at most 76 characters. Line breaks in `content`
@@ -226,19 +302,148 @@ const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
 
 /// Strict base64: whitespace is ignored, anything else outside the alphabet is an error.
 pub fn b64_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    B64.decode(b64_clean(body))
+        .map_err(|_| SkipReason::BadBase64)
+}
+
+fn b64_ws(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The base64 characters of `body`, white space left out.
+fn b64_clean(body: &[u8]) -> Vec<u8> {
     let mut clean = Vec::with_capacity(body.len());
     // Line by line: a line's white space is nearly always at its end only.
     for line in body.split_inclusive(|&b| b == b'\n') {
-        let end = line.iter().rposition(|b| !ws(b)).map_or(0, |i| i + 1);
-        let line = &line[..end];
-        if line.iter().any(ws) {
-            clean.extend(line.iter().copied().filter(|b| !ws(b)));
-        } else {
-            clean.extend_from_slice(line);
+        b64_clean_line(line, &mut clean);
+    }
+    clean
+}
+
+fn b64_clean_line(line: &[u8], clean: &mut Vec<u8>) {
+    let end = line.iter().rposition(|b| !b64_ws(b)).map_or(0, |i| i + 1);
+    let line = &line[..end];
+    if line.iter().any(b64_ws) {
+        clean.extend(line.iter().copied().filter(|b| !b64_ws(b)));
+    } else {
+        clean.extend_from_slice(line);
+    }
+}
+
+/// Base64 characters decoded at a time by [`b64_decode_to`].
+const B64_RUN: usize = 1 << 20;
+
+/// [`b64_decode`] a run of characters at a time, with the same result: every run but the last
+/// is a multiple of four characters followed by at least four more, so a `=` in it is padding
+/// before the end, which the whole decode refuses too.
+fn b64_decode_to(body: &[u8], out: &mut impl Sink, run: usize) -> Result<(), SkipReason> {
+    let mut clean = Vec::with_capacity(run.min(body.len()) + 128);
+    let mut buf = Vec::new();
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        b64_clean_line(line, &mut clean);
+        if clean.len() >= run + 4 {
+            let take = (clean.len() - 4) / 4 * 4;
+            if clean[..take].contains(&b'=') {
+                return Err(SkipReason::BadBase64);
+            }
+            buf.clear();
+            B64.decode_vec(&clean[..take], &mut buf)
+                .map_err(|_| SkipReason::BadBase64)?;
+            out.extend_from_slice(&buf);
+            clean.drain(..take);
         }
     }
-    B64.decode(&clean).map_err(|_| SkipReason::BadBase64)
+    buf.clear();
+    B64.decode_vec(&clean, &mut buf)
+        .map_err(|_| SkipReason::BadBase64)?;
+    out.extend_from_slice(&buf);
+    Ok(())
+}
+
+/// [`Cte::encode`] fed a piece at a time (the output of the HTML rewriter as it comes), with
+/// the same result: quoted-printable is encoded a line at a time and base64 57 bytes (one
+/// 76-column line) at a time, only the unfinished rest held back.
+pub struct Encoder<'a> {
+    cte: Cte,
+    nl: &'a [u8],
+    trailing_newline: bool,
+    pending: Vec<u8>,
+    out: Vec<u8>,
+    /// Base64 lines written.
+    lines: usize,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(cte: Cte, nl: &'a [u8], trailing_newline: bool, capacity: usize) -> Encoder<'a> {
+        Encoder {
+            cte,
+            nl,
+            trailing_newline,
+            pending: Vec::new(),
+            out: Vec::with_capacity(capacity),
+            lines: 0,
+        }
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        match self.cte {
+            Cte::Identity => self.out.extend_from_slice(bytes),
+            Cte::QuotedPrintable => {
+                self.pending.extend_from_slice(bytes);
+                let Some(last) = memchr::memrchr(b'\n', &self.pending) else {
+                    return;
+                };
+                for line in self.pending[..last].split(|&b| b == b'\n') {
+                    qp_line(
+                        line.strip_suffix(b"\r").unwrap_or(line),
+                        self.nl,
+                        &mut self.out,
+                    );
+                    self.out.extend_from_slice(self.nl);
+                }
+                self.pending.drain(..=last);
+            }
+            Cte::Base64 => {
+                self.pending.extend_from_slice(bytes);
+                let full = self.pending.len() / 57 * 57;
+                let pending = std::mem::take(&mut self.pending);
+                for group in pending[..full].chunks(57) {
+                    self.b64_line(group);
+                }
+                self.pending = pending;
+                self.pending.drain(..full);
+            }
+        }
+    }
+
+    fn b64_line(&mut self, group: &[u8]) {
+        if self.lines > 0 {
+            self.out.extend_from_slice(self.nl);
+        }
+        let mut line = [0u8; 76];
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(group, &mut line)
+            .unwrap_or(0); // 57 bytes or fewer always fit in 76 characters
+        self.out.extend_from_slice(&line[..n]);
+        self.lines += 1;
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        match self.cte {
+            Cte::Identity => {}
+            Cte::QuotedPrintable => qp_line(&self.pending, self.nl, &mut self.out),
+            Cte::Base64 => {
+                let rest = std::mem::take(&mut self.pending);
+                if !rest.is_empty() {
+                    self.b64_line(&rest);
+                }
+                if self.trailing_newline {
+                    self.out.extend_from_slice(self.nl);
+                }
+            }
+        }
+        self.out
+    }
 }
 
 /// Base64 with 76-column lines.
@@ -406,5 +611,137 @@ mod tests {
             Err(SkipReason::UnsupportedCharset)
         );
         assert_eq!(charset(None).unwrap().name(), "UTF-8");
+    }
+
+    fn pieces_equal_whole(cte: Cte, body: &[u8], size: usize, run: usize) {
+        let whole = cte.decode(body).map(|c| c.into_owned());
+        let mut out = Pieces::new(size);
+        let pieces = match cte {
+            Cte::Base64 => b64_decode_to(body, &mut out, run),
+            Cte::QuotedPrintable => qp_decode_to(body, &mut out),
+            Cte::Identity => {
+                out.extend_from_slice(body);
+                Ok(())
+            }
+        }
+        .map(|()| out.finish());
+        match (&whole, &pieces) {
+            (Ok(w), Ok(p)) => {
+                assert_eq!(w, &p.concat(), "{cte:?}");
+                let n = p.len();
+                for (i, piece) in p.iter().enumerate() {
+                    assert!(
+                        i + 1 == n || piece.len() >= size,
+                        "piece {i} of {n} too small"
+                    );
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            _ => panic!("{cte:?} whole {whole:?} pieces {pieces:?}"),
+        }
+    }
+
+    fn encoded_by_pieces(cte: Cte, content: &[u8], cuts: &[usize], trailing: bool) -> Vec<u8> {
+        let mut e = Encoder::new(cte, b"\r\n", trailing, 0);
+        let mut at = 0;
+        for &c in cuts {
+            let c = c.min(content.len()).max(at);
+            e.write(&content[at..c]);
+            at = c;
+        }
+        e.write(&content[at..]);
+        e.finish()
+    }
+
+    #[test]
+    fn pieces_and_encoder_edge_cases() {
+        for body in [
+            &b""[..],
+            b"QQ==",
+            b"QUJD\r\nREVG\r\n",
+            b"QQ==QUJD",
+            b"QUJDREVGR0hJ\r\nQQ=",
+            b"QUJD REVG\tR0hJ\r\n",
+            b"QUJDREVGR0hJSktM=",
+            b"Q",
+            b"QUJDREVG*0hJ",
+        ] {
+            for run in [1, 4, 5, 8, 64] {
+                for size in [1, 3, 1000] {
+                    pieces_equal_whole(Cte::Base64, body, size, run);
+                }
+            }
+        }
+        for body in [
+            &b""[..],
+            b"a=\r\nb",
+            b"=41=42\r\n",
+            b"x=4",
+            b"=\r\n",
+            b"abc =\r\n\r\n",
+        ] {
+            for size in [1, 2, 1000] {
+                pieces_equal_whole(Cte::QuotedPrintable, body, size, 4);
+            }
+        }
+        let text = b"line one\r\nline two with = and trailing space \r\n\r\nlast\r";
+        for cte in [Cte::QuotedPrintable, Cte::Base64, Cte::Identity] {
+            for trailing in [false, true] {
+                let want = cte.encode(text, b"\r\n", trailing);
+                for cut in 0..=text.len() {
+                    assert_eq!(
+                        encoded_by_pieces(cte, text, &[cut], trailing),
+                        want,
+                        "{cte:?} cut at {cut}"
+                    );
+                }
+                assert_eq!(
+                    encoded_by_pieces(cte, b"", &[], trailing),
+                    cte.encode(b"", b"\r\n", trailing)
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pieces_decode_as_the_whole(
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            noise in proptest::collection::vec((0usize..2000, 0u8..6), 0..4),
+            size in 1usize..80,
+            run in 1usize..40,
+        ) {
+            let insert = |mut enc: Vec<u8>| {
+                for &(at, what) in &noise {
+                    let at = at % (enc.len() + 1);
+                    let b = [b' ', b'\n', b'=', b'*', b'\r', b'Q'][what as usize];
+                    enc.insert(at, b);
+                }
+                enc
+            };
+            let b64 = insert(b64_encode(&content, b"\r\n", true));
+            pieces_equal_whole(Cte::Base64, &b64, size, run);
+            let qp = insert(qp_encode(&content, b"\r\n"));
+            pieces_equal_whole(Cte::QuotedPrintable, &qp, size, run);
+        }
+
+        #[test]
+        fn encoder_by_pieces_encodes_as_the_whole(
+            content in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b' ', b'\r', b'\n', b'=', b'.', 0xe9, b'F']),
+                0..700,
+            ),
+            cuts in proptest::collection::vec(0usize..700, 0..6),
+            trailing in proptest::prelude::any::<bool>(),
+        ) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            for cte in [Cte::QuotedPrintable, Cte::Base64, Cte::Identity] {
+                proptest::prop_assert_eq!(
+                    encoded_by_pieces(cte, &content, &cuts, trailing),
+                    cte.encode(&content, b"\r\n", trailing)
+                );
+            }
+        }
     }
 }
