@@ -99,7 +99,7 @@ fn read<B: Backend>(b: &mut B, filter: &Filter) -> Result<Vec<LoggedMessage>, B:
                     from: text(c, 3),
                     envelope_sender: text(c, 4),
                     message_id: None,
-                    message_id_sha256: text(c, 5),
+                    message_id_sha256: super::record::message_id_sha256(text(c, 5)),
                     subject: text(c, 6),
                     mode: text(c, 7).unwrap_or_default(),
                     original_sha256: text(c, 9),

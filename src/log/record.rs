@@ -40,6 +40,19 @@ impl Mode {
     }
 }
 
+/// How `message_id_hash` starts when it is not the SHA-256 of a Message-ID but the key a batch
+/// or IMAP run gives a message without one (the SHA-256 of the message as the run left it, so
+/// that a second run does not log it again). Readers show such a message as having no
+/// Message-ID ([`message_id_sha256`]). Logs written before this marker existed hold those keys
+/// bare, indistinguishable from a Message-ID's hash.
+pub const NO_MESSAGE_ID: &str = "no-message-id:";
+
+/// The SHA-256 of the Message-ID a `message_id_hash` column holds: none for the key of a
+/// message that had none.
+pub fn message_id_sha256(column: Option<String>) -> Option<String> {
+    column.filter(|h| !h.starts_with(NO_MESSAGE_ID))
+}
+
 /// What the log may keep beyond the minimum (all off by default: the log holds personal data).
 #[derive(Debug, Clone, Default)]
 pub struct Keep {
@@ -177,12 +190,12 @@ impl Record {
             // Batch runs are repeated over the same mailbox and must not log a message twice;
             // without a Message-ID the message as this run left it identifies it (a second run
             // gets those very bytes and, the rewrite being a fixed point, leaves them as they
-            // are). Prefixed so that it never equals the hash of a Message-ID.
+            // are). Marked as such (see [`NO_MESSAGE_ID`]): it is no Message-ID's hash.
             None if mode.repeats() => {
                 let mut h = Sha256::new();
                 h.update(b"trackless:no-message-id:");
                 h.update(outcome.bytes.as_ref());
-                Some(hex(&h.finalize()))
+                Some(format!("{NO_MESSAGE_ID}{}", hex(&h.finalize())))
             }
             None => None,
         };

@@ -618,7 +618,7 @@ pub fn evidence<B: Backend>(
             from: text_at(&m, 3),
             envelope_sender: text_at(&m, 4),
             message_id: headers.as_deref().and_then(message_id_of),
-            message_id_sha256: text_at(&m, 5),
+            message_id_sha256: super::record::message_id_sha256(text_at(&m, 5)),
             subject: text_at(&m, 6),
             mode: text_at(&m, 7).unwrap_or_default(),
             original_sha256: text_at(&m, 8),
