@@ -4,8 +4,10 @@
 //! dossier (no clock, no I/O, nothing iterated in hash order).
 //!
 //! How each part is filled:
-//! - the sender is the address or domain asked for, its domain, no organisation (the log does
-//!   not know one);
+//! - the sender is the address or domain asked for, its domain, and as organisation the display
+//!   names of the From fields in the header blocks the log kept (`--keep-headers`; at most
+//!   three, in message order, each cut at 100 characters): the sender's own words, said so on
+//!   the page; none without kept headers;
 //! - messages in the order given (the log reads them oldest first), each dated by its Date
 //!   header, else by when trackless processed it; the period is the first and last of those;
 //! - each tracker URL with its per-recipient token located by [`token_range`];
@@ -50,7 +52,7 @@ pub fn assemble(
         sender: Sender {
             address,
             domain,
-            organisation: None,
+            organisation: organisation(&entries),
         },
         period,
         esps: esps(messages, provider_facts),
@@ -58,6 +60,29 @@ pub fn assemble(
         messages: entries,
         generated_from: generated_from.to_string(),
     }
+}
+
+/// The display names of the From fields of the kept header blocks: distinct, at most three,
+/// in message order, joined by " / ".
+fn organisation(entries: &[MessageEntry]) -> Option<String> {
+    let mut names: Vec<String> = Vec::new();
+    for h in entries.iter().filter_map(|m| m.headers.as_deref()) {
+        let parsed = mail_parser::MessageParser::new().parse_headers(h.as_bytes());
+        let name = parsed
+            .as_ref()
+            .and_then(|p| p.from())
+            .and_then(|a| a.first())
+            .and_then(|a| a.name())
+            .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|n| !n.is_empty());
+        if let Some(n) = name {
+            let n: String = n.chars().take(100).collect();
+            if !names.contains(&n) && names.len() < 3 {
+                names.push(n);
+            }
+        }
+    }
+    (!names.is_empty()).then(|| names.join(" / "))
 }
 
 fn message(m: &LoggedMessage, operators: &Operators) -> MessageEntry {
@@ -331,5 +356,48 @@ mod tests {
         let t = &m.trackers[0];
         let (s, e) = t.token.expect("token");
         assert_eq!(&t.url[s..e], "a1b2c3d4e5f6a7b8c9d0");
+    }
+
+    #[test]
+    fn organisation_is_the_from_display_name_of_the_kept_headers() {
+        let ops = Operators::embedded();
+        let facts = |_: &str| None;
+        let with = |from: Option<&str>| {
+            let mut m = logged("2026-11-02", Vec::new(), Vec::new());
+            m.evidence.headers = from.map(|f| format!("From: {f}\r\nSubject: x\r\n\r\n"));
+            m
+        };
+        let org = |msgs: &[LoggedMessage]| {
+            assemble("news@shop.example", msgs, ops, &facts, "test")
+                .sender
+                .organisation
+        };
+        assert_eq!(org(&[with(None)]), None, "no kept headers: not known");
+        assert_eq!(
+            org(&[with(Some("news@shop.example"))]),
+            None,
+            "no display name"
+        );
+        assert_eq!(
+            org(&[with(Some("\"Shop   Example\" <news@shop.example>"))]),
+            Some("Shop Example".into())
+        );
+        let many: Vec<LoggedMessage> = [
+            "A <a@x.example>",
+            "B <b@x.example>",
+            "A <a@x.example>",
+            "C <c@x.example>",
+            "D <d@x.example>",
+        ]
+        .iter()
+        .map(|f| with(Some(f)))
+        .collect();
+        assert_eq!(
+            org(&many),
+            Some("A / B / C".into()),
+            "distinct, in order, three at most"
+        );
+        let long = format!("{} <a@x.example>", "N".repeat(300));
+        assert_eq!(org(&[with(Some(&long))]).map(|o| o.len()), Some(100));
     }
 }

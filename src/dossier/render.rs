@@ -25,6 +25,8 @@ struct Words {
     sender: &'static str,
     domain: &'static str,
     organisation: &'static str,
+    /// After the organisation: where the name comes from.
+    organisation_source: &'static str,
     period: &'static str,
     period_range: fn(&str, &str) -> String,
     messages: &'static str,
@@ -127,6 +129,7 @@ const EN: Words = Words {
     sender: "Sender",
     domain: "Domain",
     organisation: "Organisation",
+    organisation_source: "as the From header names it, in the sender's own words",
     period: "Period",
     period_range: |a, b| format!("from {a} to {b}"),
     messages: "Messages",
@@ -311,6 +314,8 @@ const FR: Words = Words {
     sender: "Expéditeur",
     domain: "Domaine",
     organisation: "Organisme",
+    organisation_source:
+        "selon le nom affiché de son en-tête From, dans les termes de l’expéditeur",
     period: "Période",
     period_range: |a, b| format!("du {a} au {b}"),
     messages: "Messages",
@@ -687,7 +692,10 @@ fn summary(d: &Dossier, w: &Words, a: &Appendices, out: &mut String) {
         w.domain,
         esc(&s.domain),
         w.organisation,
-        opt(w, s.organisation.as_deref()),
+        match known(s.organisation.as_deref()) {
+            Some(o) => format!("<bdi>{}</bdi> ({})", esc(o), w.organisation_source),
+            None => w.not_known.to_string(),
+        },
         w.period,
         w.messages,
         d.messages.len(),
