@@ -65,7 +65,7 @@ pub struct Remote {
     /// trackless took these URLs out.
     pub removed: bool,
     /// The URLs carry a per-recipient token (an e-mail address, or a long opaque value mixing
-    /// letters and digits in a parameter or the last path segment).
+    /// letters and digits in a query value, a path segment or an image name: `mail::token`).
     pub token: bool,
     pub count: usize,
 }
