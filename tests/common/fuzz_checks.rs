@@ -26,20 +26,39 @@ pub fn warm() {
 
 /// The default policy and the one with `opaque_links = mark`.
 fn policy(marked: bool) -> &'static Policy {
-    static P: OnceLock<[Policy; 2]> = OnceLock::new();
-    let p = P.get_or_init(|| {
+    &policies()[marked as usize]
+}
+
+/// The same two policies with every encoded HTML part streamed (decoded, rewritten and encoded
+/// again a piece at a time, as the parts of 4 MiB and more are), which must give the same
+/// outcome.
+fn streamed(marked: bool) -> &'static Policy {
+    &policies()[2 + marked as usize]
+}
+
+fn policies() -> &'static [Policy; 4] {
+    static P: OnceLock<[Policy; 4]> = OnceLock::new();
+    P.get_or_init(|| {
         let marked = Policy {
             opaque_links: OpaqueLinks::Mark,
             ..Policy::default()
         };
-        [Policy::default(), marked]
-    });
-    &p[marked as usize]
+        let stream = |p: &Policy| Policy {
+            limits: trackless::Limits {
+                stream_above: 0,
+                ..p.limits.clone()
+            },
+            ..p.clone()
+        };
+        let (s, sm) = (stream(&Policy::default()), stream(&marked));
+        [Policy::default(), marked, s, sm]
+    })
 }
 
 /// `message`: the whole message through `neutralise` (first byte: bit 0 picks the link mode),
-/// with every property of `invariants::check`; then the tracking-log row every adapter builds
-/// from it (which parses the header block again, outside the core's panic guard).
+/// with every property of `invariants::check`; bit 1: also with every encoded HTML part
+/// streamed, the same outcome required; then the tracking-log row every adapter builds from it
+/// (which parses the header block again, outside the core's panic guard).
 pub fn message(data: &[u8]) {
     let Some((&mode, raw)) = data.split_first() else {
         return;
@@ -48,6 +67,15 @@ pub fn message(data: &[u8]) {
     let out = trackless::neutralise(raw, policy);
     if let Err(e) = invariants::check_outcome(raw, &out, policy) {
         panic!("{e}");
+    }
+    if mode & 2 == 2 {
+        let s = trackless::neutralise(raw, streamed(mode & 1 == 1));
+        assert!(s.bytes == out.bytes, "streamed parts: other bytes");
+        assert_eq!(
+            format!("{:?} {:?}", s.findings, s.remote),
+            format!("{:?} {:?}", out.findings, out.remote),
+            "streamed parts: other findings"
+        );
     }
     let keep = trackless::log::Keep {
         subject: true,
