@@ -109,7 +109,7 @@ pub fn run(
             .clone()
             .unwrap_or_else(|| state::default_dir(&args.account)),
     );
-    let _lock = state.lock().map_err(Error::Failed)?;
+    let _lock = state.lock().map_err(locked)?;
     let log_cfg = settings.log(false, false);
     let log = log_cfg.path.filter(|_| !args.dry_run).map(|path| {
         LogWriter::spawn(WriterConfig {
@@ -245,7 +245,7 @@ fn restore(
             .clone()
             .unwrap_or_else(|| state::default_dir(&args.account)),
     );
-    let _lock = state.lock().map_err(Error::Failed)?;
+    let _lock = state.lock().map_err(locked)?;
     let todo: Vec<_> = state
         .replacements()
         .into_iter()
@@ -605,5 +605,27 @@ impl Runner<'_, '_> {
             c.logout().await;
         }
         Ok((totals, 0))
+    }
+}
+
+/// A held lock is another run of the same account: a temporary condition (exit 75, so that a
+/// timer or cron job simply tries again); any other lock failure is a failure (exit 1).
+fn locked(e: state::LockError) -> Error {
+    match e {
+        state::LockError::Held(m) => Error::TempFail(m),
+        state::LockError::Io(m) => Error::Failed(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_asks_to_try_again_later() {
+        let held = locked(state::LockError::Held("another run".into()));
+        assert_eq!(held.exit_code(), 75, "{held:?}");
+        let io = locked(state::LockError::Io("permission denied".into()));
+        assert_eq!(io.exit_code(), 1, "{io:?}");
     }
 }

@@ -182,6 +182,23 @@ impl StateDir {
     }
 }
 
+/// Why the account's lock could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockError {
+    /// Another sync, watch or restore holds it (try again later).
+    Held(String),
+    /// The state folder or the lock file could not be made or opened.
+    Io(String),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held(m) | LockError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The account's lock, held while a sync, watch or restore runs: two at once would each
 /// append a clean copy of the same message. Released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -191,8 +208,9 @@ pub struct Lock {
 
 impl StateDir {
     /// Take the account's lock, or say who holds it.
-    pub fn lock(&self) -> Result<Lock, String> {
-        create_private_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+    pub fn lock(&self) -> Result<Lock, LockError> {
+        let io = |e: String| LockError::Io(e);
+        create_private_dir(&self.dir).map_err(|e| io(format!("{}: {e}", self.dir.display())))?;
         let path = self.dir.join("lock");
         let mut opts = std::fs::OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
@@ -203,7 +221,7 @@ impl StateDir {
         }
         let mut file = opts
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| io(format!("{}: {e}", path.display())))?;
         #[cfg(unix)]
         {
             use std::io::{Read, Seek};
@@ -213,11 +231,11 @@ impl StateDir {
             if r != 0 {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                return Err(format!(
+                return Err(LockError::Held(format!(
                     "another trackless imap is working on this account (PID {}); state in {}",
                     holder.trim(),
                     self.dir.display()
-                ));
+                )));
             }
             let _ = file.set_len(0);
             let _ = file.rewind();
@@ -260,7 +278,10 @@ mod tests {
         let s = StateDir::new(dir.clone());
         let held = s.lock().expect("first");
         let err = s.lock().expect_err("second while held");
-        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            matches!(&err, LockError::Held(m) if m.contains(&std::process::id().to_string())),
+            "{err}"
+        );
         drop(held);
         s.lock().expect("again once released");
         std::fs::remove_dir_all(&dir).expect("clean");
