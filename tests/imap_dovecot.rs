@@ -198,10 +198,15 @@ fn sync(cfg: &Path, user: &str, extra: &[&str]) -> (bool, String, String) {
         .args(extra)
         .output()
         .expect("run trackless");
+    let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        // How it ended (an exit code or a signal), for the failure message.
+        err.push_str(&format!("[trackless ended: {}]\n", out.status));
+    }
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        err,
     )
 }
 
