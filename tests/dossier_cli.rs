@@ -276,15 +276,7 @@ fn an_unknown_sender_and_an_unknown_language_are_refused() {
 /// marked token. Skipped when no Chromium is installed.
 #[test]
 fn the_page_loads_in_headless_chromium() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-    else {
+    let Some(chromium) = common::chromium() else {
         eprintln!("no headless Chromium: skipped");
         return;
     };
@@ -341,14 +333,7 @@ fn pdf_is_printed_by_chromium_or_refused_clearly() {
     assert!(err.contains("dossier.html was written"), "{err}");
     assert!(dir.join("dossier.html").exists());
     assert!(!dir.join("dossier.pdf").exists());
-    let has_chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .any(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
+    let has_chromium = common::chromium().is_some();
     if !has_chromium {
         eprintln!("no headless Chromium: the PDF itself is not checked");
         return;
@@ -519,18 +504,6 @@ fn golden_dossiers_of_corpus_senders_in_both_languages() {
     assert_eq!(mask_filtering_times(&other), other);
 }
 
-/// The first of `names` that runs with `arg` and succeeds.
-fn installed(names: &[&'static str], arg: &str) -> Option<&'static str> {
-    names.iter().copied().find(|c| {
-        Command::new(c)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 /// The text of a PDF in the order it was drawn (`pdftotext -raw`: Chromium draws a page in the
 /// order of the document, table cells row by row), normalised: each line's runs of white space
 /// (no-break spaces too) as one space, trimmed; no empty lines, no page breaks.
@@ -621,16 +594,13 @@ fn golden_text(name: &str, fonts: &[String], text: &str) {
 /// without Chromium or without pdftotext and pdffonts (poppler-utils).
 #[test]
 fn golden_dossiers_print_to_the_golden_text() {
-    if installed(
-        &["chromium", "chromium-browser", "google-chrome"],
-        "--version",
-    )
-    .is_none()
-    {
+    if common::chromium().is_none() {
         eprintln!("no headless Chromium: skipped");
         return;
     }
-    if installed(&["pdftotext"], "-v").is_none() || installed(&["pdffonts"], "-v").is_none() {
+    if common::installed(&["pdftotext"], "-v").is_none()
+        || common::installed(&["pdffonts"], "-v").is_none()
+    {
         eprintln!("no pdftotext or pdffonts (poppler-utils): skipped");
         return;
     }

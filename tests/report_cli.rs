@@ -338,10 +338,7 @@ fn html_report_is_self_contained_and_renders() {
     if std::env::var_os("TRACKLESS_SKIP_BROWSER").is_some() {
         return;
     }
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .expect("headless Chromium is needed for this test (apt-get install chromium), or set TRACKLESS_SKIP_BROWSER=1");
+    let chromium = common::chromium().expect("headless Chromium is needed for this test (apt-get install chromium), or set TRACKLESS_SKIP_BROWSER=1");
     let shot = dir.join("report.png");
     let profile = dir.join("chromium-profile");
     let status = Command::new(chromium)

@@ -10,7 +10,6 @@ use super::evidence::{
     message_id_of, not_sent_through, EspEvidence, MessageEvidence, TrackerEvidence,
 };
 use super::report::Filter;
-use super::schema::Dialect;
 use super::sql::{Arg, Backend, Cell};
 use super::time;
 use serde::Serialize;
@@ -41,29 +40,10 @@ pub struct LoggedMessage {
     pub remote: Vec<RemoteRow>,
 }
 
-fn begin_read(d: Dialect) -> &'static str {
-    match d {
-        // Deferred: the snapshot is taken at the first read and kept to the COMMIT (WAL).
-        Dialect::Sqlite => "BEGIN",
-        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    }
-}
-
 /// The messages `filter` selects (meant with a sender), oldest first (`seen`, then the order
 /// they were logged), with everything the dossier shows.
 pub fn messages<B: Backend>(b: &mut B, filter: &Filter) -> Result<Vec<LoggedMessage>, B::Error> {
-    b.batch(begin_read(B::DIALECT))?;
-    match read(b, filter) {
-        Ok(v) => {
-            b.batch("COMMIT")?;
-            Ok(v)
-        }
-        Err(e) => {
-            // The error that made us stop is the one to report.
-            let _ = b.batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    super::sql::read_transaction(b, |b| read(b, filter))
 }
 
 fn text(c: &[Cell<'_>], i: usize) -> Option<String> {

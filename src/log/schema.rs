@@ -266,6 +266,15 @@ impl Dialect {
         }
     }
 
+    /// A transaction that only reads, seeing one state of the log throughout.
+    pub fn begin_read(self) -> &'static str {
+        match self {
+            // Deferred: the snapshot is taken at the first read and kept to the COMMIT (WAL).
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
     fn int(self) -> &'static str {
         match self {
             Dialect::Sqlite => "INTEGER",

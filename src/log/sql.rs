@@ -200,7 +200,23 @@ fn transaction<B: Backend, T>(
     b: &mut B,
     f: impl FnOnce(&mut B) -> Result<T, B::Error>,
 ) -> Result<T, B::Error> {
-    b.batch(B::DIALECT.begin())?;
+    in_transaction(b, B::DIALECT.begin(), f)
+}
+
+/// Run `f`, which only reads, in a read transaction (one state of the log throughout).
+pub fn read_transaction<B: Backend, T>(
+    b: &mut B,
+    f: impl FnOnce(&mut B) -> Result<T, B::Error>,
+) -> Result<T, B::Error> {
+    in_transaction(b, B::DIALECT.begin_read(), f)
+}
+
+fn in_transaction<B: Backend, T>(
+    b: &mut B,
+    begin: &str,
+    f: impl FnOnce(&mut B) -> Result<T, B::Error>,
+) -> Result<T, B::Error> {
+    b.batch(begin)?;
     match f(b) {
         Ok(v) => {
             b.batch("COMMIT")?;

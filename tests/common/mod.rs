@@ -200,3 +200,23 @@ pub fn assert_only_rewrites_differ(
 }
 
 pub mod fake_mta;
+
+/// The first of `names` that runs with `arg` (a version flag) and succeeds: an installed tool.
+pub fn installed(names: &[&'static str], arg: &str) -> Option<&'static str> {
+    names.iter().copied().find(|c| {
+        std::process::Command::new(c)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A headless Chromium on PATH, under any of the names Debian and others give it.
+pub fn chromium() -> Option<&'static str> {
+    installed(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "--version",
+    )
+}
