@@ -224,31 +224,43 @@ fn named_in_stylesheets(el: &Element, stylesheets: &str) -> bool {
 /// `max-height:0` with `overflow:hidden` (the wrappers preheaders and hidden beacons use).
 /// Only wrappers without `class` and `id`: a stylesheet rule with `!important` on a class
 /// overrides an inline style, and responsive newsletters show "mobile only" blocks that way,
-/// so a classed wrapper may well be visible. Matched by lol_html's selector engine, which
-/// follows the element stack (an end tag closes what it encloses).
-fn hidden_wrapper_selector(targets: &[&str]) -> String {
-    const NOT: &str = ":not([class]):not([id])";
-    let mut wrappers = vec![format!("[hidden]{NOT}")];
-    for decl in [
+/// so a classed wrapper may well be visible. `style_lower`: the `style` attribute, ASCII
+/// lower-cased, as written (entities are not decoded: what a CSS selector on it would see).
+fn hides_content(el: &Element, style_lower: Option<&str>) -> bool {
+    if el.has_attribute("class") || el.has_attribute("id") {
+        return false;
+    }
+    if el.has_attribute("hidden") {
+        return true;
+    }
+    let Some(style) = style_lower else {
+        return false;
+    };
+    let any = |decls: &[&str]| decls.iter().any(|d| style.contains(d));
+    any(&[
         "display:none",
         "display: none",
         "visibility:hidden",
         "visibility: hidden",
-    ] {
-        wrappers.push(format!("[style*=\"{decl}\" i]{NOT}"));
+    ]) || any(&["max-height:0", "max-height: 0"]) && any(&["overflow:hidden", "overflow: hidden"])
+}
+
+/// Counts the hidden wrappers the parser is inside: one more at a wrapper's start tag, one
+/// less when its end tag is reached or an enclosing end tag closes it (lol_html runs the end
+/// tag handlers of the elements an end tag pops, as its own descendant selectors see them).
+/// An `Rc` because end tag handlers outlive the handler borrows of the rewrite state.
+type HiddenDepth = std::rc::Rc<std::cell::Cell<u32>>;
+
+fn enter_wrapper(el: &mut Element, depth: &HiddenDepth) -> HandlerResult {
+    if !el.can_have_content() {
+        return Ok(());
     }
-    for mh in ["max-height:0", "max-height: 0"] {
-        for ov in ["overflow:hidden", "overflow: hidden"] {
-            wrappers.push(format!("[style*=\"{mh}\" i][style*=\"{ov}\" i]{NOT}"));
-        }
-    }
-    let mut out = Vec::new();
-    for w in &wrappers {
-        for t in targets {
-            out.push(format!("{w} {t}"));
-        }
-    }
-    out.join(", ")
+    depth.set(depth.get() + 1);
+    let depth = depth.clone();
+    el.on_end_tag(Box::new(move |_end| {
+        depth.set(depth.get().saturating_sub(1));
+        Ok(())
+    }))
 }
 
 /// `<img src>` and `<input type=image src>`. Registered twice: for every image, and for images
@@ -374,15 +386,13 @@ fn on_background(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     Ok(())
 }
 
+/// A `style` attribute that holds `url(` (the caller looked, once, for hidden wrappers too).
 fn on_style_attr(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
     let mut st = st.borrow_mut();
     st.check_time()?;
     let Some(raw) = el.get_attribute("style") else {
         return Ok(());
     };
-    if !raw.to_ascii_lowercase().contains("url(") {
-        return Ok(());
-    }
     let style = decode(&raw);
     if el.removed() {
         st.css_gone(&style, css::Mode::Declarations);
@@ -558,11 +568,13 @@ struct Selectors {
     srcsets: Selector,
     /// Elements whose image URLs go into the inventory.
     inventory: Selector,
-    /// Every element inside a hidden wrapper: the handlers pick the images themselves (seven
-    /// selectors rather than three times seven; lol_html's matching grows with their number).
-    hidden: Selector,
+    /// The images a hidden wrapper may enclose.
+    hidden_images: Selector,
+    /// Elements that may hide what they enclose, and elements with inline CSS. Hidden
+    /// wrappers are told apart in Rust and followed with an end tag handler: seven descendant
+    /// selectors matched by lol_html cost more than the rest of the rewrite's selectors.
+    wrappers: Selector,
     background: Selector,
-    style: Selector,
     link: Selector,
     anchors: Selector,
 }
@@ -576,9 +588,9 @@ fn selectors() -> &'static Selectors {
             images: parse("img[src], input[src]"),
             srcsets: parse("img[srcset], source[srcset]"),
             inventory: parse("img, input[src], source[srcset], video[poster]"),
-            hidden: parse(&hidden_wrapper_selector(&["*"])),
+            hidden_images: parse("img, input"),
+            wrappers: parse("[style], [hidden]"),
             background: parse("[background]"),
-            style: parse("[style]"),
             link: parse("link[href]"),
             anchors: parse("a[href], area[href]"),
         }
@@ -659,14 +671,19 @@ pub fn rewrite_to(
     });
     let st = &state;
     let sel = selectors();
+    let hidden = HiddenDepth::default();
+    let wrappers_depth = hidden.clone();
+    let hidden = &hidden;
     let settings = Settings {
         element_content_handlers: vec![
             handler!(&sel.inventory, move |el| inventory(el, st, true)),
             handler!(&sel.images, move |el| on_image(el, st, false)),
             handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
-            // Images inside a hidden wrapper: one selector list for both attributes (the VM
-            // runs each registered list on every element).
-            handler!(&sel.hidden, move |el| {
+            // Images inside a hidden wrapper, judged once more as hidden.
+            handler!(&sel.hidden_images, move |el| {
+                if hidden.get() == 0 {
+                    return Ok(());
+                }
                 let tag = el.tag_name();
                 if (tag == "img" || tag == "input") && el.has_attribute("src") {
                     on_image(el, st, true)?;
@@ -677,7 +694,16 @@ pub fn rewrite_to(
                 Ok(())
             }),
             handler!(&sel.background, move |el| on_background(el, st)),
-            handler!(&sel.style, move |el| on_style_attr(el, st)),
+            handler!(&sel.wrappers, move |el| {
+                let style = el.get_attribute("style").map(|s| s.to_ascii_lowercase());
+                if hides_content(el, style.as_deref()) {
+                    enter_wrapper(el, &wrappers_depth)?;
+                }
+                match style {
+                    Some(lower) if lower.contains("url(") => on_style_attr(el, st),
+                    _ => Ok(()),
+                }
+            }),
             handler!(&sel.link, move |el| on_link(el, st)),
             handler!(&sel.anchors, move |el| on_link_href(el, st)),
             handler!(&sel.inventory, move |el| inventory(el, st, false)),
