@@ -200,12 +200,26 @@ pub fn invisible_within(shape: Shape<'_>, max_px: f32) -> Option<&'static str> {
     if let Some(style) = shape.style {
         let reveal = shape.css_may_reveal;
         for (prop, value) in declarations(style) {
+            // Only the properties judged below: their values lower-cased, no other (newsletter
+            // images carry a dozen declarations each).
+            const JUDGED: [&str; 7] = [
+                "display",
+                "visibility",
+                "opacity",
+                "max-height",
+                "max-width",
+                "width",
+                "height",
+            ];
+            let Some(&prop) = JUDGED.iter().find(|p| p.eq_ignore_ascii_case(prop)) else {
+                continue;
+            };
             let value = value
                 .trim()
                 .trim_end_matches("!important")
                 .trim()
                 .to_ascii_lowercase();
-            match prop.as_str() {
+            match prop {
                 "display" if value == "none" && !reveal => return Some("heuristic:display-none"),
                 "visibility" if (value == "hidden" || value == "collapse") && !reveal => {
                     return Some("heuristic:visibility-hidden")
@@ -250,11 +264,11 @@ fn length_px(v: &str) -> Option<f32> {
     num.parse::<f32>().ok()
 }
 
-/// `prop: value` pairs of a style attribute (lowercased property names).
-fn declarations(style: &str) -> impl Iterator<Item = (String, &str)> {
+/// `prop: value` pairs of a style attribute (property names trimmed, in their own case).
+fn declarations(style: &str) -> impl Iterator<Item = (&str, &str)> {
     style.split(';').filter_map(|decl| {
         let (prop, value) = decl.split_once(':')?;
-        Some((prop.trim().to_ascii_lowercase(), value))
+        Some((prop.trim(), value))
     })
 }
 

@@ -213,11 +213,17 @@ fn named_in_stylesheets(el: &Element, stylesheets: &str) -> bool {
     let classes = el.get_attribute("class").unwrap_or_default();
     let by_class = classes
         .split_ascii_whitespace()
-        .any(|c| stylesheets.contains(&format!(".{c}")));
+        .any(|c| named_after(stylesheets, b'.', c));
     by_class
-        || el.get_attribute("id").is_some_and(|id| {
-            !id.trim().is_empty() && stylesheets.contains(&format!("#{}", id.trim()))
-        })
+        || el
+            .get_attribute("id")
+            .is_some_and(|id| !id.trim().is_empty() && named_after(stylesheets, b'#', id.trim()))
+}
+
+/// Does `text` hold `mark` followed by `name` (`.name`, `#name`)?
+fn named_after(text: &str, mark: u8, name: &str) -> bool {
+    memchr::memmem::find_iter(text.as_bytes(), name.as_bytes())
+        .any(|at| at > 0 && text.as_bytes()[at - 1] == mark)
 }
 
 /// Elements that hide everything inside them: `hidden`, `display:none`, `visibility:hidden`,
