@@ -257,8 +257,14 @@ fn hides_content(el: &Element, style_lower: Option<&str>) -> bool {
 /// An `Rc` because end tag handlers outlive the handler borrows of the rewrite state.
 type HiddenDepth = std::rc::Rc<std::cell::Cell<u32>>;
 
+/// Hidden wrappers followed at once. lol_html looks through the end tag handlers of the open
+/// elements at every end tag that closes one of them, so a document of thousands of nested
+/// wrappers would cost their square. A wrapper met with this many open is inside hidden ones
+/// already: not following it changes nothing (it closes before or with them).
+const MAX_OPEN_WRAPPERS: u32 = 64;
+
 fn enter_wrapper(el: &mut Element, depth: &HiddenDepth) -> HandlerResult {
-    if !el.can_have_content() {
+    if !el.can_have_content() || depth.get() >= MAX_OPEN_WRAPPERS {
         return Ok(());
     }
     depth.set(depth.get() + 1);
@@ -701,6 +707,7 @@ pub fn rewrite_to(
             }),
             handler!(&sel.background, move |el| on_background(el, st)),
             handler!(&sel.wrappers, move |el| {
+                st.borrow_mut().check_time()?;
                 let style = el.get_attribute("style").map(|s| s.to_ascii_lowercase());
                 if hides_content(el, style.as_deref()) {
                     enter_wrapper(el, &wrappers_depth)?;
