@@ -31,7 +31,10 @@ pub fn find_urls(text: &str) -> Vec<Found> {
         }
         // <URL> may be broken over lines (RFC 3986 appendix C): whitespace inside is dropped.
         if start > 0 && bytes[start - 1] == b'<' {
-            if let Some(close) = text[start..].find('>').map(|c| start + c) {
+            // A `>` 4096 bytes away or more is not taken: look no further (a text of many
+            // unclosed `<http://` would otherwise be searched to its end from each).
+            let window = &bytes[start..bytes.len().min(start + 4096)];
+            if let Some(close) = memchr::memchr(b'>', window).map(|c| start + c) {
                 let inner = &text[start..close];
                 if close - start < 4096
                     && !inner.contains('<')
@@ -53,16 +56,22 @@ pub fn find_urls(text: &str) -> Vec<Found> {
         while end < bytes.len() && is_url_byte(bytes[end]) {
             end += 1;
         }
-        // Trailing punctuation belongs to the sentence; unbalanced closers too.
+        // Trailing punctuation belongs to the sentence; unbalanced closers too. The brackets
+        // are counted once, then as they are trimmed (not recounted for each: a URL ending in
+        // thousands of `)` made that quadratic).
+        let count = |b: u8| bytes[start..end].iter().filter(|&&c| c == b).count();
+        let (mut parens, mut squares) = ((count(b'('), count(b')')), (count(b'['), count(b']')));
         while end > start {
-            let c = bytes[end - 1];
-            let span = &text[start..end];
-            let unbalanced =
-                |open: char, close: char| span.matches(close).count() > span.matches(open).count();
-            let trim = match c {
+            let trim = match bytes[end - 1] {
                 b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'*' => true,
-                b')' => unbalanced('(', ')'),
-                b']' => unbalanced('[', ']'),
+                b')' if parens.1 > parens.0 => {
+                    parens.1 -= 1;
+                    true
+                }
+                b']' if squares.1 > squares.0 => {
+                    squares.1 -= 1;
+                    true
+                }
                 _ => false,
             };
             if !trim {
@@ -217,6 +226,27 @@ mod tests {
 
     fn urls(t: &str) -> Vec<String> {
         find_urls(t).into_iter().map(|f| f.url).collect()
+    }
+
+    #[test]
+    fn closers_trimmed_as_counted_and_far_angle_brackets_ignored() {
+        // Balanced pairs stay, unbalanced closers and punctuation after them go, however many.
+        let many = format!("(see https://a.example/p_(1)_[2]{}.", ")".repeat(10_000));
+        assert_eq!(urls(&many), ["https://a.example/p_(1)_[2]"]);
+        assert_eq!(
+            urls("[x https://a.example/q]).] y"),
+            ["https://a.example/q"]
+        );
+        // An unclosed `<` before many URLs: each is read as a bare URL.
+        let text = "<https://a.example/1 ".repeat(2_000);
+        assert_eq!(urls(&text).len(), 2_000);
+        // A `>` 4096 bytes away or more does not close `<URL>`; nearer, it does.
+        let far = format!("<https://a.example/{}> end", "x ".repeat(2_100));
+        assert_eq!(urls(&far), ["https://a.example/x"]);
+        assert_eq!(
+            urls("<https://a.example/a\n b> end"),
+            ["https://a.example/ab"]
+        );
     }
 
     #[test]

@@ -750,12 +750,24 @@ pub fn rewrite_to(
     let result = {
         let mut rewriter = HtmlRewriter::new(settings, sink);
         // Fed in chunks, as a stream: lol_html then buffers only what spans chunks, and the
-        // memory limit bounds that.
+        // memory limit bounds that. The time limit is checked before each chunk too: some
+        // hostile shapes cost lol_html itself more than linear time with no handler running
+        // (stray end tags against thousands of open elements, one tag of millions of
+        // attributes split over many chunks).
+        let mut write = |c: &[u8]| {
+            if Instant::now() > ctx.deadline {
+                st.borrow_mut().timed_out = true;
+                return Err(lol_html::errors::RewritingError::ContentHandlerError(
+                    "time limit".into(),
+                ));
+            }
+            rewriter.write(c)
+        };
         match input {
-            Input::Whole(html) => html.chunks(CHUNK).try_for_each(|c| rewriter.write(c)),
+            Input::Whole(html) => html.chunks(CHUNK).try_for_each(&mut write),
             Input::Pieces(pieces) => pieces
                 .into_iter()
-                .try_for_each(|p| p.chunks(CHUNK).try_for_each(|c| rewriter.write(c))),
+                .try_for_each(|p| p.chunks(CHUNK).try_for_each(&mut write)),
         }
         .and_then(|()| rewriter.end())
     };

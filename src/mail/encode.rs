@@ -389,8 +389,13 @@ impl<'a> Encoder<'a> {
         match self.cte {
             Cte::Identity => self.out.extend_from_slice(bytes),
             Cte::QuotedPrintable => {
+                // Only the bytes just added can hold a line break: what was pending had none
+                // (a part without line breaks would otherwise be searched whole at each write).
+                let before = self.pending.len();
                 self.pending.extend_from_slice(bytes);
-                let Some(last) = memchr::memrchr(b'\n', &self.pending) else {
+                let Some(last) =
+                    memchr::memrchr(b'\n', &self.pending[before..]).map(|i| before + i)
+                else {
                     return;
                 };
                 for line in self.pending[..last].split(|&b| b == b'\n') {
