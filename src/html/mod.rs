@@ -3,4 +3,5 @@
 pub mod css;
 pub mod pixel;
 pub mod rewrite;
+pub mod sheet_names;
 pub mod srcset;

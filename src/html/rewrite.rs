@@ -3,6 +3,7 @@
 
 use crate::html::css::{self, UrlUse};
 use crate::html::pixel::{self, By, Heuristics, Shape};
+use crate::html::sheet_names::SheetNames;
 use crate::html::srcset;
 use crate::mail::entities::{decode, escape_attr};
 use crate::mail::link::{LinkJudge, OpaqueLinks, MARK_TEXT, MARK_TITLE};
@@ -12,7 +13,7 @@ use crate::mail::url::UrlView;
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{text, AsciiCompatibleEncoding, HtmlRewriter, MemorySettings, Selector, Settings};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// What the HTML engine needs for one part: where it is, how long and how much memory it may
@@ -39,9 +40,9 @@ struct State<'a> {
     changed: bool,
     timed_out: bool,
     style_buf: String,
-    /// The part's stylesheets read so far (bounded), to tell whether a rule there may show
-    /// an image its inline style hides.
-    stylesheets: String,
+    /// The class and id names the part's stylesheets read so far mention, to tell whether a
+    /// rule there may show an image its inline style hides.
+    stylesheets: SheetNames,
     /// How many images of the part use each `src` (spacers are repeated, beacons are not).
     img_uses: HashMap<String, usize>,
     /// Findings (indices) of invisible images with static URLs: pixels unless [`pixel::spacer`]
@@ -200,30 +201,17 @@ impl ShapeAttrs {
     }
 }
 
-/// How much stylesheet text is kept to look up class and id selectors in.
-const STYLESHEETS_MAX: usize = 256 << 10;
-
 /// Does a stylesheet read so far name the element's class or id (`.name`, `#name`)? Then it
 /// may override the element's inline hiding. A stylesheet after the element counts too in a
 /// browser; newsletters put theirs in `<head>`.
-fn named_in_stylesheets(el: &Element, stylesheets: &str) -> bool {
-    if stylesheets.is_empty() {
+fn named_in_stylesheets(el: &Element, sheets: &SheetNames) -> bool {
+    if sheets.is_empty() {
         return false;
     }
-    let classes = el.get_attribute("class").unwrap_or_default();
-    let by_class = classes
-        .split_ascii_whitespace()
-        .any(|c| named_after(stylesheets, b'.', c));
-    by_class
-        || el
-            .get_attribute("id")
-            .is_some_and(|id| !id.trim().is_empty() && named_after(stylesheets, b'#', id.trim()))
-}
-
-/// Does `text` hold `mark` followed by `name` (`.name`, `#name`)?
-fn named_after(text: &str, mark: u8, name: &str) -> bool {
-    memchr::memmem::find_iter(text.as_bytes(), name.as_bytes())
-        .any(|at| at > 0 && text.as_bytes()[at - 1] == mark)
+    sheets.names_any(
+        el.get_attribute("class").as_deref(),
+        el.get_attribute("id").as_deref(),
+    )
 }
 
 /// Elements that hide everything inside them: `hidden`, `display:none`, `visibility:hidden`,
@@ -501,7 +489,7 @@ fn inventory(el: &mut Element, st: &RefCell<State>, open: bool) -> HandlerResult
         .flatten()
         .map(|s| decode(&s).into_owned())
         .unwrap_or_default();
-    let kept: Vec<&str> = srcset::candidates(&srcset_now)
+    let kept: HashSet<&str> = srcset::candidates(&srcset_now)
         .iter()
         .map(|c| c.url.trim())
         .collect();
@@ -511,7 +499,7 @@ fn inventory(el: &mut Element, st: &RefCell<State>, open: bool) -> HandlerResult
         let removed = gone
             || match kind {
                 Resource::Image => !src_now,
-                Resource::Srcset => !kept.contains(&url.as_str()),
+                Resource::Srcset => !kept.contains(url.as_str()),
                 _ => false,
             };
         if let Some(entry) = st.remote.get_mut(*i) {
@@ -674,7 +662,7 @@ pub fn rewrite_to(
         changed: false,
         timed_out: false,
         style_buf: String::new(),
-        stylesheets: String::new(),
+        stylesheets: SheetNames::default(),
         img_uses: HashMap::new(),
         maybe_spacers: Vec::new(),
         remote: Vec::new(),
@@ -729,9 +717,7 @@ pub fn rewrite_to(
                 }
                 s.check_time()?;
                 let css_text = std::mem::take(&mut s.style_buf);
-                if s.stylesheets.len() + css_text.len() <= STYLESHEETS_MAX {
-                    s.stylesheets.push_str(&css_text);
-                }
+                s.stylesheets.add(&css_text);
                 let new = css::rewrite(&css_text, css::Mode::Stylesheet, &mut |u, url| {
                     s.css_reject(u, url, "style-block")
                 });

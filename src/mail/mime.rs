@@ -377,6 +377,7 @@ fn parse_content_type(value: &[u8]) -> (String, String, Vec<(String, String)>) {
         }
     }
     pieces.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut joined: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < pieces.len() {
         let base = pieces[i].0.clone();
@@ -400,9 +401,15 @@ fn parse_content_type(value: &[u8]) -> (String, String, Vec<(String, String)>) {
             }
             i += 1;
         }
-        // A parameter given both ways: the RFC 2231 form wins.
-        plain.retain(|(n, _)| *n != base);
-        plain.push((base, String::from_utf8_lossy(&bytes).into_owned()));
+        joined.push((base, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    if !joined.is_empty() {
+        // A parameter given both ways: the RFC 2231 form wins. One pass over the plain ones
+        // (not one per joined name: a header of 100 000 parameters would be quadratic).
+        let names: std::collections::HashSet<&str> =
+            joined.iter().map(|(n, _)| n.as_str()).collect();
+        plain.retain(|(n, _)| !names.contains(n.as_str()));
+        plain.extend(joined);
     }
     (ctype, subtype, plain)
 }
@@ -550,6 +557,25 @@ mod tests {
         assert_eq!(get("charset"), Some("utf-8"));
         assert_eq!(get("name"), Some("a;bA"));
         assert_eq!(get("q"), Some("x\"y"));
+    }
+
+    #[test]
+    fn many_parameters_given_both_ways() {
+        // Every other name given both ways: the RFC 2231 form wins, the plain one goes, and the
+        // others stay (once each, in order, then the joined ones in name order).
+        let mut v = String::from("application/octet-stream");
+        for i in 0..20_000 {
+            v.push_str(&format!("; p{i:05}=plain"));
+            if i % 2 == 0 {
+                v.push_str(&format!("; p{i:05}*0=a; p{i:05}*1*=%42"));
+            }
+        }
+        let (_, _, p) = parse_content_type(v.as_bytes());
+        assert_eq!(p.len(), 20_000);
+        assert_eq!(p[0], ("p00001".to_string(), "plain".to_string()));
+        assert_eq!(p[9_999], ("p19999".to_string(), "plain".to_string()));
+        assert_eq!(p[10_000], ("p00000".to_string(), "aB".to_string()));
+        assert_eq!(p[19_999], ("p19998".to_string(), "aB".to_string()));
     }
 
     #[test]
