@@ -7,41 +7,17 @@
 //! (mail-parser, one lol_html pass with an `img[src]` and an `a[href]` handler), so that the
 //! instruction counts of the two compare under callgrind (run 1 and 2 rounds; the difference
 //! is one round without the start-up).
-use lol_html::{HtmlRewriter, Settings};
-use mail_parser::{MessageParser, PartType};
-use std::hint::black_box;
+use mail_parser::MessageParser;
 use std::path::PathBuf;
 
-fn floor(parser: &MessageParser, m: &[u8]) -> bool {
-    let Some(parsed) = parser.parse(black_box(m)) else {
-        return false;
-    };
-    for part in &parsed.parts {
-        let PartType::Html(html) = &part.body else {
-            continue;
-        };
-        let mut out = Vec::with_capacity(html.len());
-        let settings = Settings {
-            element_content_handlers: vec![
-                lol_html::element!("img[src]", |el| {
-                    black_box(el.get_attribute("src"));
-                    Ok(())
-                }),
-                lol_html::element!("a[href]", |el| {
-                    black_box(el.get_attribute("href"));
-                    Ok(())
-                }),
-            ],
-            ..Settings::new()
-        };
-        let mut rw = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
-        if rw.write(html.as_bytes()).and_then(|()| rw.end()).is_err() {
-            return false;
-        }
-        black_box(out);
-    }
-    true
-}
+#[path = "../tests/common/floor.rs"]
+mod floor;
+use floor::floor;
+
+// The binary's allocator, for the floor and for neutralise alike (see `trackless::allocator`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: trackless::allocator::Allocator = trackless::allocator::Allocator;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -18,6 +18,7 @@ mod mail;
 mod plain;
 
 // Adapters and sinks: what the `trackless` command (and a program embedding it) runs.
+pub mod allocator;
 pub mod batch;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use trackless::cli::Error;
 
+/// See `trackless::allocator`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: trackless::allocator::Allocator = trackless::allocator::Allocator;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "trackless",

@@ -18,14 +18,19 @@ pub fn find_urls(text: &str) -> Vec<Found> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut pos = 0;
-    while let Some(rel) = memchr::memchr2(b'h', b'H', &bytes[pos..]) {
-        let start = pos + rel;
-        pos = start + 1;
-        if !(starts_with_ci(&bytes[start..], b"http://")
-            || starts_with_ci(&bytes[start..], b"https://"))
-        {
+    // Found from their "://" (rarer in text than the letter h), then the scheme before it.
+    for colon in memchr::memmem::find_iter(bytes, b"://") {
+        let start = if colon >= 5 && bytes[colon - 5..colon].eq_ignore_ascii_case(b"https") {
+            colon - 5
+        } else if colon >= 4 && bytes[colon - 4..colon].eq_ignore_ascii_case(b"http") {
+            colon - 4
+        } else {
+            continue;
+        };
+        if start < pos {
             continue;
         }
+        pos = start + 1;
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'/') {
             continue;
         }
