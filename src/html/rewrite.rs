@@ -221,22 +221,21 @@ fn named_in_stylesheets(el: &Element, sheets: &SheetNames) -> bool {
 /// so a classed wrapper may well be visible. `style_lower`: the `style` attribute, ASCII
 /// lower-cased, as written (entities are not decoded: what a CSS selector on it would see).
 fn hides_content(el: &Element, style_lower: Option<&str>) -> bool {
-    if el.has_attribute("class") || el.has_attribute("id") {
-        return false;
-    }
-    if el.has_attribute("hidden") {
-        return true;
-    }
-    let Some(style) = style_lower else {
-        return false;
-    };
-    let any = |decls: &[&str]| decls.iter().any(|d| style.contains(d));
-    any(&[
-        "display:none",
-        "display: none",
-        "visibility:hidden",
-        "visibility: hidden",
-    ]) || any(&["max-height:0", "max-height: 0"]) && any(&["overflow:hidden", "overflow: hidden"])
+    // The style first: it is read already, and most elements that have one do not hide
+    // (each attribute lookup below costs lol_html an allocation).
+    let style_hides = style_lower.is_some_and(|style| {
+        let any = |decls: &[&str]| decls.iter().any(|d| style.contains(d));
+        any(&[
+            "display:none",
+            "display: none",
+            "visibility:hidden",
+            "visibility: hidden",
+        ]) || any(&["max-height:0", "max-height: 0"])
+            && any(&["overflow:hidden", "overflow: hidden"])
+    });
+    (style_hides || el.has_attribute("hidden"))
+        && !el.has_attribute("class")
+        && !el.has_attribute("id")
 }
 
 /// Counts the hidden wrappers the parser is inside: one more at a wrapper's start tag, one
@@ -269,9 +268,10 @@ fn enter_wrapper(el: &mut Element, depth: &HiddenDepth) -> HandlerResult {
 fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResult {
     let mut st = st.borrow_mut();
     st.check_time()?;
+    let src_raw = el.get_attribute("src");
     if !hidden {
-        if let Some(src) = el.get_attribute("src") {
-            let src = decode(&src).trim().to_string();
+        if let Some(src) = &src_raw {
+            let src = decode(src).trim().to_string();
             *st.img_uses.entry(src).or_default() += 1;
         }
     }
@@ -286,7 +286,7 @@ fn on_image(el: &mut Element, st: &RefCell<State>, hidden: bool) -> HandlerResul
     {
         return Ok(());
     }
-    let Some(src_raw) = el.get_attribute("src") else {
+    let Some(src_raw) = src_raw else {
         return Ok(());
     };
     let src = decode(&src_raw);
