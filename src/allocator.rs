@@ -85,25 +85,25 @@ mod split {
     mod tests {
         use super::*;
 
-        /// Blocks grown and shrunk across the threshold keep their bytes, whichever allocator
-        /// holds them.
+        /// Blocks grown and shrunk across the threshold keep all their bytes, whichever
+        /// allocator holds them.
         #[test]
         fn blocks_move_between_the_two() {
             let a = Allocator;
-            let layout = Layout::from_size_align(100, 8).unwrap();
+            let byte = |i: usize, size: usize| ((i * 7 + size) % 251) as u8;
             unsafe {
-                let mut p = a.alloc(layout);
-                assert!(!p.is_null());
-                for i in 0..100 {
-                    *p.add(i) = i as u8;
-                }
                 let mut size = 100;
+                let mut p = a.alloc(Layout::from_size_align(size, 8).unwrap());
+                assert!(!p.is_null());
                 for new_size in [LARGE - 1, LARGE, 4 * LARGE, LARGE + 1, LARGE - 1, 50] {
+                    for i in 0..size {
+                        *p.add(i) = byte(i, size);
+                    }
                     p = a.realloc(p, Layout::from_size_align(size, 8).unwrap(), new_size);
                     assert!(!p.is_null());
                     assert_eq!(p as usize % 8, 0);
-                    for i in 0..50 {
-                        assert_eq!(*p.add(i), i as u8, "{size} -> {new_size}");
+                    for i in 0..size.min(new_size) {
+                        assert_eq!(*p.add(i), byte(i, size), "{size} -> {new_size} at {i}");
                     }
                     size = new_size;
                 }
