@@ -86,9 +86,15 @@ impl SheetNames {
         if *searches > TEXT_SEARCHES {
             return true;
         }
-        let text = self.text.as_bytes();
-        memchr::memmem::find_iter(text, name.as_bytes()).any(|at| at > 0 && text[at - 1] == mark)
+        in_text(&self.text, mark, name)
     }
+}
+
+/// Does `text` hold `mark` followed by `name`? What the sets stand for, for names they cannot
+/// hold.
+fn in_text(text: &str, mark: u8, name: &str) -> bool {
+    let text = text.as_bytes();
+    memchr::memmem::find_iter(text, name.as_bytes()).any(|at| at > 0 && text[at - 1] == mark)
 }
 
 #[cfg(test)]
@@ -101,12 +107,6 @@ mod tests {
             s.add(c);
         }
         s
-    }
-
-    /// The reference the sets stand for: the mark followed by the name anywhere in the text.
-    fn in_text(text: &str, mark: u8, name: &str) -> bool {
-        memchr::memmem::find_iter(text.as_bytes(), name.as_bytes())
-            .any(|at| at > 0 && text.as_bytes()[at - 1] == mark)
     }
 
     #[test]
