@@ -350,6 +350,46 @@ fn daemon_writer_batches_and_counts_drops() {
     assert!(counted >= 1990, "{counted} of 2000 counted as failed");
 }
 
+/// A daemon's steady trickle (a record every few milliseconds, as mail arrives) is written
+/// in a few transactions, not one per record; and a stop does not wait out the gathering.
+#[test]
+fn daemon_writer_gathers_a_trickle_into_few_transactions() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let path = tmp("trickle");
+    let records = corpus_records(1_790_000_000);
+    let writer = LogWriter::spawn(WriterConfig {
+        path: LogTarget::Sqlite(path.clone()),
+        capacity: 10_000,
+        retention: None,
+        originals: None,
+    });
+    for r in records.iter().cycle().take(40) {
+        writer.record(r.clone());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Written without a stop: the gathering ends by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while writer.stats().written.load(Relaxed) < 40 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = writer.stats();
+    let (written, transactions) = (
+        stats.written.load(Relaxed),
+        stats.transactions.load(Relaxed),
+    );
+    assert_eq!(written, 40);
+    // 40 records over ~100 ms (more on a loaded machine): a handful of transactions.
+    assert!(
+        transactions <= 10,
+        "{transactions} transactions for 40 records sent 2 ms apart"
+    );
+    // A stop right after a record writes it without waiting for the gathering to end.
+    writer.record(records[0].clone());
+    writer.close();
+    let store = Store::open(&path).expect("open");
+    assert_eq!(count(store.conn(), "messages"), 41);
+}
+
 #[test]
 fn prune_deletes_old_messages_and_their_rows() {
     let mut store = Store::memory().expect("mem");

@@ -171,8 +171,14 @@ async fn start_metrics(
     Ok(())
 }
 
+/// The daemons' runtime. Its threads only move protocol bytes (rewrites run on the blocking
+/// pool, bounded by `workers`), so one thread per four CPUs is plenty: with one per CPU,
+/// as tokio starts by default, the idle ones were woken and put back to sleep around every
+/// message (~0.15 ms of system time per message with the milter on 2 CPUs).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cpus / 4).max(1))
         .enable_all()
         .build()
 }

@@ -15,10 +15,21 @@ use std::time::{Duration, Instant};
 /// Largest batch written in one transaction.
 const BATCH: usize = 256;
 
+/// How long the writer gathers records after the first of a batch before it writes them.
+/// Each transaction rewrites the pages it touches (the tables' last pages and every index's),
+/// so one record per transaction, which is what a daemon's steady trickle gave, cost several
+/// times its own size in log writes and most of the writer's CPU. A stop ends the wait.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// How often the writer looks at the channel (and the stop flag) while it gathers.
+const LINGER_STEP: Duration = Duration::from_millis(20);
+
 /// Counters shared with the writer thread.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub written: AtomicU64,
+    /// Transactions that wrote them (records per transaction: how well the writer batches).
+    pub transactions: AtomicU64,
     /// Records dropped because the queue was full.
     pub dropped_full: AtomicU64,
     /// Records lost because the database could not be written.
@@ -194,17 +205,19 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
             retry_at = None;
         } else if batch.is_empty() {
             match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(r) => batch.push(r),
+                Ok(r) => {
+                    batch.push(r);
+                    // Only into a log that is open: one that cannot be opened is found out
+                    // (and reported to blocked senders) at once.
+                    if db.is_some() {
+                        gather(&mut batch, &rx, stop);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        drain(&mut batch, &rx);
         if db.as_ref().is_some_and(Db::is_closed) {
             db = None;
         }
@@ -261,6 +274,7 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
                 stats
                     .written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.transactions.fetch_add(1, Ordering::Relaxed);
                 batch.clear();
                 insert_failures = 0;
                 stats.unavailable.store(false, Ordering::Relaxed);
@@ -285,6 +299,31 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
                 }
             }
         }
+    }
+}
+
+/// Takes what the channel holds, up to a full batch.
+fn drain(batch: &mut Vec<Record>, rx: &Receiver<Record>) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Gathers records for up to [`LINGER`] after the first: until the batch is full, the
+/// daemon stops or the senders are gone. The writer sleeps between looks instead of waiting
+/// on the channel, so that each record sent does not wake it.
+fn gather(batch: &mut Vec<Record>, rx: &Receiver<Record>, stop: &AtomicBool) {
+    let until = Instant::now() + LINGER;
+    loop {
+        drain(batch, rx);
+        let now = Instant::now();
+        if batch.len() >= BATCH || now >= until || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(LINGER_STEP.min(until - now));
     }
 }
 

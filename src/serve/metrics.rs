@@ -224,6 +224,11 @@ impl Metrics {
                 s.written.load(Relaxed),
             );
             counter(
+                "trackless_log_transactions_total",
+                "Transactions that wrote them (the writer gathers records for up to 0.2 s).",
+                s.transactions.load(Relaxed),
+            );
+            counter(
                 "trackless_log_dropped_total",
                 "Tracking-log records dropped: the queue was full.",
                 s.dropped_full.load(Relaxed),
