@@ -8,7 +8,11 @@
 # MODES: milter (unix socket) milter-inet smtp lmtp (after-queue content filters that
 # re-inject; default: all four); twice: the after-queue set-up with no filter at all (Postfix
 # hands each message to its own re-injection smtpd), the ceiling of any after-queue filter, as
-# every message goes through Postfix twice (not in the default list).
+# every message goes through Postfix twice (not in the default list); dovecot and
+# lmtp-dovecot: final delivery instead of a relay, as the packaged main.cf.lmtp sets it up:
+# Postfix's lmtp client hands each message to a throwaway Dovecot LMTP that writes it into a
+# Maildir (dovecot, the baseline of these two), or to trackless lmtp in front of that Dovecot
+# (lmtp-dovecot, whose ratio is to the dovecot run of the same round). Not in the default list.
 # For each run: seconds from the first SMTP connection until the sink accepted the N-th
 # message (its "status=sent" line in the maillog), messages/s, the ratio to the baseline of
 # the same round, trackless' CPU per message (user and system, from
@@ -17,7 +21,8 @@
 #   REPEAT=2       run the baseline and the modes twice, alternating (this machine's speed
 #                  drifts by up to +-30 % within minutes); default 1
 #   SINK_DUMP=1    the sink keeps every message, and the summary counts how many carry
-#                  trackless' X-Trackless header (costs disk writes, in every mode alike)
+#                  trackless' X-Trackless header (costs disk writes, in every mode alike;
+#                  the dovecot modes count in the Maildirs Dovecot always writes)
 #   TIMEOUT=600    seconds to wait for the deliveries of one run
 #   TRACKLESS_BIN  another trackless binary to run (A/B against an older build)
 set -euo pipefail
@@ -36,8 +41,8 @@ TIMEOUT=${TIMEOUT:-600}
 SIZE_KB=51
 for m in "${MODES[@]}"; do
   case "$m" in
-    milter | milter-inet | smtp | lmtp | twice) ;;
-    *) e2e_die "unknown mode $m (milter, milter-inet, smtp, lmtp, twice)"; exit 2 ;;
+    milter | milter-inet | smtp | lmtp | twice | dovecot | lmtp-dovecot) ;;
+    *) e2e_die "unknown mode $m (milter, milter-inet, smtp, lmtp, twice, dovecot, lmtp-dovecot)"; exit 2 ;;
   esac
 done
 
@@ -118,7 +123,7 @@ log_records() {
 
 # run ROUND MODE: one measurement; appends a line to $RESULTS.
 run() {
-  local round=$1 mode=$2 dir extra_main extra_master port reinj sink tpid=
+  local round=$1 mode=$2 dir extra_main extra_master port reinj sink relay tpid=
   local start end secs cpu0 cpu1 hwm=- user=- sys=- recs=- changed=- dumped=- deferred errs=- ok=1
   dir=$(e2e_tmpdir "newsletters-$mode-$round")
   extra_main="$dir/main.extra"; extra_master="$dir/master.extra"
@@ -134,6 +139,8 @@ run() {
   e2e_spawn "$dir/sink.log" smtp-sink -u "$SINK_USER" "${dump[@]}" "127.0.0.1:$sink" 256
   local sink_pid=$E2E_LAST_PID
   e2e_wait_port "$sink"
+  # Where Postfix hands each message last (its "status=sent" lines name it).
+  relay=$sink
 
   case "$mode" in
     none) ;;
@@ -165,14 +172,30 @@ run() {
       reinj=$(e2e_free_port)
       e2e_content_filter_config "$extra_main" "$extra_master" "[127.0.0.1]:$reinj" "$reinj" smtp
       ;;
+    dovecot)
+      e2e_dovecot_start "$dir"
+      relay=$E2E_LMTP_PORT
+      ;;
+    lmtp-dovecot)
+      e2e_dovecot_start "$dir"
+      relay=$(e2e_free_port)
+      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" lmtp --listen "inet:127.0.0.1:$relay" --forward "lmtp:unix:$E2E_LMTP_SOCKET"
+      tpid=$E2E_LAST_PID
+      e2e_wait_port "$relay"
+      ;;
   esac
-  printf 'transport_maps = inline:{ sink.test=smtp:[127.0.0.1]:%s }\n' "$sink" >>"$extra_main"
+  case "$mode" in
+    dovecot | lmtp-dovecot)
+      printf 'transport_maps = inline:{ sink.test=lmtp:inet:127.0.0.1:%s }\n' "$relay" >>"$extra_main" ;;
+    *)
+      printf 'transport_maps = inline:{ sink.test=smtp:[127.0.0.1]:%s }\n' "$sink" >>"$extra_main" ;;
+  esac
   e2e_postfix_start "$dir" "$extra_main" "$extra_master"
 
   [[ -n $tpid ]] && cpu0=$(cpu_ticks "$tpid")
   start=$(date +%s.%N)
   python3 "$here/smtp_load.py" 127.0.0.1 "$E2E_SMTP_PORT" "$N" "$C" alice@sink.test "${files[@]}" >"$dir/load.txt" 2>"$dir/load.err" || ok=0
-  wait_sent "$dir/maillog" "$sink" || ok=0
+  wait_sent "$dir/maillog" "$relay" || ok=0
   end=$(date +%s.%N)
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
   if [[ -n $tpid ]]; then
@@ -194,10 +217,13 @@ run() {
   fi
   deferred=$(grep -cE 'status=(deferred|bounced)' "$dir/maillog" || true)
   e2e_postfix_stop "$dir"
+  [[ $mode == dovecot || $mode == lmtp-dovecot ]] && e2e_dovecot_stop "$dir"
   e2e_unregister pid "$(e2e_proc_id "$sink_pid")"
   e2e_kill "$sink_pid"
   if [[ $SINK_DUMP == 1 ]]; then
-    dumped=$({ grep -lr '^X-Trackless:' "$dir/sink" || true; } | wc -l)
+    local kept="$dir/sink"
+    [[ $mode == dovecot || $mode == lmtp-dovecot ]] && kept="$dir/dovecot-mail"
+    dumped=$({ grep -lr '^X-Trackless:' "$kept" || true; } | wc -l)
   fi
   ((ok)) || e2e_log "$mode (round $round) did not complete: $dir/load.txt, $dir/load.err, $dir/maillog"
   echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok" >>"$RESULTS"
@@ -213,16 +239,16 @@ for ((r = 1; r <= REPEAT; r++)); do
 done
 
 echo
-echo "Summary (ratio: the baseline's seconds over the mode's, same round; CPU: trackless' per message;"
+echo "Summary (ratio: the baseline's seconds over the mode's, same round (lmtp-dovecot: dovecot's); CPU: trackless' per message;"
 echo "records: rows in the tracking log after SIGTERM / of them rewritten; sink: messages with X-Trackless at the sink;"
 echo "deferred: Postfix deferrals and bounces; warn+err: WARN and ERROR lines in trackless' own log)"
 awk -v n="$N" '
-  { round[NR] = $1; mode[NR] = $2; secs[NR] = $3; line[NR] = $0; if ($2 == "none") base[$1] = $3 }
+  { round[NR] = $1; mode[NR] = $2; secs[NR] = $3; line[NR] = $0; if ($2 == "none") base[$1] = $3; if ($2 == "dovecot") dove[$1] = $3 }
   END {
     printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %6s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err"
     for (i = 1; i <= NR; i++) {
       split(line[i], f, " ")
-      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %6s%s\n", f[1], f[2], f[3], n / f[3], base[f[1]] / f[3],
+      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %6s%s\n", f[1], f[2], f[3], n / f[3], (f[2] == "lmtp-dovecot" && dove[f[1]] ? dove[f[1]] : base[f[1]]) / f[3],
         f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], (f[12] ? "" : "  INCOMPLETE")
     }
   }' "$RESULTS"
