@@ -205,6 +205,9 @@ impl Record {
             .collect();
         skipped.sort_unstable();
         skipped.dedup();
+        // The same link often appears in the text and the HTML part: log it once (looked up
+        // before anything is copied or parsed).
+        let mut seen = std::collections::HashSet::new();
         let trackers: Vec<Tracker> = outcome
             .findings
             .iter()
@@ -218,24 +221,18 @@ impl Record {
                 Kind::Skip | Kind::Spacer => false,
             })
             .filter_map(|f| {
-                let url = f.url.clone()?;
-                Some(Tracker {
+                let url = truncated(f.url.as_deref()?, 2048);
+                seen.insert((f.kind, f.action, url)).then(|| Tracker {
                     kind: f.kind,
                     action: f.action,
-                    host: crate::mail::url::UrlView::parse(&url)
+                    host: crate::mail::url::UrlView::parse(url)
                         .map(|v| v.host().to_string())
                         .unwrap_or_default(),
                     vendor: f.vendor.clone(),
                     rule: f.rule.clone(),
-                    url: truncate(&url, 2048),
+                    url: url.to_string(),
                 })
             })
-            .collect();
-        // The same link often appears in the text and the HTML part: log it once.
-        let mut seen = std::collections::HashSet::new();
-        let trackers: Vec<Tracker> = trackers
-            .into_iter()
-            .filter(|t| seen.insert((t.kind, t.action, t.url.clone())))
             .collect();
         let esps: Vec<EspRow> = outcome.esp.iter().map(esp_row).collect();
         let carrier = outcome
@@ -340,13 +337,14 @@ fn esp_row(a: &Attribution) -> EspRow {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncated(s: &str, max: usize) -> &str {
     if s.len() <= max {
-        return s.to_string();
+        return s;
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    &s[..end]
 }
