@@ -16,8 +16,9 @@ pub use split::Allocator;
 
 #[cfg(feature = "mimalloc")]
 mod split {
-    use mimalloc::MiMalloc;
+    use libmimalloc_sys as mi;
     use std::alloc::{GlobalAlloc, Layout, System};
+    use std::ffi::c_void;
 
     /// Blocks of this size and more go to the system's malloc.
     const LARGE: usize = 64 << 10;
@@ -29,6 +30,62 @@ mod split {
 
     fn large(size: usize) -> bool {
         size >= LARGE
+    }
+
+    /// The alignment of every block of more than 8 bytes from mimalloc's plain entry points
+    /// (its `MI_MAX_ALIGN_SIZE` on x86-64 and aarch64: block sizes are rounded to multiples of
+    /// it, from a start that has it); blocks of 8 bytes or less are aligned to 8.
+    const MIN_ALIGN: usize = 16;
+
+    /// Does a block of `size` bytes from `mi_malloc`/`mi_realloc` have `align`?
+    fn plain(align: usize, size: usize) -> bool {
+        align <= MIN_ALIGN && align <= size
+    }
+
+    /// mimalloc, its plain entry points for ordinary layouts, the aligned ones for the rest
+    /// (which are what the `mimalloc` crate calls for every block).
+    struct MiMalloc;
+
+    // SAFETY: each method passes the layout's size (and alignment where the plain entry
+    // points would not give it) to mimalloc, which returns null or a block that satisfies it;
+    // blocks are freed and resized by mimalloc only (`Allocator` sends them back by size).
+    unsafe impl GlobalAlloc for MiMalloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let (size, align) = (layout.size(), layout.align());
+            unsafe {
+                if plain(align, size) {
+                    mi::mi_malloc(size) as *mut u8
+                } else {
+                    mi::mi_malloc_aligned(size, align) as *mut u8
+                }
+            }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let (size, align) = (layout.size(), layout.align());
+            unsafe {
+                if plain(align, size) {
+                    mi::mi_zalloc(size) as *mut u8
+                } else {
+                    mi::mi_zalloc_aligned(size, align) as *mut u8
+                }
+            }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+            unsafe { mi::mi_free(ptr as *mut c_void) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let align = layout.align();
+            unsafe {
+                if plain(align, new_size) {
+                    mi::mi_realloc(ptr as *mut c_void, new_size) as *mut u8
+                } else {
+                    mi::mi_realloc_aligned(ptr as *mut c_void, new_size, align) as *mut u8
+                }
+            }
+        }
     }
 
     // SAFETY: every method forwards to an allocator chosen by the block's size alone, so a
@@ -113,6 +170,34 @@ mod split {
                     .iter()
                     .all(|&b| b == 0));
                 a.dealloc(z, Layout::from_size_align(2 * LARGE, 64).unwrap());
+            }
+        }
+
+        /// Every layout gets its alignment, by the plain entry points or the aligned ones,
+        /// through allocation and reallocation (a hash table asks for 16 with any size).
+        #[test]
+        fn blocks_have_their_alignment() {
+            let a = Allocator;
+            let mut held = Vec::new();
+            for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+                for size in (1..200).chain([1000, 4097, LARGE - 1, LARGE]) {
+                    let layout = Layout::from_size_align(size, align).unwrap();
+                    unsafe {
+                        let p = a.alloc(layout);
+                        assert!(!p.is_null());
+                        assert_eq!(p as usize % align, 0, "alloc {size} bytes, align {align}");
+                        let q = a.realloc(p, layout, size * 3 / 2 + 1);
+                        assert!(!q.is_null());
+                        assert_eq!(q as usize % align, 0, "realloc {size}, align {align}");
+                        held.push((q, Layout::from_size_align(size * 3 / 2 + 1, align).unwrap()));
+                        let z = a.alloc_zeroed(layout);
+                        assert_eq!(z as usize % align, 0, "zeroed {size}, align {align}");
+                        held.push((z, layout));
+                    }
+                }
+            }
+            for (p, layout) in held {
+                unsafe { a.dealloc(p, layout) }
             }
         }
     }
