@@ -111,6 +111,12 @@ async fn scrape_counts_messages_and_sighup_rereads_the_config() {
     ] {
         assert_eq!(value(&page, sample), Some(expected), "{sample} in\n{page}");
     }
+    // The two records went in one transaction or two (the writer gathers for 0.2 s).
+    let transactions = value(&page, "trackless_log_transactions_total");
+    assert!(
+        transactions.is_some_and(|t| (1.0..=2.0).contains(&t)),
+        "trackless_log_transactions_total {transactions:?} in\n{page}"
+    );
     let other = tokio::task::spawn_blocking(move || scrape(port, "/"))
         .await
         .expect("join");
