@@ -248,10 +248,7 @@ fn qp_line(line: &[u8], nl: &[u8], out: &mut Vec<u8>) {
             // A run of plain bytes that fits before the soft-break column, the line's last
             // byte excepted (trailing white space is escaped), copied at once.
             let stop = (n - 1).min(i + (MAX - 1).saturating_sub(col));
-            let run = line[i..stop.max(i)]
-                .iter()
-                .position(|&b| !QP_PLAIN[b as usize])
-                .unwrap_or(stop.max(i) - i);
+            let run = plain_run(&line[i..stop.max(i)]);
             if run > 0 {
                 out.extend_from_slice(&line[i..i + run]);
                 col += run;
@@ -285,6 +282,32 @@ fn qp_line(line: &[u8], nl: &[u8], out: &mut Vec<u8>) {
         }
         i += 1;
     }
+}
+
+/// How many bytes at the start of `s` are plain ([`QP_PLAIN`]): eight at a time while no
+/// byte of the eight is a control (tab included, which the byte-wise look then takes), `=`,
+/// DEL or above.
+fn plain_run(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero (its high bit set in the result; borrows only run upwards from
+    // a byte that is zero, so no byte is flagged falsely below the first flagged one).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut run = 0;
+    for chunk in s.chunks_exact(8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // Below 0x20: subtracting 0x20 borrows into the high bit of a byte under 0x20 that
+        // had it clear.
+        let control = w.wrapping_sub(0x20 * ONES) & !w & HIGH;
+        if (w & HIGH) | control | zero(w ^ (0x3d * ONES)) | zero(w ^ (0x7f * ONES)) != 0 {
+            break;
+        }
+        run += 8;
+    }
+    run + s[run..]
+        .iter()
+        .position(|&b| !QP_PLAIN[b as usize])
+        .unwrap_or(s.len() - run)
 }
 
 fn push_hex(out: &mut Vec<u8>, b: u8) {
@@ -545,7 +568,7 @@ mod tests {
 
     #[test]
     fn qp_encode_matches_the_reference() {
-        let alphabet: &[u8] = b"aZ .=\t\r\nFrom\xe9\x00~";
+        let alphabet: &[u8] = b"aZ .=\t\r\nFrom\xe9\x00~\x7f\x1f!\x80\xff<>";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             seed ^= seed << 13;
