@@ -275,16 +275,21 @@ fn concurrent_writers_lose_no_rows() {
     assert_eq!(count(store.conn(), "messages"), 4 * records.len() as i64);
 }
 
+/// The daemons' log writer on a SQLite file, with a queue of `capacity` records.
+fn sqlite_writer(path: PathBuf, capacity: usize) -> LogWriter {
+    LogWriter::spawn(WriterConfig {
+        path: LogTarget::Sqlite(path),
+        capacity,
+        retention: None,
+        originals: None,
+    })
+}
+
 #[test]
 fn daemon_writer_batches_and_counts_drops() {
     let path = tmp("writer");
     let records = corpus_records(1_790_000_000);
-    let writer = LogWriter::spawn(WriterConfig {
-        path: LogTarget::Sqlite(path.clone()),
-        capacity: 10_000,
-        retention: None,
-        originals: None,
-    });
+    let writer = sqlite_writer(path.clone(), 10_000);
     for _ in 0..20 {
         for r in &records {
             writer.record(r.clone());
@@ -295,14 +300,10 @@ fn daemon_writer_batches_and_counts_drops() {
     assert_eq!(count(store.conn(), "messages"), 20 * records.len() as i64);
 
     // Unwritable log: mail flow (record()) never blocks or panics; failures are counted.
-    let writer = LogWriter::spawn(WriterConfig {
-        path: LogTarget::Sqlite(PathBuf::from(
-            "/proc/trackless-cannot-write-here/log.sqlite",
-        )),
-        capacity: 4,
-        retention: None,
-        originals: None,
-    });
+    let writer = sqlite_writer(
+        PathBuf::from("/proc/trackless-cannot-write-here/log.sqlite"),
+        4,
+    );
     let start = std::time::Instant::now();
     for _ in 0..1000 {
         writer.record(records[0].clone());
@@ -325,14 +326,10 @@ fn daemon_writer_batches_and_counts_drops() {
 
     // Batch mode waits for room in the queue, but not for a log that cannot be written:
     // 2000 records into a 4-record queue finish, each counted.
-    let writer = LogWriter::spawn(WriterConfig {
-        path: LogTarget::Sqlite(PathBuf::from(
-            "/proc/trackless-cannot-write-here/log.sqlite",
-        )),
-        capacity: 4,
-        retention: None,
-        originals: None,
-    });
+    let writer = sqlite_writer(
+        PathBuf::from("/proc/trackless-cannot-write-here/log.sqlite"),
+        4,
+    );
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let one = records[0].clone();
     std::thread::spawn(move || {
@@ -357,12 +354,7 @@ fn daemon_writer_gathers_a_trickle_into_few_transactions() {
     use std::sync::atomic::Ordering::Relaxed;
     let path = tmp("trickle");
     let records = corpus_records(1_790_000_000);
-    let writer = LogWriter::spawn(WriterConfig {
-        path: LogTarget::Sqlite(path.clone()),
-        capacity: 10_000,
-        retention: None,
-        originals: None,
-    });
+    let writer = sqlite_writer(path.clone(), 10_000);
     for r in records.iter().cycle().take(40) {
         writer.record(r.clone());
         std::thread::sleep(Duration::from_millis(2));
