@@ -81,8 +81,8 @@ fn check(settings: &Settings, policy: &Policy, w: &mut dyn Write) -> Result<Vec<
         r.font.len(),
         r.decoder.len(),
         r.click.len(),
-        r.params.names.len(),
-        r.params.prefixes.len(),
+        r.params.names().len(),
+        r.params.prefixes().len(),
         r.esp.len(),
         if r.clearurls.is_some() { ", a ClearURLs catalog" } else { "" }
     ))

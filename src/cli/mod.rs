@@ -151,11 +151,8 @@ pub fn policy(cfg: &Config, args: &PolicyArgs) -> Result<Policy, String> {
         }
     }
     let files: Vec<&PathBuf> = p.rules.iter().chain(&args.rules).collect();
-    let extra = ParamRules {
-        names: p.tracking_params.clone(),
-        prefixes: p.tracking_param_prefixes.clone(),
-    };
-    let mut policy = if files.is_empty() && extra == ParamRules::default() {
+    let extra = ParamRules::new(p.tracking_params.clone(), p.tracking_param_prefixes.clone());
+    let mut policy = if files.is_empty() && extra.is_empty() {
         Policy::default()
     } else {
         let mut rules = Rules::load(&files).map_err(|e| e.to_string())?;
