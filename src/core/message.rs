@@ -129,7 +129,7 @@ fn rewrite<'a>(
         nl: encode::line_ending(raw),
         findings: Vec::new(),
         nested: 0,
-        link_memo: RefCell::new(HashMap::with_capacity(64)),
+        link_memo: RefCell::new(HashMap::with_capacity_and_hasher(64, Default::default())),
         remote: Vec::new(),
     };
     let mut edits = Vec::new();
@@ -235,7 +235,7 @@ struct Walker<'p> {
     /// How many message/rfc822 levels deep the walk is.
     nested: usize,
     /// Links already judged in this message.
-    link_memo: RefCell<HashMap<String, Option<LinkResult>>>,
+    link_memo: RefCell<HashMap<String, Option<LinkResult>, foldhash::fast::RandomState>>,
     /// The remote resources of the HTML parts read so far.
     remote: Vec<Remote>,
 }

@@ -44,7 +44,7 @@ struct State<'a> {
     /// rule there may show an image its inline style hides.
     stylesheets: SheetNames,
     /// How many images of the part use each `src` (spacers are repeated, beacons are not).
-    img_uses: HashMap<String, usize>,
+    img_uses: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Findings (indices) of invisible images with static URLs: pixels unless [`pixel::spacer`]
     /// says spacer once the whole part has been read.
     maybe_spacers: Vec<usize>,
@@ -663,7 +663,7 @@ pub fn rewrite_to(
         timed_out: false,
         style_buf: String::new(),
         stylesheets: SheetNames::default(),
-        img_uses: HashMap::new(),
+        img_uses: HashMap::default(),
         maybe_spacers: Vec::new(),
         remote: Vec::new(),
         element: Vec::new(),

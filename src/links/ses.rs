@@ -6,10 +6,9 @@ use url::Url;
 
 pub fn decode(raw: &str) -> Result<String, &'static str> {
     // Work on the raw string: the url crate would re-encode the segment.
-    let pos = raw
-        .find("/L0/")
+    let pos = find_slashed(raw, "/L0/")
         .map(|p| p + 4)
-        .or_else(|| raw.find("/CL0/").map(|p| p + 5))
+        .or_else(|| find_slashed(raw, "/CL0/").map(|p| p + 5))
         .ok_or("no /L0/ or /CL0/ segment")?;
     let seg = &raw[pos..];
     let seg = &seg[..seg
@@ -29,6 +28,13 @@ pub fn decode(raw: &str) -> Result<String, &'static str> {
         let _ = Url::parse(&dest).map_err(|_| "segment is not a URL")?;
     }
     Ok(dest.into_owned())
+}
+
+/// Where `marker` (which starts with `/`) first occurs in `raw`. A link has a few slashes:
+/// checking each costs less than setting up a substring search, on every SES link.
+fn find_slashed(raw: &str, marker: &str) -> Option<usize> {
+    let b = raw.as_bytes();
+    memchr::memchr_iter(b'/', b).find(|&p| b[p..].starts_with(marker.as_bytes()))
 }
 
 #[cfg(test)]

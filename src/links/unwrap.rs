@@ -18,14 +18,15 @@ pub const MAX_DEPTH: usize = 8;
 /// parameter can leave a link a decoder now reads, or expose another parameter), so passes
 /// repeat, a bounded number of times, until the URL stops changing.
 pub fn process(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
-    let mut res = process_once(link, rules)?;
+    let (mut res, mut view) = process_once(link, None, rules)?;
     for _ in 0..MAX_DEPTH {
         let Some(current) = res.new_url.clone() else {
             break;
         };
-        let Some(next) = process_once(&current, rules) else {
+        let Some((next, next_view)) = process_once(&current, view.take(), rules) else {
             break;
         };
+        view = next_view;
         res.still_tracked = next.still_tracked;
         let Some(new) = next.new_url.filter(|n| *n != current) else {
             break;
@@ -45,9 +46,21 @@ pub fn process(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
     Some(res)
 }
 
-fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
-    let link = link.trim();
-    let link_view = UrlView::parse(link)?;
+/// One pass over `link`. `parsed` is `link`'s view when the caller has it. Returns, beside the
+/// result, the view of its new URL when the pass parsed it (the next pass starts from it).
+fn process_once(
+    link: &str,
+    parsed: Option<UrlView>,
+    rules: &LinkRules<'_>,
+) -> Option<(LinkResult, Option<UrlView>)> {
+    let trimmed = link.trim();
+    // The view handed over was parsed from the untrimmed string (the same view, unless
+    // trimming took something away).
+    let link_view = match parsed {
+        Some(view) if trimmed.len() == link.len() => view,
+        _ => UrlView::parse(trimmed)?,
+    };
+    let link = trimmed;
     let mut current = link.to_string();
     let mut chain: Vec<String> = Vec::new();
     let mut first: Option<(String, Option<String>)> = None;
@@ -149,14 +162,18 @@ fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
     if let Some((rule, vendor)) = first {
         let mut detail = removed_note;
         let mut still_tracked = true;
+        let final_view = UrlView::parse(&final_url);
+        let opaque = final_view
+            .as_ref()
+            .and_then(|v| opaque_rule_view(v, &final_url, rules));
         if let Some((_, _, why)) = stopped {
             detail = Some(format!("stopped at an inner wrapper: {why}"));
-        } else if let Some(inner) = opaque_rule(&final_url, rules) {
+        } else if let Some(inner) = opaque {
             detail = Some(format!("destination is an opaque tracker ({})", inner.0));
         } else {
             still_tracked = false;
         }
-        return Some(LinkResult {
+        let result = LinkResult {
             action: Action::Unwrapped,
             new_url: Some(final_url),
             chain,
@@ -164,7 +181,8 @@ fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
             vendor,
             detail,
             still_tracked,
-        });
+        };
+        return Some((result, final_view));
     }
     if let Some((rule, vendor, why)) = stopped {
         // A host-specific opaque rule names the vendor better than the decoder's format
@@ -173,51 +191,59 @@ fn process_once(link: &str, rules: &LinkRules<'_>) -> Option<LinkResult> {
             Some((r, v)) if v.is_some() && v != vendor => (r, v),
             _ => (rule, vendor),
         };
-        return Some(LinkResult {
-            action: Action::KeptOpaque,
-            new_url: None,
-            chain,
-            rule: Some(rule),
-            vendor,
-            detail: Some(why),
-            still_tracked: true,
-        });
+        return Some((
+            LinkResult {
+                action: Action::KeptOpaque,
+                new_url: None,
+                chain,
+                rule: Some(rule),
+                vendor,
+                detail: Some(why),
+                still_tracked: true,
+            },
+            None,
+        ));
     }
     if let Some((rule, vendor)) = opaque_rule_view(&link_view, link, rules) {
-        return Some(LinkResult {
-            action: Action::KeptOpaque,
-            new_url: None,
-            chain,
-            rule: Some(rule),
-            vendor,
-            detail: None,
-            still_tracked: true,
-        });
+        return Some((
+            LinkResult {
+                action: Action::KeptOpaque,
+                new_url: None,
+                chain,
+                rule: Some(rule),
+                vendor,
+                detail: None,
+                still_tracked: true,
+            },
+            None,
+        ));
     }
     if final_url != link {
-        return Some(LinkResult {
-            action: Action::Cleaned,
-            new_url: Some(final_url),
+        return Some((
+            LinkResult {
+                action: Action::Cleaned,
+                new_url: Some(final_url),
+                chain,
+                rule: None,
+                vendor: None,
+                detail: removed_note,
+                still_tracked: false,
+            },
+            None,
+        ));
+    }
+    Some((
+        LinkResult {
+            action: Action::Untouched,
+            new_url: None,
             chain,
             rule: None,
             vendor: None,
-            detail: removed_note,
+            detail: None,
             still_tracked: false,
-        });
-    }
-    Some(LinkResult {
-        action: Action::Untouched,
-        new_url: None,
-        chain,
-        rule: None,
-        vendor: None,
-        detail: None,
-        still_tracked: false,
-    })
-}
-
-fn opaque_rule(url: &str, rules: &LinkRules<'_>) -> Option<(String, Option<String>)> {
-    opaque_rule_view(&UrlView::parse(url)?, url, rules)
+        },
+        None,
+    ))
 }
 
 fn opaque_rule_view(
@@ -237,8 +263,11 @@ fn opaque_rule_view(
 /// `url` crate's serialisation (percent-encoded, punycode host).
 pub fn valid_destination(dest: &str) -> Option<String> {
     let dest = dest.trim();
-    let lower = dest.get(..8).unwrap_or(dest).to_ascii_lowercase();
-    let plain = (lower.starts_with("http://") || lower.starts_with("https://"))
+    let starts = |p: &str| {
+        dest.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    let plain = (starts("http://") || starts("https://"))
         && dest
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`'));

@@ -61,7 +61,7 @@ impl UrlView {
         if !tail.starts_with('/') {
             subject.push('/');
         }
-        if tail.contains('\\') {
+        if memchr::memchr(b'\\', tail.as_bytes()).is_some() {
             subject.push_str(&tail.replace('\\', "/"));
         } else {
             subject.push_str(tail);
