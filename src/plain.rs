@@ -61,29 +61,7 @@ pub fn find_urls(text: &str) -> Vec<Found> {
         while end < bytes.len() && is_url_byte(bytes[end]) {
             end += 1;
         }
-        // Trailing punctuation belongs to the sentence; unbalanced closers too. The brackets
-        // are counted once, then as they are trimmed (not recounted for each: a URL ending in
-        // thousands of `)` made that quadratic).
-        let count = |b: u8| bytes[start..end].iter().filter(|&&c| c == b).count();
-        let (mut parens, mut squares) = ((count(b'('), count(b')')), (count(b'['), count(b']')));
-        while end > start {
-            let trim = match bytes[end - 1] {
-                b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'*' => true,
-                b')' if parens.1 > parens.0 => {
-                    parens.1 -= 1;
-                    true
-                }
-                b']' if squares.1 > squares.0 => {
-                    squares.1 -= 1;
-                    true
-                }
-                _ => false,
-            };
-            if !trim {
-                break;
-            }
-            end -= 1;
-        }
+        let end = trim_punctuation(bytes, start, end);
         if end > start + "https://".len() - 1 {
             out.push(Found {
                 start,
@@ -94,6 +72,48 @@ pub fn find_urls(text: &str) -> Vec<Found> {
         pos = end.max(pos);
     }
     out
+}
+
+/// Where the URL at `bytes[start..end]` ends once the sentence's punctuation is taken off:
+/// trailing `.`, `,`, `;`, … and closing brackets without an opening one in the URL.
+fn trim_punctuation(bytes: &[u8], start: usize, mut end: usize) -> usize {
+    // Trailing punctuation belongs to the sentence; unbalanced closers too. The brackets
+    // are counted once, when a closer ends the URL, then as they are trimmed (not
+    // recounted for each: a URL ending in thousands of `)` made that quadratic).
+    let mut brackets: Option<[usize; 4]> = None;
+    while end > start {
+        let last = bytes[end - 1];
+        if matches!(last, b')' | b']') && brackets.is_none() {
+            let mut n = [0; 4];
+            for &c in &bytes[start..end] {
+                match c {
+                    b'(' => n[0] += 1,
+                    b')' => n[1] += 1,
+                    b'[' => n[2] += 1,
+                    b']' => n[3] += 1,
+                    _ => {}
+                }
+            }
+            brackets = Some(n);
+        }
+        let trim = match (last, brackets.as_mut()) {
+            (b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'*', _) => true,
+            (b')', Some(n)) if n[1] > n[0] => {
+                n[1] -= 1;
+                true
+            }
+            (b']', Some(n)) if n[3] > n[2] => {
+                n[3] -= 1;
+                true
+            }
+            _ => false,
+        };
+        if !trim {
+            break;
+        }
+        end -= 1;
+    }
+    end
 }
 
 fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -231,6 +251,44 @@ mod tests {
 
     fn urls(t: &str) -> Vec<String> {
         find_urls(t).into_iter().map(|f| f.url).collect()
+    }
+
+    /// The trim as first written: the brackets counted before anything is trimmed.
+    fn trim_counting_first(bytes: &[u8], start: usize, mut end: usize) -> usize {
+        let count = |b: u8| bytes[start..end].iter().filter(|&&c| c == b).count();
+        let (mut parens, mut squares) = ((count(b'('), count(b')')), (count(b'['), count(b']')));
+        while end > start {
+            let trim = match bytes[end - 1] {
+                b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b'*' => true,
+                b')' if parens.1 > parens.0 => {
+                    parens.1 -= 1;
+                    true
+                }
+                b']' if squares.1 > squares.0 => {
+                    squares.1 -= 1;
+                    true
+                }
+                _ => false,
+            };
+            if !trim {
+                break;
+            }
+            end -= 1;
+        }
+        end
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trim_counts_brackets_as_before(s in "[a()\\[\\].,:?!']{0,16}") {
+            let b = s.as_bytes();
+            for start in 0..=b.len() {
+                proptest::prop_assert_eq!(
+                    trim_punctuation(b, start, b.len()),
+                    trim_counting_first(b, start, b.len())
+                );
+            }
+        }
     }
 
     #[test]
