@@ -163,12 +163,13 @@ fn process_once(
         let mut detail = removed_note;
         let mut still_tracked = true;
         let final_view = UrlView::parse(&final_url);
-        let opaque = final_view
-            .as_ref()
-            .and_then(|v| opaque_rule_view(v, &final_url, rules));
+        let opaque = || {
+            let view = final_view.as_ref()?;
+            opaque_rule_view(view, &final_url, rules)
+        };
         if let Some((_, _, why)) = stopped {
             detail = Some(format!("stopped at an inner wrapper: {why}"));
-        } else if let Some(inner) = opaque {
+        } else if let Some(inner) = opaque() {
             detail = Some(format!("destination is an opaque tracker ({})", inner.0));
         } else {
             still_tracked = false;
@@ -184,55 +185,41 @@ fn process_once(
         };
         return Some((result, final_view));
     }
-    if let Some((rule, vendor, why)) = stopped {
-        // A host-specific opaque rule names the vendor better than the decoder's format
-        // (Klaviyo's ct.klclick.com uses SparkPost's link format).
-        let (rule, vendor) = match opaque_rule_view(&link_view, link, rules) {
-            Some((r, v)) if v.is_some() && v != vendor => (r, v),
-            _ => (rule, vendor),
-        };
-        return Some((
-            LinkResult {
-                action: Action::KeptOpaque,
-                new_url: None,
-                chain,
-                rule: Some(rule),
-                vendor,
-                detail: Some(why),
-                still_tracked: true,
-            },
-            None,
-        ));
-    }
-    if let Some((rule, vendor)) = opaque_rule_view(&link_view, link, rules) {
-        return Some((
-            LinkResult {
-                action: Action::KeptOpaque,
-                new_url: None,
-                chain,
-                rule: Some(rule),
-                vendor,
-                detail: None,
-                still_tracked: true,
-            },
-            None,
-        ));
-    }
-    if final_url != link {
-        return Some((
-            LinkResult {
-                action: Action::Cleaned,
-                new_url: Some(final_url),
-                chain,
-                rule: None,
-                vendor: None,
-                detail: removed_note,
-                still_tracked: false,
-            },
-            None,
-        ));
-    }
-    Some((
+    // A host-specific opaque rule names the vendor better than the decoder's format
+    // (Klaviyo's ct.klclick.com uses SparkPost's link format).
+    let opaque = opaque_rule_view(&link_view, link, rules);
+    let kept = match (stopped, opaque) {
+        (Some((rule, vendor, why)), opaque) => {
+            let (rule, vendor) = match opaque {
+                Some((r, v)) if v.is_some() && v != vendor => (r, v),
+                _ => (rule, vendor),
+            };
+            Some((rule, vendor, Some(why)))
+        }
+        (None, Some((rule, vendor))) => Some((rule, vendor, None)),
+        (None, None) => None,
+    };
+    let result = if let Some((rule, vendor, detail)) = kept {
+        LinkResult {
+            action: Action::KeptOpaque,
+            new_url: None,
+            chain,
+            rule: Some(rule),
+            vendor,
+            detail,
+            still_tracked: true,
+        }
+    } else if final_url != link {
+        LinkResult {
+            action: Action::Cleaned,
+            new_url: Some(final_url),
+            chain,
+            rule: None,
+            vendor: None,
+            detail: removed_note,
+            still_tracked: false,
+        }
+    } else {
         LinkResult {
             action: Action::Untouched,
             new_url: None,
@@ -241,9 +228,9 @@ fn process_once(
             vendor: None,
             detail: None,
             still_tracked: false,
-        },
-        None,
-    ))
+        }
+    };
+    Some((result, None))
 }
 
 fn opaque_rule_view(
