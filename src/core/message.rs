@@ -129,6 +129,7 @@ fn rewrite<'a>(
         nl: encode::line_ending(raw),
         findings: Vec::new(),
         nested: 0,
+        delimiters: Vec::new(),
         link_memo: RefCell::new(HashMap::with_capacity_and_hasher(64, Default::default())),
         remote: Vec::new(),
     };
@@ -234,6 +235,8 @@ struct Walker<'p> {
     findings: Vec<Finding>,
     /// How many message/rfc822 levels deep the walk is.
     nested: usize,
+    /// `--boundary` of every multipart enclosing the part being walked (outer messages' too).
+    delimiters: Vec<Vec<u8>>,
     /// Links already judged in this message.
     link_memo: RefCell<HashMap<String, Option<LinkResult>, foldhash::fast::RandomState>>,
     /// The remote resources of the HTML parts read so far.
@@ -247,6 +250,25 @@ const LINK_MEMO_MAX: usize = 4096;
 impl Walker<'_> {
     fn skip(&mut self, reason: SkipReason, path: &str, detail: Option<String>) {
         self.findings.push(Finding::skip(reason, path, detail));
+    }
+
+    /// Whether `bytes` hold the `--boundary` of an enclosing multipart anywhere. Our walk
+    /// takes a delimiter only at the start of a line (RFC 2046), lenient readers anywhere: a
+    /// part holding one, or a rewrite writing one (a re-encoding may move it to a line's
+    /// start), is left alone so that every reader sees the structure it saw before.
+    fn holds_delimiter(&self, bytes: &[u8]) -> bool {
+        self.delimiters
+            .iter()
+            .any(|d| memchr::memmem::find(bytes, d).is_some())
+    }
+
+    fn ambiguous(&mut self, path: &str, rewritten: bool) {
+        let detail = if rewritten {
+            "the rewrite would write the boundary of an enclosing multipart"
+        } else {
+            "the part holds the boundary of an enclosing multipart"
+        };
+        self.skip(SkipReason::AmbiguousMime, path, Some(detail.into()));
     }
 
     /// Walk `part`, whose offsets point into `buf`. Message-wide limits come back as `Err`;
@@ -282,11 +304,14 @@ impl Walker<'_> {
                     );
                     return Ok(());
                 }
-                for (i, child) in children.iter().enumerate() {
+                let boundary = part.param("boundary").unwrap_or_default();
+                self.delimiters.push([b"--", boundary.as_bytes()].concat());
+                let walked = children.iter().enumerate().try_for_each(|(i, child)| {
                     let p = child_path(path, i + 1);
-                    self.part(child, buf, &p, depth + 1, edits)?;
-                }
-                Ok(())
+                    self.part(child, buf, &p, depth + 1, edits)
+                });
+                self.delimiters.pop();
+                walked
             }
             mime::Kind::Message(Some(inner)) => {
                 let root_path = nested_root_path(inner, leaf_path);
@@ -339,6 +364,10 @@ impl Walker<'_> {
             return Ok(());
         };
         let body = &buf[part.body.clone()];
+        if self.holds_delimiter(body) {
+            self.ambiguous(path, false);
+            return Ok(());
+        }
         let inner = match cte.decode(body) {
             Ok(d) => d,
             Err(reason) => {
@@ -377,10 +406,15 @@ impl Walker<'_> {
             return Ok(());
         }
         let rewritten = splice(&inner, &mut inner_edits);
+        let bytes = cte.encode(&rewritten, self.nl, body.ends_with(b"\n"));
+        if self.holds_delimiter(&bytes) {
+            self.ambiguous(path, true);
+            return Ok(());
+        }
         edits.push(Edit {
             start: part.body.start,
             end: part.body.end,
-            bytes: cte.encode(&rewritten, self.nl, body.ends_with(b"\n")),
+            bytes,
         });
         Ok(())
     }
@@ -424,6 +458,10 @@ impl Walker<'_> {
         let Some(cte) = self.transfer_encoding(part, path) else {
             return Ok(());
         };
+        if self.holds_delimiter(body) {
+            self.ambiguous(path, false);
+            return Ok(());
+        }
         // A large encoded HTML part is decoded into pieces that the rewriter frees as it reads
         // them, and its output encoded as it comes: the part is then held about twice (the
         // message and the output), not four times (the decoded, rewritten and encoded copies).
@@ -527,6 +565,11 @@ impl Walker<'_> {
         }
         let content = match result {
             Ok(Some(Rewritten::Encoded(bytes))) => {
+                if self.holds_delimiter(&bytes) {
+                    self.ambiguous(path, true);
+                    self.add_remote(remote, false);
+                    return Ok(());
+                }
                 self.findings.extend(found);
                 self.add_remote(remote, true);
                 edits.push(Edit { start, end, bytes });
@@ -552,13 +595,14 @@ impl Walker<'_> {
         };
         drop(decoded);
         let mut out_cte = cte;
+        let mut header_edit = None;
         if cte == Cte::Identity && longest_line(&content) > 998.max(longest_before) {
             // The rewrite made a line too long for SMTP (RFC 5322 §2.1.1): re-encode this part
             // as quoted-printable, which changes its Content-Transfer-Encoding field and
             // nothing else.
             match to_quoted_printable(part, buf, self.nl) {
                 Some(edit) => {
-                    edits.push(edit);
+                    header_edit = Some(edit);
                     out_cte = Cte::QuotedPrintable;
                 }
                 None => {
@@ -568,13 +612,16 @@ impl Walker<'_> {
                 }
             }
         }
+        let bytes = out_cte.encode(&content, self.nl, trailing_newline);
+        if self.holds_delimiter(&bytes) {
+            self.ambiguous(path, true);
+            self.add_remote(remote, false);
+            return Ok(());
+        }
         self.findings.extend(found);
         self.add_remote(remote, true);
-        edits.push(Edit {
-            start,
-            end,
-            bytes: out_cte.encode(&content, self.nl, trailing_newline),
-        });
+        edits.extend(header_edit);
+        edits.push(Edit { start, end, bytes });
         Ok(())
     }
 

@@ -161,6 +161,10 @@ pub enum SkipReason {
     NestedMessage,
     /// The sender is on the allow-list: nothing is rewritten.
     AllowListed,
+    /// The part holds (or its rewrite would hold) a `--boundary` of a multipart that encloses
+    /// it: readers that take a delimiter in the middle of a line, or one that a re-encoding
+    /// moved to a line's start, would see another structure than the one rewritten.
+    AmbiguousMime,
 }
 
 impl SkipReason {
@@ -183,6 +187,7 @@ impl SkipReason {
             SkipReason::InternalError => "internal-error",
             SkipReason::NestedMessage => "nested-message",
             SkipReason::AllowListed => "allow-listed",
+            SkipReason::AmbiguousMime => "ambiguous-mime",
         }
     }
 
