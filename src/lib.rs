@@ -46,6 +46,7 @@ pub mod internals {
     pub use crate::html::rewrite::{rewrite, PartCtx};
     pub use crate::links::clearurls::ClearUrls;
     pub use crate::links::process;
+    pub use crate::mail::encode::Cte;
     pub use crate::mail::header::top_block;
     pub use crate::mail::mime;
     pub use crate::mail::trace::Headers;

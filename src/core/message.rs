@@ -467,8 +467,16 @@ impl Walker<'_> {
         // message and the output), not four times (the decoded, rewritten and encoded copies).
         let streamed =
             is_html && cte != Cte::Identity && body.len() >= self.policy.limits.stream_above;
+        // A quoted-printable part (not too large to hold twice) is decoded with where its
+        // lines end, so that the lines the rewrite leaves alone keep their encoding.
+        let mut line_ends = None;
         let decoded = if streamed {
             cte.decode_pieces(body, PIECE).map(Decoded::Pieces)
+        } else if cte == Cte::QuotedPrintable && body.len() < self.policy.limits.stream_above {
+            encode::qp_decode_lines(body).map(|(d, ends)| {
+                line_ends = Some(ends);
+                Decoded::Whole(Cow::Owned(d))
+            })
         } else {
             cte.decode(body).map(Decoded::Whole)
         };
@@ -587,13 +595,17 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
-        // The decoded text is not needed any more: freed before the output is encoded (with a
-        // 64 MiB part, one copy fewer held at the peak).
+        // The decoded text is not needed any more, unless its lines are to be compared with
+        // the rewrite's: freed before the output is encoded (with a 64 MiB part, one copy
+        // fewer held at the peak).
         let longest_before = match &decoded {
             Decoded::Whole(d) if cte == Cte::Identity => longest_line(d),
             _ => 0,
         };
-        drop(decoded);
+        let old = match (decoded, &line_ends) {
+            (Decoded::Whole(d), Some(ends)) => Some((d, ends)),
+            _ => None,
+        };
         let mut out_cte = cte;
         let mut header_edit = None;
         if cte == Cte::Identity && longest_line(&content) > 998.max(longest_before) {
@@ -612,7 +624,12 @@ impl Walker<'_> {
                 }
             }
         }
-        let bytes = out_cte.encode(&content, self.nl, trailing_newline);
+        let bytes = match old {
+            Some((old, ends)) if out_cte == Cte::QuotedPrintable => {
+                encode::qp_reencode(&content, &old, body, ends, self.nl)
+            }
+            _ => out_cte.encode(&content, self.nl, trailing_newline),
+        };
         if self.holds_delimiter(&bytes) {
             self.ambiguous(path, true);
             self.add_remote(remote, false);

@@ -51,7 +51,7 @@ impl Cte {
         let mut out = Pieces::new(size);
         match self {
             Cte::Identity => out.extend_from_slice(body),
-            Cte::QuotedPrintable => qp_decode_to(body, &mut out)?,
+            Cte::QuotedPrintable => qp_decode_to(body, &mut out, None)?,
             Cte::Base64 => b64_decode_to(body, &mut out, B64_RUN)?,
         }
         Ok(out.finish())
@@ -116,14 +116,33 @@ fn hex_val(b: u8) -> Option<u8> {
 /// digits or a line break is an error.
 pub fn qp_decode(body: &[u8]) -> Result<Vec<u8>, SkipReason> {
     let mut out = Vec::with_capacity(body.len());
-    qp_decode_to(body, &mut out)?;
+    qp_decode_to(body, &mut out, None)?;
     Ok(out)
+}
+
+/// Where each line of a quoted-printable body ends: `(in the body, in the decoded bytes)`.
+pub type LineEnds = Vec<(usize, usize)>;
+
+/// [`qp_decode`], and where each line of `body` ends (soft breaks too): `(end in body, end
+/// in the decoded bytes)`, line break included, the last line's ends last (equal to the
+/// lengths). Every line decodes on its own, so between two consecutive ends `body[a..b]`
+/// decodes to `decoded[c..d]`: [`qp_reencode`] copies the lines a rewrite left as they were.
+pub fn qp_decode_lines(body: &[u8]) -> Result<(Vec<u8>, LineEnds), SkipReason> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut ends = Vec::new();
+    qp_decode_to(body, &mut out, Some(&mut ends))?;
+    if ends.last().is_none_or(|&(e, _)| e != body.len()) {
+        ends.push((body.len(), out.len()));
+    }
+    Ok((out, ends))
 }
 
 /// Where a decoder writes: one buffer, or [`Pieces`].
 trait Sink {
     fn extend_from_slice(&mut self, b: &[u8]);
     fn push(&mut self, b: u8);
+    /// How many bytes were written so far.
+    fn written(&self) -> usize;
 }
 
 impl Sink for Vec<u8> {
@@ -132,6 +151,9 @@ impl Sink for Vec<u8> {
     }
     fn push(&mut self, b: u8) {
         Vec::push(self, b);
+    }
+    fn written(&self) -> usize {
+        self.len()
     }
 }
 
@@ -177,9 +199,16 @@ impl Sink for Pieces {
         self.cur.push(b);
         self.rotate();
     }
+    fn written(&self) -> usize {
+        self.done.iter().map(Vec::len).sum::<usize>() + self.cur.len()
+    }
 }
 
-fn qp_decode_to(body: &[u8], out: &mut impl Sink) -> Result<(), SkipReason> {
+fn qp_decode_to(
+    body: &[u8],
+    out: &mut impl Sink,
+    mut ends: Option<&mut Vec<(usize, usize)>>,
+) -> Result<(), SkipReason> {
     let mut rest = body;
     while !rest.is_empty() {
         let (line, nl, next) = match memchr::memchr(b'\n', rest) {
@@ -217,6 +246,9 @@ fn qp_decode_to(body: &[u8], out: &mut impl Sink) -> Result<(), SkipReason> {
         if !soft {
             out.extend_from_slice(nl);
         }
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push((body.len() - next.len(), out.written()));
+        }
         rest = next;
     }
     Ok(())
@@ -231,15 +263,143 @@ pub fn qp_encode(content: &[u8], nl: &[u8]) -> Vec<u8> {
         match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 let line = &rest[..i];
-                qp_line(line.strip_suffix(b"\r").unwrap_or(line), nl, &mut out);
+                qp_line(
+                    line.strip_suffix(b"\r").unwrap_or(line),
+                    false,
+                    nl,
+                    &mut out,
+                );
                 out.extend_from_slice(nl);
                 rest = &rest[i + 1..];
             }
             None => {
                 // The last line (empty when the content ended with a line break).
-                qp_line(rest, nl, &mut out);
+                qp_line(rest, false, nl, &mut out);
                 return out;
             }
+        }
+    }
+}
+
+/// After a change, [`qp_reencode`] looks for where `old` and `new` agree again at the next few
+/// quotes, tag ends and line breaks (an attribute value rewritten ends at its quote, a removed
+/// element before the next tag's end), this many in `old` against this many in `new`, and
+/// takes a place where this many bytes agree.
+const LANDMARKS_OLD: usize = 8;
+const LANDMARKS_NEW: usize = 4;
+const AGREE: usize = 16;
+/// Old lines tried at the place found, the first of them the first one that starts after it.
+const RESYNC_LINES: usize = 3;
+
+/// Quoted-printable for `new`, the rewrite of `old` (decoded from `old_encoded`, whose lines
+/// end at `ends`, from [`qp_decode_lines`]): the encoded lines whose decoded bytes the rewrite
+/// left as they were are copied byte for byte; what changed is encoded as [`qp_encode`] does,
+/// ending in a soft line break where an old line follows in the middle of a line. The result
+/// decodes to `new` whatever the alignment found: an old line is copied only where `new`
+/// holds exactly its decoded bytes.
+pub fn qp_reencode(
+    new: &[u8],
+    old: &[u8],
+    old_encoded: &[u8],
+    ends: &[(usize, usize)],
+    nl: &[u8],
+) -> Vec<u8> {
+    let start = |k: usize| if k == 0 { 0 } else { ends[k - 1].1 };
+    let line = |k: usize| {
+        let e0 = if k == 0 { 0 } else { ends[k - 1].0 };
+        (&old_encoded[e0..ends[k].0], &old[start(k)..ends[k].1])
+    };
+    // Old line `k` can be written at `new[p..]`: its bytes are there, and its encoding ends
+    // in a line break (soft or hard) unless it is all that is left.
+    let fits = |k: usize, p: usize| {
+        let (encoded, decoded) = line(k);
+        let rest = new.get(p..).unwrap_or_default();
+        !decoded.is_empty()
+            && rest.starts_with(decoded)
+            && (encoded.ends_with(b"\n") || decoded.len() == rest.len())
+    };
+    let mut out = Vec::with_capacity(old_encoded.len() + old_encoded.len() / 16);
+    // The old line expected next, and where `new` is.
+    let (mut k, mut p) = (0, 0);
+    while p < new.len() {
+        if k < ends.len() && fits(k, p) {
+            let (encoded, decoded) = line(k);
+            out.extend_from_slice(encoded);
+            p += decoded.len();
+            k += 1;
+            continue;
+        }
+        if k >= ends.len() {
+            qp_span(&new[p..], false, nl, &mut out);
+            break;
+        }
+        // A change inside old line `k`, from where the two stop agreeing.
+        let same = old[start(k)..]
+            .iter()
+            .zip(&new[p..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        let (o, q) = (start(k) + same, p + same);
+        let resync = resync(old, new, o, q).and_then(|(l, c)| {
+            // The first old lines wholly after the landmark, where the shift puts them.
+            let first = k + ends[k..].partition_point(|&(_, d)| d <= l) + 1;
+            (first..ends.len().min(first + RESYNC_LINES)).find_map(|j| {
+                let at = (start(j) + c).checked_sub(l)?;
+                (at > p && fits(j, at)).then_some((j, at))
+            })
+        });
+        match resync {
+            Some((j, at)) => {
+                qp_span(&new[p..at], true, nl, &mut out);
+                (k, p) = (j, at);
+            }
+            None => {
+                // Nothing found: the rest of the new line encoded anew, and the old line
+                // after the next hard break in `old` tried next.
+                let to = memchr::memchr(b'\n', &new[q..]).map_or(new.len(), |i| q + i + 1);
+                qp_span(&new[p..to], false, nl, &mut out);
+                p = to;
+                k = match memchr::memchr(b'\n', &old[o..]) {
+                    Some(i) => k + ends[k..].partition_point(|&(_, d)| d <= o + i + 1),
+                    None => ends.len(),
+                };
+            }
+        }
+    }
+    out
+}
+
+/// A place after a change where `old` (from `o`) and `new` (from `q`) agree again: one of the
+/// next landmark bytes in each, followed by [`AGREE`] equal bytes (or the same end).
+fn resync(old: &[u8], new: &[u8], o: usize, q: usize) -> Option<(usize, usize)> {
+    fn marks(s: &[u8], from: usize, n: usize) -> impl Iterator<Item = usize> + '_ {
+        memchr::memchr3_iter(b'"', b'>', b'\n', &s[from..])
+            .take(n)
+            .map(move |i| from + i)
+    }
+    marks(old, o, LANDMARKS_OLD).find_map(|l| {
+        let tail = &old[l..old.len().min(l + AGREE)];
+        marks(new, q, LANDMARKS_NEW)
+            .find(|&c| new[c..].starts_with(tail))
+            .map(|c| (l, c))
+    })
+}
+
+/// `span` encoded as [`qp_encode`] does; when `more` (an old line follows), its last line, if
+/// it has no line break, ends in a soft one.
+fn qp_span(span: &[u8], more: bool, nl: &[u8], out: &mut Vec<u8>) {
+    let mut rest = span;
+    while let Some(i) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..i];
+        qp_line(line.strip_suffix(b"\r").unwrap_or(line), false, nl, out);
+        out.extend_from_slice(nl);
+        rest = &rest[i + 1..];
+    }
+    if !rest.is_empty() {
+        qp_line(rest, more, nl, out);
+        if more {
+            out.push(b'=');
+            out.extend_from_slice(nl);
         }
     }
 }
@@ -259,7 +419,9 @@ const QP_PLAIN: [bool; 256] = {
 };
 
 /// One line of quoted-printable, without its line break, soft breaks where needed.
-fn qp_line(line: &[u8], nl: &[u8], out: &mut Vec<u8>) {
+/// With `soft_end`, the line goes on after a soft break the caller writes: room is left for
+/// its `=`, and trailing white space need not be escaped.
+fn qp_line(line: &[u8], soft_end: bool, nl: &[u8], out: &mut Vec<u8>) {
     const MAX: usize = 76;
     let n = line.len();
     let mut col = 0;
@@ -278,7 +440,7 @@ fn qp_line(line: &[u8], nl: &[u8], out: &mut Vec<u8>) {
             }
         }
         let b = line[i];
-        let at_end = i + 1 == n;
+        let at_end = i + 1 == n && !soft_end;
         let escape = match b {
             b'=' => true,
             b' ' | b'\t' => at_end,
@@ -445,6 +607,7 @@ impl<'a> Encoder<'a> {
                 for line in self.pending[..last].split(|&b| b == b'\n') {
                     qp_line(
                         line.strip_suffix(b"\r").unwrap_or(line),
+                        false,
                         self.nl,
                         &mut self.out,
                     );
@@ -480,7 +643,7 @@ impl<'a> Encoder<'a> {
     pub fn finish(mut self) -> Vec<u8> {
         match self.cte {
             Cte::Identity => {}
-            Cte::QuotedPrintable => qp_line(&self.pending, self.nl, &mut self.out),
+            Cte::QuotedPrintable => qp_line(&self.pending, false, self.nl, &mut self.out),
             Cte::Base64 => {
                 let rest = std::mem::take(&mut self.pending);
                 if !rest.is_empty() {
@@ -667,7 +830,7 @@ mod tests {
         let mut out = Pieces::new(size);
         let pieces = match cte {
             Cte::Base64 => b64_decode_to(body, &mut out, run),
-            Cte::QuotedPrintable => qp_decode_to(body, &mut out),
+            Cte::QuotedPrintable => qp_decode_to(body, &mut out, None),
             Cte::Identity => {
                 out.extend_from_slice(body);
                 Ok(())
@@ -803,6 +966,65 @@ mod tests {
                     encoded_by_pieces(cte, &content, &cuts, trailing),
                     cte.encode(&content, b"\r\n", trailing)
                 );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reencoding_decodes_to_the_rewrite_and_copies_what_it_left(
+            content in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'b', b' ', b'"', b'>', b'<', b'\r', b'\n', b'=', 0xe9]),
+                0..900,
+            ),
+            cuts in proptest::collection::vec(0usize..900, 0..8),
+            edits in proptest::collection::vec(
+                (0usize..900, 0usize..60, proptest::collection::vec(
+                    proptest::sample::select(vec![b'x', b'"', b'>', b'\n', b' ', b'=']), 0..30)),
+                0..5,
+            ),
+            lf in proptest::prelude::any::<bool>(),
+        ) {
+            let nl: &[u8] = if lf { b"\n" } else { b"\r\n" };
+            // Another sender's encoder: soft breaks at other places than ours.
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (content.len() + 1)).collect();
+            cuts.push(content.len());
+            cuts.sort_unstable();
+            let (mut encoded, mut from) = (Vec::new(), 0);
+            for &c in &cuts {
+                qp_span(&content[from..c], c < content.len(), nl, &mut encoded);
+                from = c;
+            }
+            let (old, ends) = qp_decode_lines(&encoded).unwrap();
+            proptest::prop_assert_eq!(ends.last().map(|e| e.0), Some(encoded.len()));
+            let mut new = old.clone();
+            let mut edits = edits;
+            edits.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            for (at, len, with) in edits {
+                let at = at % (new.len() + 1);
+                let end = (at + len).min(new.len());
+                new.splice(at..end, with);
+            }
+            let out = qp_reencode(&new, &old, &encoded, &ends, nl);
+            // The rewrite, up to how its line breaks are written (a CRLF, LF or a CR encoded
+            // before a break: the encoder writes breaks as `nl`).
+            let breaks = |s: &[u8]| {
+                let mut t = s.to_vec();
+                while let Some(i) = memchr::memmem::find(&t, b"\r\n") {
+                    t.remove(i);
+                }
+                t
+            };
+            proptest::prop_assert_eq!(breaks(&qp_decode(&out).unwrap()), breaks(&new));
+            if new == old {
+                proptest::prop_assert_eq!(&out, &encoded);
+            }
+            // Every line is one of the old ones, or one written within the limit.
+            let old_lines: std::collections::HashSet<&[u8]> =
+                encoded.split(|&b| b == b'\n').collect();
+            for line in out.split(|&b| b == b'\n') {
+                let text = line.strip_suffix(b"\r").unwrap_or(line);
+                proptest::prop_assert!(text.len() <= 76 || old_lines.contains(line));
             }
         }
     }

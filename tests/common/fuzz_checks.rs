@@ -70,7 +70,13 @@ pub fn message(data: &[u8]) {
     }
     if mode & 2 == 2 {
         let s = trackless::neutralise(raw, streamed(mode & 1 == 1));
-        assert!(s.bytes == out.bytes, "streamed parts: other bytes");
+        // The whole-part path copies the quoted-printable lines a rewrite left, the streamed
+        // one encodes anew: the same text and the same bytes around it.
+        assert!(
+            s.bytes == out.bytes
+                || invariants::as_read(&s.bytes) == invariants::as_read(&out.bytes),
+            "streamed parts: other content"
+        );
         assert_eq!(
             format!("{:?} {:?}", s.findings, s.remote),
             format!("{:?} {:?}", out.findings, out.remote),

@@ -165,6 +165,41 @@ pub fn own_skeleton(raw: &[u8]) -> Option<Vec<u8>> {
     Some(skeleton_of(raw, root.body.start, spans))
 }
 
+/// The text the leaves hold, decoded (by the structure and decoders trackless reads), with
+/// the bytes outside the rewritable spans: the whole-part path copies the quoted-printable
+/// lines a rewrite left alone, the streamed one encodes its output anew, so the two may break
+/// lines at other places. Line breaks compared as LF (the encoder writes them as the message
+/// does).
+pub fn as_read(raw: &[u8]) -> (Vec<Option<Vec<u8>>>, Option<Vec<u8>>) {
+    use trackless::internals::mime::{self, Kind, Part};
+    use trackless::internals::Cte;
+    fn walk(raw: &[u8], p: &Part, out: &mut Vec<Option<Vec<u8>>>) {
+        match &p.kind {
+            Kind::Multipart(kids) => kids.iter().for_each(|k| walk(raw, k, out)),
+            Kind::Message(Some(inner)) => walk(raw, inner, out),
+            Kind::Message(None) => out.push(None),
+            // An encoded nested message holds its parts encoded: not compared as bytes.
+            Kind::Leaf if p.ctype == "message" => out.push(None),
+            Kind::Leaf => {
+                let cte = p.transfer_encoding().ok().map(Cte::from_header);
+                let text = cte
+                    .and_then(Result::ok)
+                    .and_then(|c| c.decode(&raw[p.body.clone()]).ok())
+                    .map(|d| {
+                        let crlf = |i: usize| d[i] == b'\r' && d.get(i + 1) == Some(&b'\n');
+                        (0..d.len()).filter(|&i| !crlf(i)).map(|i| d[i]).collect()
+                    });
+                out.push(text);
+            }
+        }
+    }
+    let mut texts = Vec::new();
+    if let Ok(root) = mime::parse(raw, 64) {
+        walk(raw, &root, &mut texts);
+    }
+    (texts, own_skeleton(raw))
+}
+
 fn skeleton_of(
     raw: &[u8],
     body_start: usize,
