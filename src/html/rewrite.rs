@@ -564,12 +564,9 @@ fn on_link_href(el: &mut Element, st: &RefCell<State>) -> HandlerResult {
 /// The selectors of the handlers, parsed once per process (parsing them was a tenth of the
 /// cost of a small part).
 struct Selectors {
-    images: Selector,
-    srcsets: Selector,
-    /// Elements whose image URLs go into the inventory.
+    /// Elements whose image URLs go into the inventory: the images and srcsets judged, the
+    /// ones inside a hidden wrapper too.
     inventory: Selector,
-    /// The images a hidden wrapper may enclose.
-    hidden_images: Selector,
     /// Elements that may hide what they enclose, and elements with inline CSS. Hidden
     /// wrappers are told apart in Rust and followed with an end tag handler: seven descendant
     /// selectors matched by lol_html cost more than the rest of the rewrite's selectors.
@@ -585,10 +582,7 @@ fn selectors() -> &'static Selectors {
         #[allow(clippy::expect_used)]
         let parse = |s: &str| s.parse::<Selector>().expect("a valid built-in selector");
         Selectors {
-            images: parse("img[src], input[src]"),
-            srcsets: parse("img[srcset], source[srcset]"),
             inventory: parse("img, input[src], source[srcset], video[poster]"),
-            hidden_images: parse("img, input"),
             wrappers: parse("[style], [hidden]"),
             background: parse("[background]"),
             link: parse("link[href]"),
@@ -676,20 +670,29 @@ pub fn rewrite_to(
     let hidden = &hidden;
     let settings = Settings {
         element_content_handlers: vec![
-            handler!(&sel.inventory, move |el| inventory(el, st, true)),
-            handler!(&sel.images, move |el| on_image(el, st, false)),
-            handler!(&sel.srcsets, move |el| on_srcset(el, st, false)),
-            // Images inside a hidden wrapper, judged once more as hidden.
-            handler!(&sel.hidden_images, move |el| {
-                if hidden.get() == 0 {
-                    return Ok(());
-                }
+            // The images, their srcsets and the inventory of what they load, in one handler
+            // (one selector fewer for lol_html to match at every tag than one handler each).
+            handler!(&sel.inventory, move |el| {
+                inventory(el, st, true)?;
                 let tag = el.tag_name();
-                if (tag == "img" || tag == "input") && el.has_attribute("src") {
-                    on_image(el, st, true)?;
+                let (img, input) = (tag == "img", tag == "input");
+                let src = (img || input) && el.has_attribute("src");
+                let srcset = (img || tag == "source") && el.has_attribute("srcset");
+                if src {
+                    on_image(el, st, false)?;
                 }
-                if tag == "img" && el.has_attribute("srcset") {
-                    on_srcset(el, st, true)?;
+                if srcset {
+                    on_srcset(el, st, false)?;
+                }
+                // Images inside a hidden wrapper, judged once more as hidden (by what the
+                // element has after the judgements above).
+                if hidden.get() > 0 {
+                    if (img || input) && el.has_attribute("src") {
+                        on_image(el, st, true)?;
+                    }
+                    if img && el.has_attribute("srcset") {
+                        on_srcset(el, st, true)?;
+                    }
                 }
                 Ok(())
             }),
