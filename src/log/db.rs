@@ -65,6 +65,9 @@ pub enum DbError {
     Postgres(#[from] PgError),
 }
 
+/// SQLite's page cache of a log only written to, in KiB (see [`Db::for_writing`]).
+const WRITER_CACHE_KIB: i64 = 8 << 10;
+
 /// An open tracking log.
 pub enum Db {
     Sqlite(Store),
@@ -151,6 +154,16 @@ impl Db {
     }
 
     /// Is the connection known to be gone (PostgreSQL restarted)? Then reopen.
+    /// For a log that is only written to (the daemons' writer): SQLite's page cache kept small.
+    /// The 64 MiB a report's scan is given would be most of a daemon's memory, and appending
+    /// touches few pages (the tables' and indexes' last ones).
+    pub fn for_writing(self) -> Db {
+        match self {
+            Db::Sqlite(s) => Db::Sqlite(s.with_cache_kib(WRITER_CACHE_KIB)),
+            pg => pg,
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         match self {
             Db::Sqlite(_) => false,

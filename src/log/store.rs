@@ -129,6 +129,14 @@ impl Store {
         self.migrate(super::schema::VERSION)
     }
 
+    /// The page cache set to `kib` KiB (on failure, left as it was: only memory is at stake).
+    pub fn with_cache_kib(self, kib: i64) -> Store {
+        if let Err(e) = self.conn.pragma_update(None, "cache_size", -kib) {
+            tracing::debug!(error = %e, "could not set the tracking log's page cache");
+        }
+        self
+    }
+
     /// Was the spool file `name` imported already (see `spool.rs`)?
     pub fn spool_imported(&mut self, name: &str) -> Result<bool, StoreError> {
         self.batch(SPOOL_TABLE)?;
@@ -290,5 +298,28 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     {
         let _ = (path, mode);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_keeps_a_small_page_cache() {
+        let dir = std::env::temp_dir().join(format!("trackless-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("log.sqlite");
+        let cache = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("pragma")
+        };
+        let store = Store::open(&path).expect("open");
+        assert_eq!(cache(&store), -65_536, "reports scan with a large cache");
+        let store = store.with_cache_kib(8 << 10);
+        assert_eq!(cache(&store), -8_192);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -224,6 +224,7 @@ fn run(config: WriterConfig, rx: Receiver<Record>, stats: &Stats, stop: &AtomicB
         if db.is_none() {
             match Db::open(&config.path) {
                 Ok(d) => {
+                    let d = d.for_writing();
                     if let Some(since) = outage.take() {
                         tracing::info!(
                             log = %config.path,
