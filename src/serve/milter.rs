@@ -19,7 +19,10 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct Session {
     leading_space: bool,
+    noreply_mail: bool,
+    noreply_rcpt: bool,
     noreply_header: bool,
+    noreply_eoh: bool,
     noreply_body: bool,
     /// The message as the MTA sends it: header fields, then (after end of headers) the body
     /// chunks appended in place, so that end of message hands it to the rewrite uncopied.
@@ -42,6 +45,15 @@ impl Session {
     }
 }
 
+/// The answer to a stage the MTA agreed to send without waiting for one.
+fn go_on(noreply: bool) -> Status {
+    if noreply {
+        Status::Noreply
+    } else {
+        Status::Continue
+    }
+}
+
 fn text(c: &CString) -> String {
     String::from_utf8_lossy(c.as_bytes()).into_owned()
 }
@@ -58,17 +70,20 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
                 let s = cx.data.get_or_insert_with(Session::default);
                 s.reset_message();
                 s.envelope.sender = args.first().map(text);
-                Status::Continue
+                go_on(s.noreply_mail)
             })
         })
         .on_rcpt(|cx, args| {
             Box::pin(async move {
-                if let (Some(s), Some(r)) = (cx.data.as_mut(), args.first()) {
+                let Some(s) = cx.data.as_mut() else {
+                    return Status::Continue;
+                };
+                if let Some(r) = args.first() {
                     s.envelope
                         .recipients
                         .push(text(r).trim_matches(['<', '>']).to_string());
                 }
-                Status::Continue
+                go_on(s.noreply_rcpt)
             })
         })
         .on_header(move |cx, name, value| {
@@ -86,11 +101,7 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
                 // message accepts it unchanged.
                 if s.oversize || s.headers.len() + name.len() + value.as_bytes().len() > max {
                     s.oversize = true;
-                    return if s.noreply_header {
-                        Status::Noreply
-                    } else {
-                        Status::Continue
-                    };
+                    return go_on(s.noreply_header);
                 }
                 s.headers.extend_from_slice(name);
                 s.headers.push(b':');
@@ -106,20 +117,17 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
                         .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
                 }
                 s.headers.extend_from_slice(b"\r\n");
-                if s.noreply_header {
-                    Status::Noreply
-                } else {
-                    Status::Continue
-                }
+                go_on(s.noreply_header)
             })
         })
         .on_eoh(|cx| {
             Box::pin(async move {
-                if let Some(s) = cx.data.as_mut() {
-                    s.headers.extend_from_slice(b"\r\n");
-                    s.head_len = s.headers.len();
-                }
-                Status::Continue
+                let Some(s) = cx.data.as_mut() else {
+                    return Status::Continue;
+                };
+                s.headers.extend_from_slice(b"\r\n");
+                s.head_len = s.headers.len();
+                go_on(s.noreply_eoh)
             })
         })
         .on_body(move |cx, chunk| {
@@ -147,19 +155,27 @@ async fn negotiate(
 ) -> Status {
     cx.requested_actions =
         (Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::REPLACE_BODY) & actions;
-    // Skip stages we do not use; ask for exact header values; no replies per header/chunk.
+    // Skip stages we do not use; ask for exact header values; no replies before end of
+    // message (we never refuse a sender, recipient or header, so the MTA need not wait for a
+    // round trip at each stage).
     let wanted = ProtoOpts::NO_CONNECT
         | ProtoOpts::NO_HELO
         | ProtoOpts::NO_DATA
         | ProtoOpts::NO_UNKNOWN
         | ProtoOpts::LEADING_SPACE
+        | ProtoOpts::NOREPLY_MAIL
+        | ProtoOpts::NOREPLY_RCPT
         | ProtoOpts::NOREPLY_HEADER
+        | ProtoOpts::NOREPLY_EOH
         | ProtoOpts::NOREPLY_BODY;
     cx.requested_opts = wanted & opts;
     let granted = cx.requested_opts;
     cx.data = Some(Session {
         leading_space: granted.contains(ProtoOpts::LEADING_SPACE),
+        noreply_mail: granted.contains(ProtoOpts::NOREPLY_MAIL),
+        noreply_rcpt: granted.contains(ProtoOpts::NOREPLY_RCPT),
         noreply_header: granted.contains(ProtoOpts::NOREPLY_HEADER),
+        noreply_eoh: granted.contains(ProtoOpts::NOREPLY_EOH),
         noreply_body: granted.contains(ProtoOpts::NOREPLY_BODY),
         ..Session::default()
     });
@@ -170,11 +186,7 @@ fn body(cx: &mut indymilter::Context<Session>, chunk: Bytes, shared: &Shared) ->
     let Some(s) = cx.data.as_mut() else {
         return Status::Continue;
     };
-    let noreply = if s.noreply_body {
-        Status::Noreply
-    } else {
-        Status::Continue
-    };
+    let noreply = go_on(s.noreply_body);
     if s.oversize {
         return noreply;
     }
