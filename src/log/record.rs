@@ -207,7 +207,10 @@ impl Record {
         skipped.dedup();
         // The same link often appears in the text and the HTML part: log it once (looked up
         // before anything is copied or parsed).
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+            outcome.findings.len(),
+            foldhash::fast::RandomState::default(),
+        );
         let trackers: Vec<Tracker> = outcome
             .findings
             .iter()
@@ -225,9 +228,7 @@ impl Record {
                 seen.insert((f.kind, f.action, url)).then(|| Tracker {
                     kind: f.kind,
                     action: f.action,
-                    host: crate::mail::url::UrlView::parse(url)
-                        .map(|v| v.host().to_string())
-                        .unwrap_or_default(),
+                    host: crate::mail::url::host_of(url).unwrap_or_default(),
                     vendor: f.vendor.clone(),
                     rule: f.rule.clone(),
                     url: url.to_string(),

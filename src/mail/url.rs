@@ -14,45 +14,7 @@ impl UrlView {
     /// Parse a remote URL as found in a message (entities already decoded). Accepts
     /// `http:`, `https:` and protocol-relative `//host/…`; anything else is `None`.
     pub fn parse(raw: &str) -> Option<UrlView> {
-        let s = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-        let rest = if let Some(r) = s.strip_prefix("//") {
-            r
-        } else {
-            let colon = s.bytes().position(|b| b == b':')?;
-            let scheme = &s.as_bytes()[..colon];
-            if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
-                return None;
-            }
-            // Browsers accept http:/x, http:\\x and extra slashes; so do we.
-            s[colon + 1..].trim_start_matches(['/', '\\'])
-        };
-        // Byte positions of ASCII delimiters: every slice below is on a char boundary.
-        let bytes = rest.as_bytes();
-        let auth_end = bytes
-            .iter()
-            .position(|&b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
-            .unwrap_or(bytes.len());
-        let host_start = bytes[..auth_end]
-            .iter()
-            .rposition(|&b| b == b'@')
-            .map_or(0, |at| at + 1);
-        let host_port = &bytes[host_start..auth_end];
-        let host_len = if host_port.first() == Some(&b'[') {
-            host_port[1..]
-                .iter()
-                .position(|&b| b == b']')
-                .map_or(host_port.len(), |i| i + 2)
-        } else {
-            host_port
-                .iter()
-                .position(|&b| b == b':')
-                .unwrap_or(host_port.len())
-        };
-        let host = rest[host_start..host_start + host_len].trim_end_matches('.');
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace()) {
-            return None;
-        }
-        let tail = &rest[auth_end..];
+        let (host, tail) = split(raw)?;
         let tail = &tail[..memchr::memchr(b'#', tail.as_bytes()).unwrap_or(tail.len())];
         let mut subject = String::with_capacity(host.len() + tail.len() + 1);
         subject.push_str(host);
@@ -72,6 +34,55 @@ impl UrlView {
     pub fn host(&self) -> &str {
         &self.subject[..self.host_len]
     }
+}
+
+/// The host of a remote URL, lowercased, as [`UrlView::parse`] gives it (without building the
+/// rest): the tracking log names each tracker's host.
+pub fn host_of(raw: &str) -> Option<String> {
+    split(raw).map(|(host, _)| host.to_ascii_lowercase())
+}
+
+/// A remote URL's host (as written) and what follows its authority (path, query, fragment).
+fn split(raw: &str) -> Option<(&str, &str)> {
+    let s = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    let rest = if let Some(r) = s.strip_prefix("//") {
+        r
+    } else {
+        let colon = s.bytes().position(|b| b == b':')?;
+        let scheme = &s.as_bytes()[..colon];
+        if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+            return None;
+        }
+        // Browsers accept http:/x, http:\\x and extra slashes; so do we.
+        s[colon + 1..].trim_start_matches(['/', '\\'])
+    };
+    // Byte positions of ASCII delimiters: every slice below is on a char boundary.
+    let bytes = rest.as_bytes();
+    let auth_end = bytes
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(bytes.len());
+    let host_start = bytes[..auth_end]
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
+    let host_port = &bytes[host_start..auth_end];
+    let host_len = if host_port.first() == Some(&b'[') {
+        host_port[1..]
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host_port.len(), |i| i + 2)
+    } else {
+        host_port
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(host_port.len())
+    };
+    let host = rest[host_start..host_start + host_len].trim_end_matches('.');
+    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    Some((host, &rest[auth_end..]))
 }
 
 /// Percent-decode `s` (`%` and two hex digits; any other `%` stays as it is), as the
@@ -160,6 +171,7 @@ mod tests {
     fn same(raw: &str) {
         let got = UrlView::parse(raw).map(|v| (v.subject.clone(), v.host().to_string()));
         assert_eq!(got, reference(raw), "{raw:?}");
+        assert_eq!(host_of(raw), got.map(|(_, host)| host), "host_of({raw:?})");
     }
 
     #[test]
