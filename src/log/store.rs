@@ -46,6 +46,9 @@ pub fn default_path(daemon: bool) -> PathBuf {
 
 /// The spool files already imported, by name: SQLite only, outside the shared schema (the
 /// one-shot writers spool only to a SQLite log).
+/// The page size of a new SQLite log.
+const PAGE_SIZE: i64 = 16_384;
+
 const SPOOL_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS spool_import (name TEXT PRIMARY KEY, ts INTEGER NOT NULL)";
 
@@ -108,6 +111,20 @@ impl Store {
         self.conn
             .busy_timeout(Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
+        // A new log gets 16 KiB pages instead of SQLite's 4: a newsletter's record (the
+        // message, its provider, some forty tracker URLs) then touches a page or two per table
+        // instead of five, and the writer's WAL frames and checkpoints take that many fewer
+        // writes (~11 % less CPU a record, `examples/log_write_rate`). A log that exists keeps
+        // its size (WAL mode cannot change it).
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if pages == 0 {
+            self.conn
+                .pragma_update(None, "page_size", PAGE_SIZE)
+                .map_err(|e| self.err(e))?;
+        }
         // WAL: readers (report) never block the writer; a crash leaves a consistent file.
         self.conn
             .pragma_update(None, "journal_mode", "WAL")
@@ -304,6 +321,60 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_log_has_large_pages_and_an_old_one_keeps_its_own() {
+        let dir = std::env::temp_dir().join(format!("trackless-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let page = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("pragma")
+        };
+        let new = dir.join("new.sqlite");
+        let store = Store::open(&new).expect("open");
+        assert_eq!(page(&store), PAGE_SIZE);
+        drop(store);
+        assert_eq!(page(&Store::open(&new).expect("reopen")), PAGE_SIZE);
+        // A log made with SQLite's default pages (as every log was before): opened, migrated
+        // and written as it is.
+        let old = dir.join("old.sqlite");
+        {
+            let c = Connection::open(&old).expect("sqlite");
+            c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+                .expect("old log");
+            let size: i64 = c
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("pragma");
+            assert_eq!(size, 4096);
+        }
+        let mut store = Store::open(&old).expect("open old");
+        assert_eq!(page(&store), 4096);
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/corpus/mailgun-newsletter.eml"
+        ))
+        .expect("corpus");
+        let out = crate::neutralise(&raw, &crate::Policy::default());
+        let r = Record::new(
+            &raw,
+            &out,
+            super::super::Mode::Milter,
+            None,
+            &[],
+            super::super::Keep::default(),
+            1,
+        );
+        assert!(!r.trackers.is_empty());
+        super::super::sql::insert(&mut store, &[r]).expect("insert");
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM trackers", [], |r| r.get(0))
+            .expect("count");
+        assert!(rows > 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_writer_keeps_a_small_page_cache() {
