@@ -25,6 +25,10 @@
 #                  the dovecot modes count in the Maildirs Dovecot always writes)
 #   TIMEOUT=600    seconds to wait for the deliveries of one run
 #   TRACKLESS_BIN  another trackless binary to run (A/B against an older build)
+#   COUNT=1        also count trackless' context switches, system calls and page faults, and
+#                  its CPU (perf stat's task-clock), per message over its whole run (start-up
+#                  and stop included): counts this machine's noise hardly moves, for A/B
+#                  between builds (needs perf)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -38,6 +42,7 @@ MODES=("$@")
 REPEAT=${REPEAT:-1}
 SINK_DUMP=${SINK_DUMP:-0}
 TIMEOUT=${TIMEOUT:-600}
+COUNT=${COUNT:-0}
 SIZE_KB=51
 for m in "${MODES[@]}"; do
   case "$m" in
@@ -54,6 +59,9 @@ fi
 [[ -x "$repo/target/release/examples/newsletter" ]] ||
   (cd "$repo" && cargo build --release --quiet --example newsletter)
 T="${TRACKLESS_BIN:-$repo/target/release/trackless}"
+if [[ $COUNT == 1 ]] && ! command -v perf >/dev/null; then
+  e2e_die "COUNT=1 needs perf (apt-get install linux-perf)"; exit 2
+fi
 TICK=$(getconf CLK_TCK)
 SINK_USER=$(id -un "$E2E_MAIL_UID")
 
@@ -125,7 +133,18 @@ log_records() {
 run() {
   local round=$1 mode=$2 dir extra_main extra_master port reinj sink relay tpid=
   local start end secs cpu0 cpu1 hwm=- user=- sys=- recs=- changed=- dumped=- deferred errs=- ok=1
+  local tl counts="- - - -"
   dir=$(e2e_tmpdir "newsletters-$mode-$round")
+  tl=$T
+  if [[ $COUNT == 1 ]]; then
+    # perf stat follows the threads a process makes after it is attached, not those it had:
+    # attach to the wrapper's shell, which then becomes trackless (same PID, so signals and
+    # /proc still reach trackless itself).
+    tl="$dir/counted-trackless"
+    printf '#!/bin/bash\nperf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter,page-faults -p $$ -o %q 2>/dev/null &\nsleep 0.3\nexec %q "$@"\n' \
+      "$dir/perf.csv" "$T" >"$tl"
+    chmod +x "$tl"
+  fi
   extra_main="$dir/main.extra"; extra_master="$dir/master.extra"
   : >"$extra_main"; : >"$extra_master"
 
@@ -145,14 +164,14 @@ run() {
   case "$mode" in
     none) ;;
     milter)
-      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" milter --listen "unix:$dir/milter.sock" --socket-mode 0666
+      e2e_spawn "$dir/trackless.log" "$tl" --log "$dir/log.sqlite" milter --listen "unix:$dir/milter.sock" --socket-mode 0666
       tpid=$E2E_LAST_PID
       e2e_wait_socket "$dir/milter.sock"
       printf 'smtpd_milters = unix:%s/milter.sock\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$dir" >"$extra_main"
       ;;
     milter-inet)
       port=$(e2e_free_port)
-      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" milter --listen "inet:127.0.0.1:$port"
+      e2e_spawn "$dir/trackless.log" "$tl" --log "$dir/log.sqlite" milter --listen "inet:127.0.0.1:$port"
       tpid=$E2E_LAST_PID
       e2e_wait_port "$port"
       printf 'smtpd_milters = inet:127.0.0.1:%s\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$port" >"$extra_main"
@@ -164,7 +183,7 @@ run() {
       else
         e2e_content_filter_config "$extra_main" "$extra_master" "inet:127.0.0.1:$port" "$reinj" lmtp
       fi
-      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" "$mode" --listen "inet:127.0.0.1:$port" --forward "smtp://127.0.0.1:$reinj"
+      e2e_spawn "$dir/trackless.log" "$tl" --log "$dir/log.sqlite" "$mode" --listen "inet:127.0.0.1:$port" --forward "smtp://127.0.0.1:$reinj"
       tpid=$E2E_LAST_PID
       e2e_wait_port "$port"
       ;;
@@ -179,7 +198,7 @@ run() {
     lmtp-dovecot)
       e2e_dovecot_start "$dir"
       relay=$(e2e_free_port)
-      e2e_spawn "$dir/trackless.log" "$T" --log "$dir/log.sqlite" lmtp --listen "inet:127.0.0.1:$relay" --forward "lmtp:unix:$E2E_LMTP_SOCKET"
+      e2e_spawn "$dir/trackless.log" "$tl" --log "$dir/log.sqlite" lmtp --listen "inet:127.0.0.1:$relay" --forward "lmtp:unix:$E2E_LMTP_SOCKET"
       tpid=$E2E_LAST_PID
       e2e_wait_port "$relay"
       ;;
@@ -208,6 +227,19 @@ run() {
       ok=0
     fi
     stop_graceful "$tpid"
+    if [[ $COUNT == 1 ]]; then
+      # perf writes its counts once trackless has exited.
+      for ((i = 0; i < 50; i++)); do
+        grep -q 'page-faults' "$dir/perf.csv" 2>/dev/null && break
+        sleep 0.1
+      done
+      counts=$(awk -F, -v n="$N" '
+        $3 == "task-clock" { c = sprintf("%.2f", $1 / n) }
+        $3 == "context-switches" { cs = sprintf("%.1f", $1 / n) }
+        $3 == "raw_syscalls:sys_enter" { sc = sprintf("%.1f", $1 / n) }
+        $3 == "page-faults" { pf = sprintf("%.1f", $1 / n) }
+        END { print (c == "" ? "-" : c), (cs == "" ? "-" : cs), (sc == "" ? "-" : sc), (pf == "" ? "-" : pf) }' "$dir/perf.csv" 2>/dev/null || echo "- - - -")
+    fi
     if [[ -s "$dir/log.sqlite" ]]; then
       read -r recs changed < <(log_records "$dir/log.sqlite")
     else
@@ -226,7 +258,7 @@ run() {
     dumped=$({ grep -lr '^X-Trackless:' "$kept" || true; } | wc -l)
   fi
   ((ok)) || e2e_log "$mode (round $round) did not complete: $dir/load.txt, $dir/load.err, $dir/maillog"
-  echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok" >>"$RESULTS"
+  echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok $counts" >>"$RESULTS"
   printf '%-11s round %s: %7.2f s  %6.1f messages/s  (%s)\n' "$mode" "$round" "$secs" \
     "$(awk -v n="$N" -v s="$secs" 'BEGIN { print n / s }')" "$(cat "$dir/load.txt" 2>/dev/null)"
 }
@@ -241,14 +273,15 @@ done
 echo
 echo "Summary (ratio: the baseline's seconds over the mode's, same round (lmtp-dovecot: dovecot's); CPU: trackless' per message;"
 echo "records: rows in the tracking log after SIGTERM / of them rewritten; sink: messages with X-Trackless at the sink;"
-echo "deferred: Postfix deferrals and bounces; warn+err: WARN and ERROR lines in trackless' own log)"
+echo "deferred: Postfix deferrals and bounces; warn+err: WARN and ERROR lines in trackless' own log;"
+echo "with COUNT=1: trackless' task-clock ms, context switches, system calls and page faults per message, start to stop)"
 awk -v n="$N" '
   { round[NR] = $1; mode[NR] = $2; secs[NR] = $3; line[NR] = $0; if ($2 == "none") base[$1] = $3; if ($2 == "dovecot") dove[$1] = $3 }
   END {
-    printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %6s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err"
+    printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err", "task ms", "ctxsw", "syscalls", "faults"
     for (i = 1; i <= NR; i++) {
       split(line[i], f, " ")
-      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %6s%s\n", f[1], f[2], f[3], n / f[3], (f[2] == "lmtp-dovecot" && dove[f[1]] ? dove[f[1]] : base[f[1]]) / f[3],
-        f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], (f[12] ? "" : "  INCOMPLETE")
+      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s%s\n", f[1], f[2], f[3], n / f[3], (f[2] == "lmtp-dovecot" && dove[f[1]] ? dove[f[1]] : base[f[1]]) / f[3],
+        f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], f[13], f[14], f[15], f[16], (f[12] ? "" : "  INCOMPLETE")
     }
   }' "$RESULTS"
