@@ -441,3 +441,32 @@ async fn reencoded_single_part_message_gets_its_encoding_field() {
     }
     m.stop().await;
 }
+
+/// A message whose first line is blank has no header fields: the filter and the milter both
+/// pass it on as it came (`not-mail`), rather than reading the body's first lines as its
+/// header (the milter used to reject the filter's rewrite of it as a header change it could
+/// not replay; the message fuzzer found the difference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_header_fields_passes_as_it_came() {
+    let m = Milter::start(Policy::default(), 2, Overload::Accept).await;
+    let mut conn = m.connect().await;
+    let mut raw = b"\r\n".to_vec();
+    raw.extend_from_slice(&corpus_crlf("mailgun-newsletter.eml"));
+    let out = neutralise(&raw, &Policy::default());
+    assert!(!out.changed);
+    assert!(
+        out.skips()
+            .any(|f| f.reason.map(|r| r.as_str()) == Some("not-mail")),
+        "{:?}",
+        out.findings
+    );
+    let (actions, status) = send(&mut conn, &raw).await;
+    assert_eq!(status, Status::Accept);
+    assert!(actions.is_empty(), "{actions:?}");
+    // The same message with its header block is rewritten by both.
+    let raw = corpus_crlf("mailgun-newsletter.eml");
+    let (actions, _) = send(&mut conn, &raw).await;
+    assert_eq!(replaced_body(&actions), expected(&raw).0);
+    conn.close().await.expect("close");
+    m.stop().await;
+}

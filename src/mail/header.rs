@@ -49,6 +49,14 @@ pub fn field_name(field: &[u8]) -> &[u8] {
 /// The top-level header block including the blank line that ends it (all of `raw` when
 /// there is no body). Found by scanning for the first empty line, without parsing.
 pub fn top_block(raw: &[u8]) -> &[u8] {
+    // A message that starts with its blank line has no header fields (as the MIME walk reads
+    // it): the blank line is not one that follows a line break.
+    if raw.starts_with(b"\n") {
+        return &raw[..1];
+    }
+    if raw.starts_with(b"\r\n") {
+        return &raw[..2];
+    }
     let mut pos = 0;
     while let Some(i) = memchr::memchr(b'\n', &raw[pos..]) {
         let next = pos + i + 1;
@@ -149,6 +157,21 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn top_block_ends_at_the_first_blank_line_even_the_first_line() {
+        assert_eq!(
+            top_block(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore"),
+            b"A: 1\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(top_block(b"A: 1\n\nbody"), b"A: 1\n\n");
+        // No header fields at all: the block is the blank line alone, as the MIME walk reads
+        // it (not the lines of the body up to the next blank line).
+        assert_eq!(top_block(b"\r\nFrom: x\r\n\r\nbody"), b"\r\n");
+        assert_eq!(top_block(b"\nFrom: x\n\nbody"), b"\n");
+        assert_eq!(top_block(b"A: 1"), b"A: 1");
+        assert_eq!(top_block(b""), b"");
+    }
 
     #[test]
     fn a_leading_continuation_line_is_kept() {
