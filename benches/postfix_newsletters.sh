@@ -82,6 +82,12 @@ cpu_ticks() {
   awk '{ print $12, $13 }' <<<"$st"
 }
 
+# host_ticks: the whole machine's busy CPU ticks so far (user, nice, system, irq, softirq from
+# /proc/stat; idle, iowait and steal left out).
+host_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 # sent_count MAILLOG SINKPORT: prints how many deliveries to the sink the maillog shows.
 sent_count() {
   grep -c "relay=127\.0\.0\.1\[127\.0\.0\.1\]:$2, .*status=sent" "$1" || true
@@ -133,7 +139,7 @@ log_records() {
 run() {
   local round=$1 mode=$2 dir extra_main extra_master port reinj sink relay tpid=
   local start end secs cpu0 cpu1 hwm=- user=- sys=- recs=- changed=- dumped=- deferred errs=- ok=1
-  local tl counts="- - - -"
+  local tl counts="- - - -" host0 host1 host=-
   dir=$(e2e_tmpdir "newsletters-$mode-$round")
   tl=$T
   if [[ $COUNT == 1 ]]; then
@@ -212,10 +218,13 @@ run() {
   e2e_postfix_start "$dir" "$extra_main" "$extra_master"
 
   [[ -n $tpid ]] && cpu0=$(cpu_ticks "$tpid")
+  host0=$(host_ticks)
   start=$(date +%s.%N)
   python3 "$here/smtp_load.py" 127.0.0.1 "$E2E_SMTP_PORT" "$N" "$C" alice@sink.test "${files[@]}" >"$dir/load.txt" 2>"$dir/load.err" || ok=0
   wait_sent "$dir/maillog" "$relay" || ok=0
   end=$(date +%s.%N)
+  host1=$(host_ticks)
+  host=$(awk -v a="$host0" -v b="$host1" -v t="$TICK" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1000 / t / n }')
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
   if [[ -n $tpid ]]; then
     if cpu1=$(cpu_ticks "$tpid"); then
@@ -258,7 +267,7 @@ run() {
     dumped=$({ grep -lr '^X-Trackless:' "$kept" || true; } | wc -l)
   fi
   ((ok)) || e2e_log "$mode (round $round) did not complete: $dir/load.txt, $dir/load.err, $dir/maillog"
-  echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok $counts" >>"$RESULTS"
+  echo "$round $mode $secs $user $sys $hwm $recs $changed $dumped $deferred $errs $ok $counts $host" >>"$RESULTS"
   printf '%-11s round %s: %7.2f s  %6.1f messages/s  (%s)\n' "$mode" "$round" "$secs" \
     "$(awk -v n="$N" -v s="$secs" 'BEGIN { print n / s }')" "$(cat "$dir/load.txt" 2>/dev/null)"
 }
@@ -274,14 +283,15 @@ echo
 echo "Summary (ratio: the baseline's seconds over the mode's, same round (lmtp-dovecot: dovecot's); CPU: trackless' per message;"
 echo "records: rows in the tracking log after SIGTERM / of them rewritten; sink: messages with X-Trackless at the sink;"
 echo "deferred: Postfix deferrals and bounces; warn+err: WARN and ERROR lines in trackless' own log;"
-echo "with COUNT=1: trackless' task-clock ms, context switches, system calls and page faults per message, start to stop)"
+echo "with COUNT=1: trackless' task-clock ms, context switches, system calls and page faults per message, start to stop;"
+echo "host ms: the whole machine's busy CPU per message during the run, Postfix, load generator and sink included)"
 awk -v n="$N" '
   { round[NR] = $1; mode[NR] = $2; secs[NR] = $3; line[NR] = $0; if ($2 == "none") base[$1] = $3; if ($2 == "dovecot") dove[$1] = $3 }
   END {
-    printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err", "task ms", "ctxsw", "syscalls", "faults"
+    printf "%-5s %-11s %8s %8s %6s %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s %8s\n", "round", "mode", "secs", "msg/s", "ratio", "user ms", "sys ms", "VmHWM", "records", "sink", "deferred", "warn+err", "task ms", "ctxsw", "syscalls", "faults", "host ms"
     for (i = 1; i <= NR; i++) {
       split(line[i], f, " ")
-      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s%s\n", f[1], f[2], f[3], n / f[3], (f[2] == "lmtp-dovecot" && dove[f[1]] ? dove[f[1]] : base[f[1]]) / f[3],
-        f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], f[13], f[14], f[15], f[16], (f[12] ? "" : "  INCOMPLETE")
+      printf "%-5s %-11s %8.2f %8.1f %6.2f %8s %8s %7s %13s %6s %9s %8s %8s %6s %8s %6s %8s%s\n", f[1], f[2], f[3], n / f[3], (f[2] == "lmtp-dovecot" && dove[f[1]] ? dove[f[1]] : base[f[1]]) / f[3],
+        f[4], f[5], (f[6] == "-" ? "-" : f[6] " MB"), (f[7] == "-" ? "-" : f[7] "/" f[8]), f[9], f[10], f[11], f[13], f[14], f[15], f[16], f[17], (f[12] ? "" : "  INCOMPLETE")
     }
   }' "$RESULTS"
