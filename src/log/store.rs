@@ -44,11 +44,11 @@ pub fn default_path(daemon: bool) -> PathBuf {
     state.join("trackless").join("log.sqlite")
 }
 
-/// The spool files already imported, by name: SQLite only, outside the shared schema (the
-/// one-shot writers spool only to a SQLite log).
 /// The page size of a new SQLite log.
 const PAGE_SIZE: i64 = 16_384;
 
+/// The spool files already imported, by name: SQLite only, outside the shared schema (the
+/// one-shot writers spool only to a SQLite log).
 const SPOOL_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS spool_import (name TEXT PRIMARY KEY, ts INTEGER NOT NULL)";
 
