@@ -1,7 +1,8 @@
 //! A part that holds the `--boundary` of a multipart enclosing it (in the middle of a line,
-//! where RFC 2046 does not see a delimiter but lenient readers do), or whose rewrite would
-//! write one (a quoted-printable `=2D=2D` decoded and encoded again as `--`), is left alone
-//! with an `ambiguous-mime` skip: otherwise a reader could see parts appear or vanish.
+//! where RFC 2046 does not see a delimiter but lenient readers do), or of any multipart the
+//! message's text declares (even one our walk reads as text), or whose rewrite would write one
+//! (a quoted-printable `=2D=2D` decoded and encoded again as `--`), is left alone with an
+//! `ambiguous-mime` skip: otherwise a reader could see parts appear or vanish.
 
 mod common;
 
@@ -100,4 +101,34 @@ fn an_outer_boundary_inside_a_nested_message_leaves_it_alone() {
     let out = neutralise(clean.as_bytes(), &Policy::default());
     assert!(out.changed);
     invariants::check_outcome(clean.as_bytes(), &out, &Policy::default()).unwrap();
+}
+
+#[test]
+fn a_boundary_declared_where_our_walk_sees_text_leaves_the_part_alone() {
+    // The fuzzer's shape: `--bnd42` followed by other characters ends the text part for
+    // mail-parser, not for RFC 2046; after it, a nested multipart (boundary "inner") that
+    // only mail-parser sees; the HTML part's pixel spans a line that is that multipart's
+    // delimiter for mail-parser, and removing the pixel would remove the delimiter.
+    let raw =
+        b"From: news@shop.example\r\nTo: a@b.example\r\nSubject: sale\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"bnd42\"\r\n\r\n\
+         --bnd42\r\nContent-Type: text/plain\r\n\r\nSale\r\n\
+         --bnd42junk\r\nContent-Type: multipart/mixed; boundary=\"inner\"\r\n\r\n\
+         --inner\r\nContent-Type: text/plain\r\n\r\nx\r\n\
+         --bnd42\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Hello</p><img src=\"https://u1316.ct.sendgrid.net/wf/open?upn=u001.xyz-2B\" alt=\"a\r\n\
+         --inner\r\nContent-Type: text/plain\r\n\r\nb\" width=\"1\" height=\"1\"><p>bye</p>\r\n\
+         --bnd42--\r\n"
+            .to_vec();
+    let out = neutralise(&raw, &Policy::default());
+    assert!(
+        skip_reasons(&raw).contains(&SkipReason::AmbiguousMime),
+        "{:?}",
+        out.findings
+    );
+    assert!(!out
+        .findings
+        .iter()
+        .any(|f| f.kind == Kind::Pixel && f.action == Action::Removed));
+    invariants::check(&raw, &Policy::default()).unwrap();
 }

@@ -129,7 +129,7 @@ fn rewrite<'a>(
         nl: encode::line_ending(raw),
         findings: Vec::new(),
         nested: 0,
-        delimiters: Vec::new(),
+        delimiters: declared_delimiters(raw),
         link_memo: RefCell::new(HashMap::with_capacity_and_hasher(64, Default::default())),
         remote: Vec::new(),
     };
@@ -235,12 +235,69 @@ struct Walker<'p> {
     findings: Vec<Finding>,
     /// How many message/rfc822 levels deep the walk is.
     nested: usize,
-    /// `--boundary` of every multipart enclosing the part being walked (outer messages' too).
+    /// `--boundary` of every boundary the message's text declares anywhere (a lenient reader
+    /// may see a multipart where our walk sees text in a leaf), and of every multipart
+    /// enclosing the part being walked in a decoded nested message.
     delimiters: Vec<Vec<u8>>,
     /// Links already judged in this message.
     link_memo: RefCell<HashMap<String, Option<LinkResult>, foldhash::fast::RandomState>>,
     /// The remote resources of the HTML parts read so far.
     remote: Vec<Remote>,
+}
+
+/// At most this many boundaries declared in a message's text are looked for in its parts.
+const MAX_DECLARED: usize = 16;
+
+/// The `--boundary` delimiters of the `boundary=` parameters written anywhere in `raw` (in a
+/// part's header or in what our walk takes for a part's text), each once, at most
+/// [`MAX_DECLARED`].
+fn declared_delimiters(raw: &[u8]) -> Vec<Vec<u8>> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = memchr::memchr2(b'b', b'B', &raw[pos..]) {
+        let at = pos + i;
+        pos = at + 1;
+        let Some(word) = raw.get(at..at + 8) else {
+            break;
+        };
+        if !word.eq_ignore_ascii_case(b"boundary") {
+            continue;
+        }
+        let mut j = at + 8;
+        while raw.get(j).is_some_and(blank) {
+            j += 1;
+        }
+        if raw.get(j) != Some(&b'=') {
+            continue;
+        }
+        j += 1;
+        while raw.get(j).is_some_and(blank) {
+            j += 1;
+        }
+        let value = if raw.get(j) == Some(&b'"') {
+            let rest = &raw[j + 1..];
+            &rest[..memchr::memchr3(b'"', b'\r', b'\n', rest).unwrap_or(rest.len())]
+        } else {
+            let rest = &raw[j..];
+            let end = rest
+                .iter()
+                .position(|b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let d = [b"--", value].concat();
+        if !out.contains(&d) {
+            if out.len() == MAX_DECLARED {
+                break;
+            }
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// Links remembered per message at most (a hostile message may hold any number of distinct
@@ -252,10 +309,12 @@ impl Walker<'_> {
         self.findings.push(Finding::skip(reason, path, detail));
     }
 
-    /// Whether `bytes` hold the `--boundary` of an enclosing multipart anywhere. Our walk
-    /// takes a delimiter only at the start of a line (RFC 2046), lenient readers anywhere: a
-    /// part holding one, or a rewrite writing one (a re-encoding may move it to a line's
-    /// start), is left alone so that every reader sees the structure it saw before.
+    /// Whether `bytes` hold, anywhere, the `--boundary` of a multipart the message declares
+    /// (or of one enclosing the part in a decoded nested message). Our walk takes a delimiter
+    /// only at the start of a line (RFC 2046) and only of the multiparts it found; lenient
+    /// readers take one anywhere and may find other multiparts: a part holding one, or a
+    /// rewrite writing one (a re-encoding may move it to a line's start), is left alone so
+    /// that every reader sees the structure it saw before.
     fn holds_delimiter(&self, bytes: &[u8]) -> bool {
         self.delimiters
             .iter()
@@ -264,9 +323,9 @@ impl Walker<'_> {
 
     fn ambiguous(&mut self, path: &str, rewritten: bool) {
         let detail = if rewritten {
-            "the rewrite would write the boundary of an enclosing multipart"
+            "the rewrite would write the boundary of a multipart the message declares"
         } else {
-            "the part holds the boundary of an enclosing multipart"
+            "the part holds the boundary of a multipart the message declares"
         };
         self.skip(SkipReason::AmbiguousMime, path, Some(detail.into()));
     }
