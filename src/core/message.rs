@@ -252,52 +252,66 @@ const MAX_DECLARED: usize = 16;
 /// part's header or in what our walk takes for a part's text), each once, at most
 /// [`MAX_DECLARED`].
 fn declared_delimiters(raw: &[u8]) -> Vec<Vec<u8>> {
-    let blank = |b: &u8| matches!(b, b' ' | b'\t');
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut pos = 0;
-    while let Some(i) = memchr::memchr2(b'b', b'B', &raw[pos..]) {
-        let at = pos + i;
-        pos = at + 1;
-        let Some(word) = raw.get(at..at + 8) else {
+    boundary_words(raw, |at| {
+        if out.len() == MAX_DECLARED {
+            return;
+        }
+        if let Some(value) = parameter_value(&raw[at + b"boundary".len()..]) {
+            let d = [b"--", value].concat();
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    });
+    out
+}
+
+/// The value of a parameter from what follows its name (`= value` or `="value"`), if not empty.
+fn parameter_value(after_name: &[u8]) -> Option<&[u8]> {
+    fn unblank(s: &[u8]) -> &[u8] {
+        &s[s.iter().take_while(|b| matches!(b, b' ' | b'\t')).count()..]
+    }
+    let rest = unblank(unblank(after_name).strip_prefix(b"=")?);
+    let value = if let Some(quoted) = rest.strip_prefix(b"\"") {
+        &quoted[..memchr::memchr3(b'"', b'\r', b'\n', quoted).unwrap_or(quoted.len())]
+    } else {
+        let end = rest
+            .iter()
+            .position(|b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(rest.len());
+        &rest[..end]
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// Calls `found` with the start of every `boundary`, in any case, in `hay`. The text is read
+/// 64 bytes at a time for a `b` with a `y` seven bytes on (a loop the compiler vectorises: a
+/// byte-at-a-time search stops at every `b` of the text).
+fn boundary_words(hay: &[u8], mut found: impl FnMut(usize)) {
+    const W: usize = 64;
+    let is_word = |at: usize| {
+        hay.get(at..at + 8)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"boundary"))
+    };
+    let mut i = 0;
+    while i + W + 7 <= hay.len() {
+        let (Ok(firsts), Ok(lasts)) = (
+            <&[u8; W]>::try_from(&hay[i..i + W]),
+            <&[u8; W]>::try_from(&hay[i + 7..i + 7 + W]),
+        ) else {
             break;
         };
-        if !word.eq_ignore_ascii_case(b"boundary") {
-            continue;
+        let mut maybe = 0u8;
+        for k in 0..W {
+            maybe |= u8::from((firsts[k] | 0x20) == b'b') & u8::from((lasts[k] | 0x20) == b'y');
         }
-        let mut j = at + 8;
-        while raw.get(j).is_some_and(blank) {
-            j += 1;
+        if maybe != 0 {
+            (i..i + W).filter(|&at| is_word(at)).for_each(&mut found);
         }
-        if raw.get(j) != Some(&b'=') {
-            continue;
-        }
-        j += 1;
-        while raw.get(j).is_some_and(blank) {
-            j += 1;
-        }
-        let value = if raw.get(j) == Some(&b'"') {
-            let rest = &raw[j + 1..];
-            &rest[..memchr::memchr3(b'"', b'\r', b'\n', rest).unwrap_or(rest.len())]
-        } else {
-            let rest = &raw[j..];
-            let end = rest
-                .iter()
-                .position(|b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        };
-        if value.is_empty() {
-            continue;
-        }
-        let d = [b"--", value].concat();
-        if !out.contains(&d) {
-            if out.len() == MAX_DECLARED {
-                break;
-            }
-            out.push(d);
-        }
+        i += W;
     }
-    out
+    (i..hay.len()).filter(|&at| is_word(at)).for_each(found);
 }
 
 /// Links remembered per message at most (a hostile message may hold any number of distinct
@@ -364,12 +378,19 @@ impl Walker<'_> {
                     return Ok(());
                 }
                 let boundary = part.param("boundary").unwrap_or_default();
-                self.delimiters.push([b"--", boundary.as_bytes()].concat());
+                let delimiter = [b"--", boundary.as_bytes()].concat();
+                // Usually declared in the text already (then not looked for twice).
+                let pushed = !self.delimiters.contains(&delimiter);
+                if pushed {
+                    self.delimiters.push(delimiter);
+                }
                 let walked = children.iter().enumerate().try_for_each(|(i, child)| {
                     let p = child_path(path, i + 1);
                     self.part(child, buf, &p, depth + 1, edits)
                 });
-                self.delimiters.pop();
+                if pushed {
+                    self.delimiters.pop();
+                }
                 walked
             }
             mime::Kind::Message(Some(inner)) => {
@@ -832,4 +853,72 @@ fn sniff_meta_charset(html: &[u8]) -> Option<String> {
         .unwrap_or(rest.len());
     let label = std::str::from_utf8(&rest[..end]).ok()?;
     (!label.is_empty()).then(|| label.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every start of `boundary` in any case, one byte at a time.
+    fn naive(hay: &[u8]) -> Vec<usize> {
+        (0..hay.len())
+            .filter(|&at| {
+                hay.get(at..at + 8)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"boundary"))
+            })
+            .collect()
+    }
+
+    fn found(hay: &[u8]) -> Vec<usize> {
+        let mut at = Vec::new();
+        boundary_words(hay, |i| at.push(i));
+        at
+    }
+
+    #[test]
+    fn the_word_is_found_in_any_case_at_every_offset() {
+        for len in 0usize..200 {
+            for at in 0..len.saturating_sub(7) {
+                let mut hay = vec![b'y'; len];
+                hay[at..at + 8].copy_from_slice(if at % 2 == 0 {
+                    b"BoUnDaRy"
+                } else {
+                    b"boundary"
+                });
+                assert_eq!(found(&hay), vec![at], "len {len}, at {at}");
+            }
+        }
+        assert!(found(b"boundar").is_empty());
+        assert!(found(&[b'b'; 300]).is_empty());
+    }
+
+    #[test]
+    fn declared_boundaries_come_from_every_parameter_once() {
+        let raw = b"Content-Type: multipart/mixed; BOUNDARY=\"a b\"\r\n\r\n--a b\r\n\
+            Content-Type: text/plain\r\n\r\nboundary = x;y boundary=\"a b\" boundary=; boundary=\"\r\n";
+        assert_eq!(
+            declared_delimiters(raw),
+            vec![b"--a b".to_vec(), b"--x".to_vec()]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_word_is_found_where_a_byte_by_byte_search_finds_it(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just(b"boundary".to_vec()),
+                    Just(b"BOUNDARY".to_vec()),
+                    Just(b"bOundarY".to_vec()),
+                    Just(b"b      y".to_vec()),
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                ],
+                0..30,
+            )
+        ) {
+            let hay = parts.concat();
+            prop_assert_eq!(found(&hay), naive(&hay));
+        }
+    }
 }
