@@ -28,7 +28,7 @@ struct Milter {
 impl Milter {
     async fn start(policy: Policy, workers: usize, overload: Overload) -> Milter {
         Milter::serve(
-            Shared::new(policy, workers, overload, None, Keep::default(), None),
+            Shared::new(policy, workers, overload, None, Keep::default(), None).expect("threads"),
             200,
         )
         .await
@@ -356,7 +356,8 @@ async fn many_connections_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturated_workers_follow_the_overload_rule() {
     for overload in [Overload::Tempfail, Overload::Accept] {
-        let mut shared = Shared::new(Policy::default(), 1, overload, None, Keep::default(), None);
+        let mut shared = Shared::new(Policy::default(), 1, overload, None, Keep::default(), None)
+            .expect("threads");
         shared.queue_wait = Duration::from_millis(200);
         let m = Milter::serve(shared, 10).await;
         let shared = m.shared.clone();

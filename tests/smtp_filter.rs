@@ -30,14 +30,17 @@ async fn start(proto: Proto, downstream: &str, max_size: usize, timeout: Duratio
     let listener = indymilter::EitherListener::Tcp(trackless::serve::listen::NoDelay(
         tokio::net::TcpListener::from_std(std).expect("tokio"),
     ));
-    let shared = Arc::new(Shared::new(
-        Policy::default(),
-        2,
-        Overload::Accept,
-        None,
-        Keep::default(),
-        None,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            Policy::default(),
+            2,
+            Overload::Accept,
+            None,
+            Keep::default(),
+            None,
+        )
+        .expect("threads"),
+    );
     let cfg = Arc::new(ServerConfig {
         proto,
         hostname: "filter.test".into(),

@@ -135,7 +135,9 @@ pub fn auth_results(value: &str) -> (String, Vec<String>) {
 /// Is `domain` equal to or a sub-domain of `suffix`?
 pub fn domain_matches(domain: &str, suffix: &str) -> bool {
     let domain = domain.trim_end_matches('.');
-    domain == suffix || domain.ends_with(&format!(".{suffix}"))
+    domain
+        .strip_suffix(suffix)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
 }
 
 #[cfg(test)]

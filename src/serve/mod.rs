@@ -5,6 +5,7 @@ pub mod forward;
 pub mod listen;
 pub mod metrics;
 pub mod milter;
+pub mod pool;
 pub mod smtp;
 
 use crate::core::message::neutralise;
@@ -33,6 +34,8 @@ pub type Reloader = Box<dyn Fn() -> Result<Policy, String> + Send + Sync>;
 pub struct Shared {
     policy: RwLock<Arc<Policy>>,
     permits: Arc<Semaphore>,
+    /// The rewrite threads, one per permit.
+    pool: pool::Pool,
     /// How long a message may wait for a free worker before the overload rule applies.
     pub queue_wait: Duration,
     pub overload: Overload,
@@ -120,17 +123,18 @@ impl Shared {
         log: Option<LogWriter>,
         keep: Keep,
         reloader: Option<Reloader>,
-    ) -> Shared {
-        Shared {
+    ) -> std::io::Result<Shared> {
+        Ok(Shared {
             policy: RwLock::new(Arc::new(policy)),
             permits: Arc::new(Semaphore::new(workers.max(1))),
+            pool: pool::Pool::new(workers.max(1), "trackless-rewrite")?,
             queue_wait: Duration::from_secs(10),
             overload,
             log,
             keep,
             reloader,
             metrics: Arc::new(metrics::Metrics::new()),
-        }
+        })
     }
 
     /// The worker pool (its available permits show how busy the daemon is).
@@ -242,7 +246,7 @@ impl Shared {
         let keep = self.keep.clone();
         let env = envelope.clone();
         let job_raw = raw.clone();
-        let job = tokio::task::spawn_blocking(move || {
+        let job = self.pool.run(move || {
             let _permit = permit;
             #[cfg(feature = "test-hooks")]
             crate::core::message::test_panic_hook("TRACKLESS_TEST_WORKER_PANIC", &job_raw);
@@ -262,7 +266,7 @@ impl Shared {
         let session = envelope.session.as_deref().unwrap_or("-");
         let (outcome, record) = match tokio::time::timeout(limit, job).await {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) if e.is_panic() => {
+            Ok(Err(pool::JobError::Panicked)) => {
                 // A bug outside the core's own guard: the original goes on, and we hear of it.
                 tracing::error!(
                     queue_id = %queue_id,
@@ -276,7 +280,7 @@ impl Shared {
                 self.log_unfinished(&raw, envelope, mode, SkipReason::InternalError);
                 return Rewrite::Failed("worker panicked");
             }
-            Ok(Err(_)) => {
+            Ok(Err(pool::JobError::Dropped)) => {
                 tracing::error!(
                     queue_id = %queue_id,
                     session = %session,
