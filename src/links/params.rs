@@ -140,18 +140,19 @@ impl ParamRules {
 /// Remove from the query and the fragment of `url` every parameter whose percent-decoded name
 /// `drop` accepts. Returns the new URL and the names removed; `None` when nothing changes.
 pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec<String>)> {
-    let (before_frag, frag) = match url.split_once('#') {
+    let (before_frag, frag) = match split_at(url, b'#') {
         Some((a, f)) => (a, Some(f)),
         None => (url, None),
     };
+    let base_query = split_at(before_frag, b'?');
     // Most URLs carry nothing to drop: answer that before building anything.
-    let query = before_frag.split_once('?').map_or("", |(_, q)| q);
+    let query = base_query.map_or("", |(_, q)| q);
     if !any_dropped(query, drop) && !frag.is_some_and(|f| any_dropped(frag_params(f), drop)) {
         return None;
     }
     let mut removed = Vec::new();
     let mut out = String::with_capacity(url.len());
-    match before_frag.split_once('?') {
+    match base_query {
         Some((base, query)) => {
             out.push_str(base);
             let kept = filter_pairs(query, drop, &mut removed);
@@ -192,15 +193,23 @@ pub fn filter_url(url: &str, drop: &dyn Fn(&str) -> bool) -> Option<(String, Vec
 
 /// Fragments carry parameters as `#a=b&c=d` or `#/route?a=b`: (the part before them, them).
 fn split_frag(frag: &str) -> (Option<&str>, &str) {
-    match frag.split_once('?') {
+    match split_at(frag, b'?') {
         Some((h, p)) => (Some(h), p),
-        None if frag.contains('=') => (None, frag),
+        None if memchr::memchr(b'=', frag.as_bytes()).is_some() => (None, frag),
         None => (Some(frag), ""),
     }
 }
 
 fn frag_params(frag: &str) -> &str {
     split_frag(frag).1
+}
+
+/// `s.split_once(c)` for an ASCII byte, found with memchr (a `char` pattern builds a searcher
+/// per call, and this runs on every link).
+fn split_at(s: &str, c: u8) -> Option<(&str, &str)> {
+    let i = memchr::memchr(c, s.as_bytes())?;
+    // `c` is ASCII: both slices are on char boundaries.
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// The `&`-separated pairs of `s`, each with its name (up to its first `=`), as
@@ -356,6 +365,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn split_at_splits_as_split_once(s in "[a-zé?#=]{0,12}") {
+            for c in ['?', '#', '='] {
+                proptest::prop_assert_eq!(split_at(&s, c as u8), s.split_once(c));
+            }
+        }
+
         #[test]
         fn byte_loop_splits_as_str_split(s in "[a-zé&=%_2Fu]{0,24}") {
             let r = rules();
