@@ -54,18 +54,28 @@ fn split(raw: &str) -> Option<(&str, &str)> {
             return None;
         }
         // Browsers accept http:/x, http:\\x and extra slashes; so do we.
-        s[colon + 1..].trim_start_matches(['/', '\\'])
+        let after = &s.as_bytes()[colon + 1..];
+        let slashes = after
+            .iter()
+            .take_while(|&&b| b == b'/' || b == b'\\')
+            .count();
+        &s[colon + 1 + slashes..]
     };
     // Byte positions of ASCII delimiters: every slice below is on a char boundary.
     let bytes = rest.as_bytes();
-    let auth_end = bytes
-        .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
-        .unwrap_or(bytes.len());
-    let host_start = bytes[..auth_end]
-        .iter()
-        .rposition(|&b| b == b'@')
-        .map_or(0, |at| at + 1);
+    // The authority ends at the first delimiter; the host starts after its last '@'.
+    let mut auth_end = bytes.len();
+    let mut host_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'/' | b'?' | b'#' | b'\\' => {
+                auth_end = i;
+                break;
+            }
+            b'@' => host_start = i + 1,
+            _ => {}
+        }
+    }
     let host_port = &bytes[host_start..auth_end];
     let host_len = if host_port.first() == Some(&b'[') {
         host_port[1..]
