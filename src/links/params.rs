@@ -240,6 +240,16 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// A pair's name, percent-decoded.
 fn decoded(key: &str) -> std::borrow::Cow<'_, str> {
+    // Browsers take tabs and line breaks out of a URL before reading it (WHATWG URL): a key
+    // written `_hsenc<CR><TAB>` is `_hsenc` to them, and to us (otherwise the trimming of a
+    // rewritten link could bring such a key to the end and a second pass would remove it).
+    if key.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) {
+        let key: String = key
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+            .collect();
+        return std::borrow::Cow::Owned(decoded(&key).into_owned());
+    }
     if key.bytes().any(|b| b == b'%') {
         percent_encoding::percent_decode_str(key).decode_utf8_lossy()
     } else {
@@ -362,6 +372,17 @@ mod tests {
             }
         }
         (kept.join("&"), removed)
+    }
+
+    #[test]
+    fn a_key_is_read_without_its_tabs_and_line_breaks() {
+        let r = rules();
+        let drop = |k: &str| r.is_tracking(k);
+        let url = "https://shop.example/a?id=1&utm_\r\n\tsource=news&_hs\tenc=x";
+        let (kept, removed) = filter_url(url, &drop).expect("two keys to drop");
+        assert_eq!(kept, "https://shop.example/a?id=1");
+        assert_eq!(removed, ["utm_\r\n\tsource", "_hs\tenc"]);
+        assert_eq!(filter_url("https://shop.example/a?i\td=1", &drop), None);
     }
 
     proptest::proptest! {
