@@ -240,6 +240,10 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// A pair's name, percent-decoded.
 fn decoded(key: &str) -> std::borrow::Cow<'_, str> {
+    // Most keys hold neither: one look at each byte.
+    if !key.bytes().any(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n')) {
+        return std::borrow::Cow::Borrowed(key);
+    }
     // Browsers take tabs and line breaks out of a URL before reading it (WHATWG URL): a key
     // written `_hsenc<CR><TAB>` is `_hsenc` to them, and to us (otherwise the trimming of a
     // rewritten link could bring such a key to the end and a second pass would remove it).
@@ -250,11 +254,7 @@ fn decoded(key: &str) -> std::borrow::Cow<'_, str> {
             .collect();
         return std::borrow::Cow::Owned(decoded(&key).into_owned());
     }
-    if key.bytes().any(|b| b == b'%') {
-        percent_encoding::percent_decode_str(key).decode_utf8_lossy()
-    } else {
-        std::borrow::Cow::Borrowed(key)
-    }
+    percent_encoding::percent_decode_str(key).decode_utf8_lossy()
 }
 
 /// Does any `&`-separated pair of `s` have a name `drop` accepts (what `filter_pairs` would
