@@ -241,7 +241,10 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 /// A pair's name, percent-decoded.
 fn decoded(key: &str) -> std::borrow::Cow<'_, str> {
     // Most keys hold neither: one look at each byte.
-    if !key.bytes().any(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n')) {
+    if !key
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'\t' | b'\r' | b'\n'))
+    {
         return std::borrow::Cow::Borrowed(key);
     }
     // Browsers take tabs and line breaks out of a URL before reading it (WHATWG URL): a key
