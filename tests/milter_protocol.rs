@@ -220,6 +220,59 @@ async fn rewrites_like_the_filter_and_replaces_a_forged_header() {
     m.stop().await;
 }
 
+/// The value of one counter on the metrics page.
+fn counter(shared: &Shared, name: &str) -> u64 {
+    let page = shared.render_metrics();
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in\n{page}"))
+}
+
+/// A small message is rewritten on the connection's thread; one that goes over that short
+/// budget is rewritten again on a worker with the full time limit (same result), and for a
+/// while no message is tried there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_its_inline_budget_is_rewritten_on_a_worker() {
+    let raw = corpus_crlf("mailgun-newsletter.eml");
+    let (body, _) = expected(&raw);
+    for budget in [Duration::from_secs(5), Duration::ZERO] {
+        let mut shared = Shared::new(
+            Policy::default(),
+            2,
+            Overload::Accept,
+            None,
+            Keep::default(),
+            None,
+        )
+        .expect("threads");
+        shared.inline.budget = budget;
+        let m = Milter::serve(shared, 10).await;
+        let mut conn = m.connect().await;
+        for _ in 0..2 {
+            let (actions, status) = send(&mut conn, &raw).await;
+            assert_eq!(status, Status::Accept);
+            assert!(
+                replaced_body(&actions) == body,
+                "budget {budget:?}: not rewritten like trackless filter"
+            );
+        }
+        let (inline, moved) = if budget.is_zero() { (0, 1) } else { (2, 0) };
+        assert_eq!(
+            counter(&m.shared, "trackless_rewrites_inline_total"),
+            inline,
+            "budget {budget:?}"
+        );
+        assert_eq!(
+            counter(&m.shared, "trackless_rewrites_moved_total"),
+            moved,
+            "budget {budget:?}"
+        );
+        m.assert_counted(2, 0);
+        conn.close().await.expect("close");
+        m.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_mail_gets_no_action() {
     let m = Milter::start(Policy::default(), 2, Overload::Accept).await;

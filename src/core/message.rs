@@ -18,12 +18,18 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Rewrite `raw` so that no tracker fires. Pure: no I/O, no network, never panics (a bug is
 /// caught and the original is returned with an `internal-error` finding).
 pub fn neutralise<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| run(raw, policy))) {
+    neutralise_within(raw, policy, policy.limits.max_time)
+}
+
+/// [`neutralise`] with `max_time` instead of the policy's time limit (a daemon tries small
+/// messages with a short budget first).
+pub fn neutralise_within<'a>(raw: &'a [u8], policy: &Policy, max_time: Duration) -> Outcome<'a> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run(raw, policy, max_time))) {
         Ok(outcome) => outcome,
         Err(_) => pass_through(
             raw,
@@ -63,12 +69,12 @@ pub(crate) fn test_panic_hook(var: &str, raw: &[u8]) {
     }
 }
 
-fn run<'a>(raw: &'a [u8], policy: &Policy) -> Outcome<'a> {
+fn run<'a>(raw: &'a [u8], policy: &Policy, max_time: Duration) -> Outcome<'a> {
     #[cfg(feature = "test-hooks")]
     test_panic_hook("TRACKLESS_TEST_PANIC", raw);
     // The top-level header block, split once for the allow-list and the attribution.
     let headers = Headers::parse(header::top_block(raw));
-    let (mut outcome, spliced) = rewrite(raw, policy, &headers);
+    let (mut outcome, spliced) = rewrite(raw, policy, &headers, max_time);
     // Attribution reads the top-level headers (and the trackers found), whatever happened to
     // the body.
     let vendors: Vec<(String, String)> = outcome
@@ -100,6 +106,7 @@ fn rewrite<'a>(
     raw: &'a [u8],
     policy: &Policy,
     headers: &Headers,
+    max_time: Duration,
 ) -> (Outcome<'a>, Option<(Vec<u8>, usize)>) {
     if raw.len() > policy.limits.max_size {
         let detail = format!("{} bytes > limit {}", raw.len(), policy.limits.max_size);
@@ -114,7 +121,7 @@ fn rewrite<'a>(
             None,
         );
     }
-    let deadline = Instant::now() + policy.limits.max_time;
+    let deadline = Instant::now() + max_time;
     let not_mail = || pass_through(raw, vec![Finding::skip(SkipReason::NotMail, "", None)]);
     if !mime::has_header_field(header::top_block(raw)) {
         return (not_mail(), None);

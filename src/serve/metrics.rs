@@ -34,6 +34,9 @@ pub struct Metrics {
     links_opaque: AtomicU64,
     errors: AtomicU64,
     overloaded: AtomicU64,
+    /// Rewrites run on the connection's thread, and those that went over their budget there.
+    inline: AtomicU64,
+    moved_off_inline: AtomicU64,
     /// Panics caught (in the core, or a rewrite worker that panicked): bugs.
     panics: AtomicU64,
     /// Messages passed on unchanged because of a message-wide skip, an error or overload,
@@ -72,6 +75,16 @@ fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics::default()
+    }
+
+    /// A message rewritten on its connection's thread (see `serve::inline`).
+    pub fn inline(&self) {
+        self.inline.fetch_add(1, Relaxed);
+    }
+
+    /// A message that went over its inline budget and was rewritten again on a rewrite thread.
+    pub fn moved_off_inline(&self) {
+        self.moved_off_inline.fetch_add(1, Relaxed);
     }
 
     /// Count one message and the time it took (queueing for a worker included).
@@ -216,6 +229,16 @@ impl Metrics {
             "trackless_overload_total",
             "Messages that found every worker busy (the overload rule applied).",
             self.overloaded.load(Relaxed),
+        );
+        counter(
+            "trackless_rewrites_inline_total",
+            "Small messages rewritten on their connection's own thread (no hand-off to a worker).",
+            self.inline.load(Relaxed),
+        );
+        counter(
+            "trackless_rewrites_moved_total",
+            "Messages that went over the short time budget of a rewrite on their connection's thread and were rewritten again on a worker.",
+            self.moved_off_inline.load(Relaxed),
         );
         if let Some(s) = log {
             counter(

@@ -2,13 +2,14 @@
 //! pool of rewrite workers off the I/O tasks, the overload rule, the tracking log, signals.
 
 pub mod forward;
+pub mod inline;
 pub mod listen;
 pub mod metrics;
 pub mod milter;
 pub mod pool;
 pub mod smtp;
 
-use crate::core::message::neutralise;
+use crate::core::message::neutralise_within;
 use crate::core::policy::Policy;
 use crate::log::{time, Keep, LogWriter, Mode, Record};
 use crate::mail::outcome::{Outcome, SkipReason};
@@ -36,6 +37,8 @@ pub struct Shared {
     permits: Arc<Semaphore>,
     /// The rewrite threads, one per permit.
     pool: pool::Pool,
+    /// Small messages rewritten on the connection's thread instead.
+    pub inline: inline::Inline,
     /// How long a message may wait for a free worker before the overload rule applies.
     pub queue_wait: Duration,
     pub overload: Overload,
@@ -128,6 +131,7 @@ impl Shared {
             policy: RwLock::new(Arc::new(policy)),
             permits: Arc::new(Semaphore::new(workers.max(1))),
             pool: pool::Pool::new(workers.max(1), "trackless-rewrite")?,
+            inline: inline::Inline::default(),
             queue_wait: Duration::from_secs(10),
             overload,
             log,
@@ -218,8 +222,9 @@ impl Shared {
         }
     }
 
-    /// Rewrite `raw` on a worker thread, bounded in number and time. Logs one line and one
-    /// tracking-log record per message.
+    /// Rewrite `raw`, bounded in number and time: a small message on this thread within a
+    /// short budget when no other is (see [`inline`]), any other on a rewrite thread. Logs one
+    /// line and one tracking-log record per message.
     pub async fn rewrite(&self, raw: Arc<Vec<u8>>, envelope: &Envelope, mode: Mode) -> Rewrite {
         let start = Instant::now();
         // A burst waits briefly for a worker; a daemon that stays saturated applies the
@@ -242,45 +247,74 @@ impl Shared {
             return Rewrite::Overloaded;
         };
         let policy = self.policy();
+        if let Some(turn) = self.inline.try_enter(raw.len()) {
+            let budget = self.inline.budget;
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(&raw, &policy, budget, mode, envelope, self.keep.clone())
+            }));
+            drop(turn);
+            match done {
+                Ok((outcome, _)) if timed_out(&outcome) && budget < policy.limits.max_time => {
+                    // Over the budget: again on a rewrite thread, with the full time limit.
+                    self.inline.over_budget();
+                    self.metrics.moved_off_inline();
+                }
+                Ok(done) => {
+                    drop(permit);
+                    self.metrics.inline();
+                    return self.finish(&raw, envelope, mode, start, Ok(done));
+                }
+                Err(_) => {
+                    drop(permit);
+                    return self.finish(&raw, envelope, mode, start, Err(Failure::Panicked));
+                }
+            }
+        }
         let limit = policy.limits.max_time + Duration::from_secs(5);
         let keep = self.keep.clone();
         let env = envelope.clone();
         let job_raw = raw.clone();
         let job = self.pool.run(move || {
             let _permit = permit;
-            #[cfg(feature = "test-hooks")]
-            crate::core::message::test_panic_hook("TRACKLESS_TEST_WORKER_PANIC", &job_raw);
-            let outcome = neutralise(&job_raw, &policy);
-            let record = Record::new(
-                &job_raw,
-                &outcome,
-                mode,
-                env.sender.as_deref(),
-                &env.recipients,
-                keep,
-                time::now(),
-            );
-            (outcome.into_owned(), record)
+            work(&job_raw, &policy, policy.limits.max_time, mode, &env, keep)
         });
+        let done = match tokio::time::timeout(limit, job).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(pool::JobError::Panicked)) => Err(Failure::Panicked),
+            Ok(Err(pool::JobError::Dropped)) => Err(Failure::Dropped),
+            Err(_) => Err(Failure::TimedOut),
+        };
+        self.finish(&raw, envelope, mode, start, done)
+    }
+
+    /// Log, count and answer the end of one message's rewrite.
+    fn finish(
+        &self,
+        raw: &[u8],
+        envelope: &Envelope,
+        mode: Mode,
+        start: Instant,
+        done: Result<(Outcome<'static>, Record), Failure>,
+    ) -> Rewrite {
         let queue_id = envelope.queue_id.as_deref().unwrap_or("-");
         let session = envelope.session.as_deref().unwrap_or("-");
-        let (outcome, record) = match tokio::time::timeout(limit, job).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(pool::JobError::Panicked)) => {
+        let (outcome, record) = match done {
+            Ok(done) => done,
+            Err(Failure::Panicked) => {
                 // A bug outside the core's own guard: the original goes on, and we hear of it.
                 tracing::error!(
                     queue_id = %queue_id,
                     session = %session,
-                    message_id = ?message_id(&raw).unwrap_or_default(),
+                    message_id = ?message_id(raw).unwrap_or_default(),
                     detail = "bug: the rewrite worker panicked; message passed on unchanged",
                     "passthrough reason=internal-error"
                 );
                 self.metrics
                     .message(metrics::Ended::Panicked, start.elapsed());
-                self.log_unfinished(&raw, envelope, mode, SkipReason::InternalError);
+                self.log_unfinished(raw, envelope, mode, SkipReason::InternalError);
                 return Rewrite::Failed("worker panicked");
             }
-            Ok(Err(pool::JobError::Dropped)) => {
+            Err(Failure::Dropped) => {
                 tracing::error!(
                     queue_id = %queue_id,
                     session = %session,
@@ -288,10 +322,10 @@ impl Shared {
                 );
                 self.metrics
                     .message(metrics::Ended::Failed("worker-failed"), start.elapsed());
-                self.log_unfinished(&raw, envelope, mode, SkipReason::InternalError);
+                self.log_unfinished(raw, envelope, mode, SkipReason::InternalError);
                 return Rewrite::Failed("worker failed");
             }
-            Err(_) => {
+            Err(Failure::TimedOut) => {
                 tracing::error!(
                     queue_id = %queue_id,
                     session = %session,
@@ -299,7 +333,7 @@ impl Shared {
                 );
                 self.metrics
                     .message(metrics::Ended::Failed("timeout"), start.elapsed());
-                self.log_unfinished(&raw, envelope, mode, SkipReason::TimeLimit);
+                self.log_unfinished(raw, envelope, mode, SkipReason::TimeLimit);
                 return Rewrite::Failed("timeout");
             }
         };
@@ -308,7 +342,7 @@ impl Shared {
             tracing::error!(
                 queue_id = %queue_id,
                 session = %session,
-                message_id = ?message_id(&raw).unwrap_or_default(),
+                message_id = ?message_id(raw).unwrap_or_default(),
                 detail = "bug: panic caught while rewriting; message passed on unchanged",
                 "passthrough reason=internal-error"
             );
@@ -349,6 +383,46 @@ impl Shared {
             _ => Rewrite::Unchanged,
         }
     }
+}
+
+/// Why a rewrite gave no outcome.
+enum Failure {
+    /// A panic outside the core's own guard.
+    Panicked,
+    /// The rewrite thread was gone.
+    Dropped,
+    TimedOut,
+}
+
+/// One message's rewrite and its tracking-log record, wherever it runs.
+fn work(
+    raw: &[u8],
+    policy: &Policy,
+    max_time: Duration,
+    mode: Mode,
+    envelope: &Envelope,
+    keep: Keep,
+) -> (Outcome<'static>, Record) {
+    #[cfg(feature = "test-hooks")]
+    crate::core::message::test_panic_hook("TRACKLESS_TEST_WORKER_PANIC", raw);
+    let outcome = neutralise_within(raw, policy, max_time);
+    let record = Record::new(
+        raw,
+        &outcome,
+        mode,
+        envelope.sender.as_deref(),
+        &envelope.recipients,
+        keep,
+        time::now(),
+    );
+    (outcome.into_owned(), record)
+}
+
+/// Did the rewrite stop at its time limit?
+fn timed_out(outcome: &Outcome<'_>) -> bool {
+    outcome
+        .skips()
+        .any(|f| f.reason == Some(SkipReason::TimeLimit))
 }
 
 /// Wait for SIGTERM or SIGINT; run `on_hup` for each SIGHUP meanwhile.
