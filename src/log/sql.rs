@@ -108,6 +108,17 @@ pub trait Backend {
         row: &mut dyn FnMut(&[Cell<'_>]),
     ) -> Result<(), Self::Error>;
 
+    /// Insert one row and return its key (`id`). `RETURNING id` here; SQLite reads the rowid
+    /// instead (a statement with `RETURNING` copies every page it touches into a statement
+    /// journal first).
+    fn insert_id(&mut self, insert: &str, args: &[Arg<'_>]) -> Result<i64, Self::Error> {
+        let mut id = 0;
+        self.query(&format!("{insert} RETURNING id"), args, &mut |c| {
+            id = c.first().and_then(|c| c.int()).unwrap_or(0)
+        })?;
+        Ok(id)
+    }
+
     /// The error for a log whose schema is newer than this program.
     fn too_new(&self, found: i64) -> Self::Error;
 
@@ -377,10 +388,7 @@ pub fn insert_and<B: Backend>(
     also: impl FnOnce(&mut B) -> Result<(), B::Error>,
 ) -> Result<(), B::Error> {
     let d = B::DIALECT;
-    let messages = format!(
-        "{} RETURNING id",
-        insert_sql(d, "messages", &columns_of(&schema::MESSAGES))
-    );
+    let messages = insert_sql(d, "messages", &columns_of(&schema::MESSAGES));
     let esp = insert_sql(d, "esp", &columns_of(&schema::ESP));
     let trackers = insert_sql(d, "trackers", &columns_of(&schema::TRACKERS));
     let headers = insert_sql(d, "headers", &columns_of(&schema::HEADERS));
@@ -403,10 +411,7 @@ pub fn insert_and<B: Backend>(
                 }
             }
             let args: Vec<Arg<'_>> = message_args(r).into_iter().map(|(_, a)| a).collect();
-            let mut id = 0;
-            b.query(&messages, &args, &mut |c| {
-                id = c.first().and_then(|c| c.int()).unwrap_or(0)
-            })?;
+            let id = b.insert_id(&messages, &args)?;
             for e in &r.esps {
                 let evidence = serde_json::to_string(&e.evidence).unwrap_or_else(|_| "[]".into());
                 b.execute(

@@ -243,6 +243,11 @@ impl Backend for Store {
         Ok(())
     }
 
+    fn insert_id(&mut self, insert: &str, args: &[Arg<'_>]) -> Result<i64, StoreError> {
+        self.execute(insert, args)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     fn too_new(&self, found: i64) -> StoreError {
         StoreError::TooNew {
             path: self.path.clone(),
