@@ -44,7 +44,8 @@ fn world() -> &'static World {
             None,
             Keep::default(),
             None,
-        ));
+        )
+        .expect("threads"));
         rt.spawn(milter::run_until(
             listener,
             shared,

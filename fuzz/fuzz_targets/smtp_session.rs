@@ -101,7 +101,8 @@ fn world() -> &'static World {
             None,
             Keep::default(),
             None,
-        ));
+        )
+        .expect("threads"));
         let cfg = |proto, target: &str| {
             Arc::new(ServerConfig {
                 proto,
