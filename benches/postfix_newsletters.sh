@@ -8,7 +8,10 @@
 # MODES: milter (unix socket) milter-inet smtp lmtp (after-queue content filters that
 # re-inject; default: all four); twice: the after-queue set-up with no filter at all (Postfix
 # hands each message to its own re-injection smtpd), the ceiling of any after-queue filter, as
-# every message goes through Postfix twice (not in the default list); dovecot and
+# every message goes through Postfix twice (not in the default list); milter-null: a milter
+# that gives every body back unchanged as a replacement and adds a header (examples/
+# null_milter.rs), the ceiling of any milter that rewrites every message (what Postfix itself
+# spends on a replaced body; not in the default list); dovecot and
 # lmtp-dovecot: final delivery instead of a relay, as the packaged main.cf.lmtp sets it up:
 # Postfix's lmtp client hands each message to a throwaway Dovecot LMTP that writes it into a
 # Maildir (dovecot, the baseline of these two), or to trackless lmtp in front of that Dovecot
@@ -46,8 +49,8 @@ COUNT=${COUNT:-0}
 SIZE_KB=51
 for m in "${MODES[@]}"; do
   case "$m" in
-    milter | milter-inet | smtp | lmtp | twice | dovecot | lmtp-dovecot) ;;
-    *) e2e_die "unknown mode $m (milter, milter-inet, smtp, lmtp, twice, dovecot, lmtp-dovecot)"; exit 2 ;;
+    milter | milter-inet | milter-null | smtp | lmtp | twice | dovecot | lmtp-dovecot) ;;
+    *) e2e_die "unknown mode $m (milter, milter-inet, milter-null, smtp, lmtp, twice, dovecot, lmtp-dovecot)"; exit 2 ;;
   esac
 done
 
@@ -58,6 +61,9 @@ if [[ -z ${TRACKLESS_BIN:-} ]]; then
 fi
 [[ -x "$repo/target/release/examples/newsletter" ]] ||
   (cd "$repo" && cargo build --release --quiet --example newsletter)
+if [[ " ${MODES[*]} " == *" milter-null "* ]]; then
+  (cd "$repo" && cargo build --release --quiet --example null_milter)
+fi
 T="${TRACKLESS_BIN:-$repo/target/release/trackless}"
 if [[ $COUNT == 1 ]] && ! command -v perf >/dev/null; then
   e2e_die "COUNT=1 needs perf (apt-get install linux-perf)"; exit 2
@@ -171,6 +177,12 @@ run() {
     none) ;;
     milter)
       e2e_spawn "$dir/trackless.log" "$tl" --log "$dir/log.sqlite" milter --listen "unix:$dir/milter.sock" --socket-mode 0666
+      tpid=$E2E_LAST_PID
+      e2e_wait_socket "$dir/milter.sock"
+      printf 'smtpd_milters = unix:%s/milter.sock\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$dir" >"$extra_main"
+      ;;
+    milter-null)
+      e2e_spawn "$dir/trackless.log" "$repo/target/release/examples/null_milter" "$dir/milter.sock"
       tpid=$E2E_LAST_PID
       e2e_wait_socket "$dir/milter.sock"
       printf 'smtpd_milters = unix:%s/milter.sock\nnon_smtpd_milters =\nmilter_default_action = accept\nmilter_protocol = 6\n' "$dir" >"$extra_main"
