@@ -49,6 +49,8 @@ struct Session {
     /// Where the body starts in `headers` (its length at end of headers).
     head_len: usize,
     oversize: bool,
+    /// The size limit, read from the policy once per message (at MAIL).
+    max_size: usize,
     /// A message is under way (MAIL seen, end of message or abort not yet).
     in_message: bool,
     /// `X-Trackless` headers the message arrived with (to delete them by index).
@@ -139,6 +141,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             cmd::MAIL => {
                 s.reset_message();
                 s.in_message = true;
+                s.max_size = shared.policy().limits.max_size;
                 s.envelope.sender = wire::strings(payload).next().map(text);
                 s.go_on(opt::NOREPLY_MAIL, out);
             }
@@ -154,7 +157,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 let mut it = wire::strings(payload);
                 let name = it.next().unwrap_or_default();
                 let value = it.next().unwrap_or_default();
-                header_field(&mut s, name, value, shared.policy().limits.max_size);
+                header_field(&mut s, name, value);
                 s.go_on(opt::NOREPLY_HEADER, out);
             }
             cmd::EOH => {
@@ -163,13 +166,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 s.go_on(opt::NOREPLY_EOH, out);
             }
             cmd::BODY => {
-                body(&mut s, payload, &shared);
+                body(&mut s, payload);
                 s.go_on(opt::NOREPLY_BODY, out);
             }
             cmd::BODY_END => {
                 // Sendmail may send the last chunk with it.
                 if !payload.is_empty() {
-                    body(&mut s, payload, &shared);
+                    body(&mut s, payload);
                 }
                 eom(&mut s, &shared, conn.replies()).await;
                 s.reset_message();
@@ -196,7 +199,7 @@ fn invalid(what: &str) -> io::Error {
 }
 
 /// A header field as the MTA sends it: its name and its value (folds with bare LF).
-fn header_field(s: &mut Session, name: &[u8], value: &[u8], max: usize) {
+fn header_field(s: &mut Session, name: &[u8], value: &[u8]) {
     if !s.in_message {
         return;
     }
@@ -205,7 +208,7 @@ fn header_field(s: &mut Session, name: &[u8], value: &[u8], max: usize) {
     }
     // Header fields count towards the size limit too: past it nothing more is buffered (what
     // is kept still names the message in the log), and end of message accepts it unchanged.
-    if s.oversize || s.headers.len() + name.len() + value.len() > max {
+    if s.oversize || s.headers.len() + name.len() + value.len() > s.max_size {
         s.oversize = true;
         return;
     }
@@ -225,7 +228,7 @@ fn header_field(s: &mut Session, name: &[u8], value: &[u8], max: usize) {
     s.headers.extend_from_slice(b"\r\n");
 }
 
-fn body(s: &mut Session, chunk: &[u8], shared: &Shared) {
+fn body(s: &mut Session, chunk: &[u8]) {
     if s.oversize || !s.in_message {
         return;
     }
@@ -233,8 +236,7 @@ fn body(s: &mut Session, chunk: &[u8], shared: &Shared) {
         // A body without end of headers first (the MTA skipped EOH): the fields end here.
         s.head_len = s.headers.len();
     }
-    let max = shared.policy().limits.max_size;
-    if s.headers.len() + chunk.len() > max {
+    if s.headers.len() + chunk.len() > s.max_size {
         // Too large to rewrite: stop buffering (the header fields stay, to name the message
         // in the log); end of message accepts it unchanged.
         s.oversize = true;
