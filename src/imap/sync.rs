@@ -758,7 +758,7 @@ fn is_ours(message: &[u8]) -> bool {
 }
 
 pub(super) fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::log::originals::hex(d)
 }
 
 pub(super) fn sha256(b: &[u8]) -> [u8; 32] {

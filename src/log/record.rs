@@ -179,12 +179,7 @@ impl Record {
             .as_deref()
             .and_then(|a| a.rsplit_once('@'))
             .map(|(_, d)| d.to_string());
-        let hex = |digest: &[u8]| {
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hex = super::originals::hex;
         let message_id_hash = match message_id {
             Some(id) => Some(hex(&Sha256::digest(id.trim().as_bytes()))),
             // Batch runs are repeated over the same mailbox and must not log a message twice;
