@@ -162,7 +162,8 @@ impl Record {
         now: i64,
     ) -> Record {
         let head_end = crate::mail::header::top_block(raw).len();
-        let meta = mail_parser::MessageParser::new().parse_headers(&raw[..head_end]);
+        let fields = read_fields(&raw[..head_end]);
+        let meta = mail_parser::MessageParser::new().parse_headers(&fields);
         let (from_addr, subject, message_id, date) = match &meta {
             Some(m) => (
                 m.from()
@@ -333,6 +334,24 @@ fn esp_row(a: &Attribution) -> EspRow {
     }
 }
 
+/// The header fields a record reads (`From`, `Subject`, `Message-ID`, `Date`), every one of
+/// them in its order, and the blank line that ends the block, as a header block of their own:
+/// mail-parser then parses those instead of every field (parsing the whole block, its
+/// `Received` chain included, was half of what building a record cost).
+fn read_fields(head: &[u8]) -> Vec<u8> {
+    const READ: [&[u8]; 4] = [b"from", b"subject", b"message-id", b"date"];
+    let mut out = Vec::with_capacity(1024.min(head.len()));
+    for (start, end) in crate::mail::header::fields(head) {
+        let field = &head[start..end];
+        let name = crate::mail::header::field_name(field);
+        let blank = field.iter().all(|b| matches!(b, b'\r' | b'\n'));
+        if blank || READ.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            out.extend_from_slice(field);
+        }
+    }
+    out
+}
+
 /// `s` cut to at most `max` bytes, at a character boundary.
 fn truncated(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -343,4 +362,63 @@ fn truncated(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a record reads from a header block: From, Subject, Message-ID, Date.
+    fn read(block: &[u8]) -> [Option<String>; 4] {
+        let Some(m) = mail_parser::MessageParser::new().parse_headers(block) else {
+            return [None, None, None, None];
+        };
+        [
+            m.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_string),
+            m.subject().map(str::to_string),
+            m.message_id().map(str::to_string),
+            m.date().map(|d| d.to_timestamp().to_string()),
+        ]
+    }
+
+    /// The four fields read from their own block are what the whole block gives: on every
+    /// message of the sample corpus and on shapes made to differ (duplicates, folding, names
+    /// in any case or with a space before the colon, encoded words, fields a parser might run
+    /// into).
+    #[test]
+    fn the_fields_read_are_those_of_the_whole_header() {
+        let mut heads: Vec<Vec<u8>> = Vec::new();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus");
+        for entry in std::fs::read_dir(dir).expect("corpus") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                let raw = std::fs::read(&path).expect("read");
+                heads.push(crate::mail::header::top_block(&raw).to_vec());
+            }
+        }
+        assert!(heads.len() >= 20, "the corpus is there");
+        for made in [
+            &b"Received: from a (a [192.0.2.1])\r\n\tby mx; Mon, 1 Jan 2024 00:00:00 +0000\r\nFROM: Ann <ann@shop.example>\r\nsubject: =?UTF-8?Q?Caf=C3=A9?=\r\n folded\r\nMessage-Id: <x@y>\r\nDate: Tue, 2 Jan 2024 10:00:00 +0100\r\n\r\n"[..],
+            b"From: first@a.example\nFrom: second@b.example\nSubject : spaced\nSubject: again\nDate: nonsense\n\n",
+            b"X-Other: 1\r\nMessage-ID:\r\n <folded@id>\r\nFrom: \"Quoted, Name\" <q@c.example>\r\nTo: x@y\r\nComments: From: fake@d.example\r\n\r\n",
+            b"Subject: no blank line at the end\r\nFrom: e@e.example",
+            b"\r\n",
+        ] {
+            heads.push(made.to_vec());
+        }
+        for head in &heads {
+            assert_eq!(
+                read(&read_fields(head)),
+                read(head),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // Something was read at all (the comparison is not between two empty answers).
+        let from_all = heads.iter().filter(|h| read(h)[0].is_some()).count();
+        assert!(from_all >= 20, "{from_all} senders read");
+    }
 }
