@@ -17,7 +17,7 @@ shift $(($# < 2 ? $# : 2))
 mkdir -p "corpus/$target" "artifacts/$target"
 dict=()
 case $target in
-  message | html_body | text_body | link | milter | smtp_session) dict=(-dict=dict/mail.dict) ;;
+  message | html_body | text_body | link | milter | milter_wire | smtp_session) dict=(-dict=dict/mail.dict) ;;
 esac
 exec cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
   -max_total_time="$secs" -timeout=1 -rss_limit_mb=512 -max_len=262144 \

@@ -87,8 +87,9 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Serve one MTA connection until it quits, breaks the protocol, stays silent too long, or
-/// the daemon stops (then between messages: a message under way is finished first).
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+/// the daemon stops (then between messages: a message under way is finished first). Public
+/// for the fuzz target that plays a broken MTA over an in-memory stream.
+pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     io: S,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
