@@ -4,7 +4,8 @@
 //! fixed. A sample of the seed corpora (`fuzz/seeds/TARGET/`, the minimised corpora the fuzzers
 //! grew: every Nth file, at most `SEED_SAMPLE` per target, so that the test stays quick) runs
 //! too, so the checks themselves are exercised on real-shaped input in every test run;
-//! `TRACKLESS_ALL_SEEDS=1` replays all of them.
+//! `TRACKLESS_ALL_SEEDS=1` replays all of them. The `milter` and `smtp_session` targets are
+//! replayed only by fuzzing (their checks live in the targets); `milter_wire`'s are here.
 
 #[path = "common/fuzz_checks.rs"]
 mod fuzz_checks;
@@ -108,4 +109,9 @@ fn rules() {
 #[test]
 fn clearurls() {
     replay("clearurls", fuzz_checks::clearurls);
+}
+
+#[test]
+fn milter_wire() {
+    assert!(replay("milter_wire", fuzz_checks::milter_wire) > 0);
 }

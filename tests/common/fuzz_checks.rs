@@ -5,9 +5,15 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
 use trackless::batch::mbox::{escape, split_trailer, unescape, Flavor, Reader};
 use trackless::config::Config;
 use trackless::internals::ClearUrls;
+use trackless::log::Keep;
+use trackless::serve::milter::session;
+use trackless::serve::{Overload, Shared};
 use trackless::OpaqueLinks;
 use trackless::Policy;
 use trackless::{RuleFile, Rules};
@@ -347,5 +353,114 @@ pub fn clearurls(data: &[u8]) {
                 "clean({url:?}) = {cleaned:?} is not clean"
             );
         }
+    }
+}
+
+struct MilterWorld {
+    rt: Runtime,
+    shared: Arc<Shared>,
+}
+
+fn milter_world() -> &'static MilterWorld {
+    static W: OnceLock<MilterWorld> = OnceLock::new();
+    W.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let shared = Arc::new(
+            Shared::new(
+                Policy::default(),
+                1,
+                Overload::Accept,
+                None,
+                Keep::default(),
+                None,
+            )
+            .expect("threads"),
+        );
+        MilterWorld { rt, shared }
+    })
+}
+
+/// The bytes an MTA sends: the input framed as packets (code, u16 LE length, payload), or
+/// the input itself.
+fn wire(mode: u8, input: &[u8]) -> Vec<u8> {
+    if mode & 1 == 1 {
+        return input.to_vec();
+    }
+    let mut out = Vec::with_capacity(input.len() + input.len() / 8);
+    let mut rest = input;
+    while let Some((&code, after)) = rest.split_first() {
+        let (len, after) = match after {
+            [a, b, tail @ ..] => (u16::from_le_bytes([*a, *b]) as usize, tail),
+            _ => (after.len(), &after[after.len()..]),
+        };
+        let take = len.min(after.len());
+        out.extend_from_slice(&(take as u32 + 1).to_be_bytes());
+        out.push(code);
+        out.extend_from_slice(&after[..take]);
+        rest = &after[take..];
+    }
+    out
+}
+
+/// Start the milter target's runtime and threads before fuzzing (see [`warm`]).
+pub fn warm_milter_wire() {
+    let _ = milter_world();
+}
+
+/// The milter session fed `data` as a broken MTA's bytes (see `fuzz/fuzz_targets/milter_wire.rs`):
+/// it ends on EOF within the time bound and writes only whole packets with its reply codes.
+pub fn milter_wire(data: &[u8]) {
+    let Some((&mode, input)) = data.split_first() else {
+        return;
+    };
+    let w = milter_world();
+    let shared = w.shared.clone();
+    let bytes = wire(mode, input);
+    let replies = w.rt.block_on(async move {
+        let (mut mta, milter) = tokio::io::duplex(1 << 16);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(session(milter, shared, stop));
+        let talk = async {
+            let (mut rd, mut wr) = tokio::io::split(&mut mta);
+            let write = async {
+                let _ = wr.write_all(&bytes).await;
+                let _ = wr.shutdown().await;
+            };
+            let mut replies = Vec::new();
+            let read = rd.read_to_end(&mut replies);
+            let (_, r) = tokio::join!(write, read);
+            let _ = r;
+            replies
+        };
+        let replies = tokio::time::timeout(Duration::from_secs(5), talk)
+            .await
+            .expect("session did not end within 5 s of its input");
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("session task failed: {e}"),
+            Err(_) => panic!("session did not end"),
+        }
+        replies
+    });
+    // Whole packets, each with a reply code the protocol has.
+    let mut rest = &replies[..];
+    while !rest.is_empty() {
+        assert!(rest.len() >= 5, "a cut reply packet: {rest:?}");
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        assert!(
+            len >= 1 && rest.len() >= 4 + len,
+            "a reply packet longer than what was written"
+        );
+        assert!(
+            // accept, replace body, continue, add header, change header, negotiate, tempfail
+            matches!(rest[4], b'a' | b'b' | b'c' | b'h' | b'm' | b'O' | b't'),
+            "unknown reply code {:?}",
+            rest[4] as char
+        );
+        rest = &rest[4 + len..];
     }
 }
