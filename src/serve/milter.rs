@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
-use wire::{action, cmd, opt, reply, Conn, Replies};
+/// The reply codes the session writes (public for the checks that read its replies).
+pub use wire::reply;
+use wire::{action, cmd, opt, Conn, Replies};
 
 /// How long a connection may stay silent (libmilter's default).
 const IDLE: Duration = Duration::from_secs(7210);
@@ -88,7 +90,8 @@ fn text(b: &[u8]) -> String {
 
 /// Serve one MTA connection until it quits, breaks the protocol, stays silent too long, or
 /// the daemon stops (then between messages: a message under way is finished first). Public
-/// for the fuzz target that plays a broken MTA over an in-memory stream.
+/// for the fuzz target and its replay in `cargo test`, which play a broken MTA over an
+/// in-memory stream.
 pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     io: S,
     shared: Arc<Shared>,

@@ -12,7 +12,7 @@ use trackless::batch::mbox::{escape, split_trailer, unescape, Flavor, Reader};
 use trackless::config::Config;
 use trackless::internals::ClearUrls;
 use trackless::log::Keep;
-use trackless::serve::milter::session;
+use trackless::serve::milter::{reply, session};
 use trackless::serve::{Overload, Shared};
 use trackless::OpaqueLinks;
 use trackless::Policy;
@@ -456,8 +456,16 @@ pub fn milter_wire(data: &[u8]) {
             "a reply packet longer than what was written"
         );
         assert!(
-            // accept, replace body, continue, add header, change header, negotiate, tempfail
-            matches!(rest[4], b'a' | b'b' | b'c' | b'h' | b'm' | b'O' | b't'),
+            matches!(
+                rest[4],
+                reply::ACCEPT
+                    | reply::REPLACE_BODY
+                    | reply::CONTINUE
+                    | reply::ADD_HEADER
+                    | reply::CHANGE_HEADER
+                    | reply::OPTNEG
+                    | reply::TEMPFAIL
+            ),
             "unknown reply code {:?}",
             rest[4] as char
         );
